@@ -1,0 +1,123 @@
+"""The `siyu` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bot.check import problems_in, summary
+from bot.config import ConfigError, config_path, load_settings
+from bot.serve import configure_logging, run_server
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", help="configuration file (default: $SIYU_CONFIG or ./siyu.toml)"
+    )
+    listing = argparse.ArgumentParser(add_help=False)
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    parser = argparse.ArgumentParser(prog="siyu", description="Private-domain chat operations.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", parents=[common], help="seed a demo brand and serve it with the sandbox")
+    demo.add_argument("--dir", type=Path, default=Path("siyu-demo"), help="where the demo lives (default ./siyu-demo)")
+    demo.add_argument("--port", type=int, default=None, help="port to serve on (default 8080)")
+    commands.add_parser("serve", parents=[common], help="run the webhook server, dispatcher and delivery")
+    commands.add_parser("check", parents=[common], help="validate the configuration and templates")
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", parents=[common], help="apply database migrations")
+
+    member = commands.add_parser("member", help="look at members").add_subparsers(dest="member_command", required=True)
+    show = member.add_parser("show", parents=[common, listing], help="one member: profile, tags, interactions")
+    show.add_argument("id", help="our member id, or any platform id of the member (sandbox name, external_userid, openid, unionid)")
+
+    outbox = commands.add_parser("outbox", help="messages on their way out").add_subparsers(dest="outbox_command", required=True)
+    outbox_list = outbox.add_parser("list", parents=[common, listing], help="recent outbox rows")
+    outbox_list.add_argument("--status", choices=("pending", "sending", "sent", "failed", "held"))
+    outbox_list.add_argument("--limit", type=int, default=50)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return _demo(args)
+    path = config_path(args.config)
+    if args.command == "check":
+        return _check(path)
+    try:
+        settings = load_settings(path)
+    except ConfigError as error:
+        _print_problems(error.problems)
+        return 1
+    configure_logging(settings.log.level)
+    if args.command == "serve":
+        return run_server(settings)
+    if args.command == "db":
+        from storage.migrate import upgrade
+
+        upgrade(settings.storage.url)
+        print(f"database is up to date ({settings.storage.url.split(':', 1)[0]})")
+        return 0
+    from bot import inspect_cli  # imported late: `siyu check` need not load the ORM
+
+    if args.command == "member":
+        return asyncio.run(inspect_cli.member_show(settings, args.id, args.json))
+    return asyncio.run(inspect_cli.outbox_list(settings, args.status, args.limit, args.json))
+
+
+def _print_problems(problems: list[str]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
+def _check(path: Path) -> int:
+    settings, problems = problems_in(path)
+    if problems or settings is None:
+        _print_problems(problems)
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(summary(path, settings))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import seed, write_config
+    from storage.engine import create_database_engine, session_factory
+    from storage.migrate import upgrade
+
+    path = write_config(args.dir, args.port or 8080)
+    try:
+        settings = load_settings(path)
+    except ConfigError as error:
+        _print_problems(error.problems)
+        return 1
+    configure_logging(settings.log.level)
+    upgrade(settings.storage.url)
+
+    async def seed_demo() -> Any:
+        engine = create_database_engine(settings.storage.url)
+        try:
+            return await seed(session_factory(engine), date.today())
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(seed_demo())
+    what = "seeded" if result.created else "reusing"
+    print(f"siyu demo: {what} {result.members} members and {result.orders} orders in {args.dir}/", flush=True)
+
+    def announce(base: str) -> None:
+        print(f"  chat as a member:  {base}/sandbox", flush=True)
+        print(f"  health:            {base}/healthz", flush=True)
+        print(f"  other commands:    siyu member show 王芳 --config {path}", flush=True)
+        print("  Ctrl-C stops the demo; run it again to pick up where you left off.", flush=True)
+
+    return run_server(settings, port=args.port, announce=announce)

@@ -1,0 +1,250 @@
+"""Settings: the TOML file, read into typed, validated values.
+
+A value written `"env:NAME"` is read from the environment variable NAME, so secrets stay
+out of the file. Unknown keys are errors: a misspelt key silently ignored is a setting
+the operator believes in and does not have.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+
+DEFAULT_PATH = Path("siyu.toml")
+
+
+class ConfigError(Exception):
+    """Every problem found in a configuration file, each as `file: key.path: message`."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Section):
+    url: str = "sqlite:///siyu.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, url: str) -> str:
+        try:
+            backend = make_url(url).get_backend_name()
+        except Exception as error:
+            raise ValueError(f"not a database URL: {error}") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return url
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    shutdown_timeout: float = Field(default=10.0, gt=0)
+    access_log: bool = False
+
+
+class WeComSettings(_Section):
+    corp_id: str = Field(min_length=1)
+    agent_id: int
+    token: SecretStr
+    encoding_aes_key: SecretStr
+    secret: SecretStr
+    api_base: str = "https://qyapi.weixin.qq.com"
+    callback_path: str = "/wecom/callback"
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, token: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"[A-Za-z0-9]{1,32}", token.get_secret_value()):
+            raise ValueError("must be 1 to 32 letters or digits")
+        return token
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key_shape(cls, key: SecretStr) -> SecretStr:
+        value = key.get_secret_value()
+        if len(value) != 43:
+            raise ValueError("must be 43 characters")
+        if not re.fullmatch(r"[A-Za-z0-9]{43}", value):
+            raise ValueError("must be letters and digits only")
+        return key
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"https?://[^/]+", url):
+            raise ValueError("must be an http:// or https:// URL")
+        return url.rstrip("/")
+
+    @field_validator("callback_path")
+    @classmethod
+    def _absolute_path(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError("must start with /")
+        return path
+
+
+class SandboxSettings(_Section):
+    enabled: bool = False
+
+
+class PlatformsSettings(_Section):
+    wecom: WeComSettings | None = None
+    sandbox: SandboxSettings = SandboxSettings()
+
+
+class PersonaSettings(_Section):
+    name: str = Field(default="小禾", min_length=1)
+    title: str = ""
+    signature: str = ""
+    default_line: str = "有什么想聊的，随时找我。"
+    tips: dict[str, str] = {}
+    reply_template: str = "persona/reply.txt.j2"
+
+
+class TagRuleSettings(_Section):
+    id: str = Field(min_length=1)
+    tag: str = Field(min_length=1, max_length=64)
+    group: str = ""
+    keywords: list[str] = Field(min_length=1)
+    match: Literal["any", "all"] = "any"
+
+    @field_validator("keywords")
+    @classmethod
+    def _no_blank_keyword(cls, keywords: list[str]) -> list[str]:
+        if any(not k.strip() for k in keywords):
+            raise ValueError("keywords must not be blank")
+        return keywords
+
+
+class TagSettings(_Section):
+    rules: list[TagRuleSettings] = []
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> TagSettings:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id!r} is used twice")
+            seen.add(rule.id)
+        return self
+
+
+class TemplateSettings(_Section):
+    dir: str | None = None  # operator templates, searched before the shipped ones
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(_Section):
+    timezone: str = "Asia/Shanghai"
+    storage: StorageSettings = StorageSettings()
+    server: ServerSettings = ServerSettings()
+    platforms: PlatformsSettings = PlatformsSettings()
+    persona: PersonaSettings = PersonaSettings()
+    tags: TagSettings = TagSettings()
+    templates: TemplateSettings = TemplateSettings()
+    log: LogSettings = LogSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)") from None
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """The file to read: the --config flag, else $SIYU_CONFIG, else ./siyu.toml."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("SIYU_CONFIG") or DEFAULT_PATH)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate `path`; raise ConfigError listing every problem found."""
+    where = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"{where}: no such file (copy config.example.toml, or run `siyu demo` to create one)"]
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{where}: not valid TOML: {error}"]) from None
+    problems: list[str] = []
+    resolved = _resolve_env(raw, (), problems, where)
+    try:
+        settings = Settings.model_validate(resolved)
+    except ValidationError as error:
+        problems.extend(f"{where}: {_describe(e)}" for e in error.errors())
+    if problems:
+        raise ConfigError(problems)
+    return _anchor_paths(settings, path.parent)
+
+
+def _resolve_env(value: Any, key: tuple[str | int, ...], problems: list[str], where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, (*key, k), problems, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, (*key, i), problems, where) for i, v in enumerate(value)]
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            problems.append(f"{where}: {_dotted(key)}: environment variable {name} is not set")
+            return None
+        return os.environ[name]
+    return value
+
+
+def _dotted(key: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in key:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: Any) -> str:
+    path = _dotted(tuple(error["loc"]))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{path}: {message}"
+
+
+def _anchor_paths(settings: Settings, base: Path) -> Settings:
+    """Relative file paths in the config mean: next to the config file."""
+    storage = settings.storage
+    url = make_url(storage.url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        database = Path(url.database)
+        if not database.is_absolute():
+            anchored = url.set(database=str((base / database).resolve()))
+            storage = StorageSettings(url=anchored.render_as_string(hide_password=False))
+    templates = settings.templates
+    if templates.dir and not Path(templates.dir).is_absolute():
+        templates = TemplateSettings(dir=str((base / templates.dir).resolve()))
+    return settings.model_copy(update={"storage": storage, "templates": templates})

@@ -1,0 +1,183 @@
+"""`siyu demo`: a bakery brand with a persona, stores, staff, members and orders.
+
+The data is generated from a fixed seed, so every demo looks the same apart from the
+birthdays placed on the day it is first run.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from lunardate import LunarDate
+from sqlalchemy import func, select
+
+from storage.engine import SessionFactory
+from storage.models import Member, MemberIdentity, Order, Staff, Store
+
+MEMBERS = 500
+ORDERS = 5000
+SOLAR_BIRTHDAYS_TODAY = 4
+LUNAR_BIRTHDAYS_TODAY = 2
+LUNAR_SHARE = 0.15
+
+CONFIG = """\
+# The demo brand. Every key is explained in config.example.toml.
+timezone = "Asia/Shanghai"
+
+[storage]
+url = "sqlite:///siyu.db"    # next to this file
+
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[platforms.sandbox]
+enabled = true
+
+[persona]
+name = "小禾"
+title = "禾麦烘焙的主理人，做了十年面包"
+signature = "小禾 · 禾麦烘焙"
+default_line = "今天店里的全麦吐司刚出炉，想聊烘焙、口味或者门店的事都可以找我。"
+
+[persona.tips]
+"面包控" = "刚出炉的欧包放凉十分钟再切，气孔最漂亮"
+"蛋糕控" = "动物奶油蛋糕从冷藏拿出来回温五分钟，口感最顺滑"
+"控糖" = "我们的全麦和黑麦系列都是低糖配方，配料表在每个标签上"
+
+[[tags.rules]]
+id = "interest-bread"
+tag = "面包控"
+group = "口味偏好"
+keywords = ["面包", "吐司", "欧包", "可颂", "贝果"]
+
+[[tags.rules]]
+id = "interest-cake"
+tag = "蛋糕控"
+group = "口味偏好"
+keywords = ["蛋糕", "慕斯", "芝士", "提拉米苏"]
+
+[[tags.rules]]
+id = "diet-low-sugar"
+tag = "控糖"
+group = "饮食需求"
+keywords = ["少糖", "无糖", "控糖", "减脂"]
+"""
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
+GIVEN = "芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红梅琳雪婷晨宇欣怡佳悦子涵浩然雨"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    created: bool
+    members: int
+    orders: int
+
+
+def write_config(directory: Path, port: int) -> Path:
+    """Write DIR/siyu.toml unless it is there already (an operator may have edited it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "siyu.toml"
+    if not path.exists():
+        path.write_text(CONFIG.format(port=port), encoding="utf-8")
+    return path
+
+
+def _names(rng: random.Random, count: int) -> list[str]:
+    names: list[str] = []
+    seen: set[str] = set()
+    while len(names) < count:
+        name = rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.choice((1, 2))))
+        if name not in seen:
+            seen.add(name)
+            names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class Birthday:
+    year: int
+    month: int
+    day: int
+    calendar: str = "solar"
+    leap_month: bool = False
+
+
+def _birthday(rng: random.Random, index: int, today: date) -> Birthday:
+    """A birthday in the member's own calendar: some fall today, some are lunar."""
+    year = rng.randint(1965, 2004)
+    if index < SOLAR_BIRTHDAYS_TODAY:
+        return Birthday(year, today.month, today.day)
+    if index < SOLAR_BIRTHDAYS_TODAY + LUNAR_BIRTHDAYS_TODAY:
+        lunar = LunarDate.fromSolarDate(today.year, today.month, today.day)
+        return Birthday(year, lunar.month, lunar.day, "lunar", lunar.isLeapMonth)
+    if rng.random() < LUNAR_SHARE:
+        return Birthday(year, rng.randint(1, 12), rng.randint(1, 30), "lunar")
+    solar = date(2001, 1, 1) + timedelta(days=rng.randrange(365))
+    return Birthday(year, solar.month, solar.day)
+
+
+async def seed(sessions: SessionFactory, today: date) -> DemoResult:
+    """Fill an empty database with the demo brand; leave a filled one alone."""
+    async with sessions() as session, session.begin():
+        existing = (await session.execute(select(func.count()).select_from(Member))).scalar_one()
+        if existing:
+            orders = (await session.execute(select(func.count()).select_from(Order))).scalar_one()
+            return DemoResult(False, existing, orders)
+        rng = random.Random(20261123)
+        stores = [Store(code="jingan", name="静安店", city="上海"), Store(code="xuhui", name="徐汇店", city="上海")]
+        session.add_all(stores)
+        await session.flush()
+        staff = [
+            Staff(userid="chenjing", name="陈静", store_id=stores[0].id, role="manager"),
+            Staff(userid="liuyang", name="刘洋", store_id=stores[0].id),
+            Staff(userid="zhaomin", name="赵敏", store_id=stores[1].id, role="manager"),
+            Staff(userid="sunhao", name="孙浩", store_id=stores[1].id),
+        ]
+        session.add_all(staff)
+        await session.flush()
+        members = []
+        for index, name in enumerate(_names(rng, MEMBERS)):
+            birthday = _birthday(rng, index, today)
+            owner = staff[index % len(staff)]
+            members.append(
+                Member(
+                    name=name,
+                    phone=f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
+                    birth_year=birthday.year,
+                    birth_month=birthday.month,
+                    birth_day=birthday.day,
+                    birthday_calendar=birthday.calendar,
+                    birthday_leap_month=birthday.leap_month,
+                    birth_md=birthday.month * 100 + birthday.day,
+                    member_since=today - timedelta(days=rng.randrange(30, 3 * 365)),
+                    paid_member=rng.random() < 0.08,
+                    store_id=owner.store_id,
+                    owner_staff_id=owner.id,
+                )
+            )
+        session.add_all(members)
+        await session.flush()
+        session.add_all(
+            MemberIdentity(member_id=m.id, platform="sandbox", external_id=m.name)  # type: ignore[arg-type]
+            for m in members
+        )
+        # A few members buy most of it (Pareto): weight members by a heavy-tailed draw.
+        weights = [rng.paretovariate(1.2) for _ in members]
+        start = datetime.combine(today, datetime.min.time(), tzinfo=timezone.utc) - timedelta(days=730)
+        buyers = rng.choices(members, weights=weights, k=ORDERS)
+        session.add_all(
+            Order(
+                order_no=f"DEMO{number:06d}",
+                member_id=buyer.id,  # type: ignore[arg-type]
+                store_id=buyer.store_id,
+                amount_cents=rng.choice((1800, 2800, 3600, 6800, 12800, 19800, 36800)),
+                ordered_at=start + timedelta(minutes=rng.randrange(730 * 24 * 60)),
+            )
+            for number, buyer in enumerate(buyers, start=1)
+        )
+    return DemoResult(True, MEMBERS, ORDERS)

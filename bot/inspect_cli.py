@@ -1,0 +1,119 @@
+"""Read-only commands: `siyu member show` and `siyu outbox list`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bot.config import Settings
+from bot.output import print_json, print_table
+from storage.engine import SessionFactory, create_database_engine, session_factory
+from storage.interactions import count_interactions
+from storage.members import find_member, identities_of, masked_phone, store_and_owner
+from storage.outbox import list_entries
+from storage.tags import tags_of
+
+
+@asynccontextmanager
+async def _sessions(settings: Settings) -> AsyncIterator[SessionFactory]:
+    engine = create_database_engine(settings.storage.url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
+    async with _sessions(settings) as sessions, sessions() as session:
+        member = await find_member(session, reference)
+        if member is None or member.id is None:
+            print(f"siyu: no member {reference!r} (try our id, a platform id or a unionid)", file=sys.stderr)
+            return 1
+        store, owner = await store_and_owner(session, member)
+        identities = await identities_of(session, member.id)
+        tags = await tags_of(session, member.id)
+        interactions = await count_interactions(session, member.id)
+    birthday = None
+    if member.birth_month and member.birth_day:
+        birthday = {
+            "calendar": member.birthday_calendar,
+            "year": member.birth_year,
+            "month": member.birth_month,
+            "day": member.birth_day,
+            "leap_month": member.birthday_leap_month,
+        }
+    card: dict[str, Any] = {
+        "id": member.id,
+        "name": member.name,
+        "phone": masked_phone(member.phone),
+        "unionid": member.unionid,
+        "birthday": birthday,
+        "member_since": member.member_since,
+        "paid_member": member.paid_member,
+        "store": store.name if store else None,
+        "owner_staff": owner.userid if owner else None,
+        "opted_out_at": member.opted_out_at,
+        "identities": [{"platform": i.platform, "id": i.external_id} for i in identities],
+        "tags": [
+            {
+                "name": t.name,
+                "group": t.group,
+                "source": t.source,
+                "source_ref": t.source_ref,
+                "first_seen": t.first_seen,
+                "last_seen": t.last_seen,
+                "hit_count": t.hit_count,
+            }
+            for t in tags
+        ],
+        "interactions": interactions,
+    }
+    if as_json:
+        print_json(card)
+        return 0
+    profile = [(k, v) for k, v in card.items() if k not in ("tags", "identities")]
+    profile.append(("identities", ", ".join(f"{i['platform']}:{i['id']}" for i in card["identities"])))
+    print_table(f"member {member.id}", ("field", "value"), profile)
+    print_table(
+        "tags (why she has each)",
+        ("tag", "group", "source", "first seen", "last seen", "hits"),
+        [(t.name, t.group, f"{t.source}:{t.source_ref}", t.first_seen, t.last_seen, t.hit_count) for t in tags],
+    )
+    return 0
+
+
+async def outbox_list(settings: Settings, status: str | None, limit: int, as_json: bool) -> int:
+    async with _sessions(settings) as sessions, sessions() as session:
+        rows = await list_entries(session, status, limit)
+    records = [
+        {
+            "id": r.id,
+            "dedupe_key": r.dedupe_key,
+            "platform": r.platform,
+            "recipient": r.recipient,
+            "member_id": r.member_id,
+            "kind": r.kind,
+            "status": r.status,
+            "attempts": r.attempts,
+            "not_before": r.not_before,
+            "sent_at": r.sent_at,
+            "last_error": r.last_error,
+            "body": r.body,
+        }
+        for r in rows
+    ]
+    if as_json:
+        print_json(records)
+        return 0
+    print_table(
+        "outbox",
+        ("id", "platform", "to", "kind", "status", "tries", "sent", "error", "body"),
+        [
+            (r["id"], r["platform"], r["recipient"], r["kind"], r["status"], r["attempts"],
+             r["sent_at"], r["last_error"], (r["body"] or "")[:40])
+            for r in records
+        ],
+    )
+    return 0

@@ -1,0 +1,21 @@
+"""Typed keys for what the application holds (aiohttp's AppKey)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Settings
+from bot.platforms.sandbox.hub import SandboxHub
+from handlers.dispatcher import Dispatcher
+from scheduler.delivery import DeliveryLoop
+from storage.engine import SessionFactory
+from storage.inbox import InboxWriter
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", SessionFactory)
+INBOX = web.AppKey("inbox", InboxWriter)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+DELIVERY = web.AppKey("delivery", DeliveryLoop)
+SANDBOX_HUB = web.AppKey("sandbox_hub", SandboxHub)

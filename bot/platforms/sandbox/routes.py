@@ -1,0 +1,176 @@
+"""The sandbox platform: a chat page and a JSON endpoint that stand in for a phone.
+
+It goes through the same path as every real platform — update, inbox before answer,
+dispatcher, outbox, delivery — so what works here works there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.keys import INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
+from handlers.updates import MessageUpdate, to_payload
+from storage.inbox import NewInboxEntry
+from storage.interactions import recent_messages
+from storage.members import contacts_on, member_by_identity
+from storage.models import utcnow
+
+PLATFORM = "sandbox"
+PAGE = Path(__file__).with_name("page.html")
+MAX_MEMBER = 64
+MAX_TEXT = 2000
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxMessage:
+    member: str
+    text: str
+    client_id: str | None
+
+
+class BadMessage(ValueError):
+    pass
+
+
+def parse_message(body: Any) -> SandboxMessage:
+    """Validate a POSTed message; raises BadMessage with what to fix."""
+    if not isinstance(body, dict):
+        raise BadMessage('expected a JSON object like {"member": "王芳", "text": "你好"}')
+    member, text, client_id = body.get("member"), body.get("text"), body.get("id")
+    if not isinstance(member, str) or not member.strip():
+        raise BadMessage('"member" is required: the member\'s name in the sandbox')
+    if len(member.strip()) > MAX_MEMBER:
+        raise BadMessage(f'"member" must be at most {MAX_MEMBER} characters')
+    if not isinstance(text, str) or not text.strip():
+        raise BadMessage('"text" is required and must not be blank')
+    if len(text) > MAX_TEXT:
+        raise BadMessage(f'"text" must be at most {MAX_TEXT} characters')
+    if client_id is not None and (not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id)):
+        raise BadMessage('"id" must be 1-64 letters, digits, "-" or "_"')
+    return SandboxMessage(member.strip(), text, client_id)
+
+
+def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
+    return status(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
+
+
+async def post_message(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as error:
+        raise _error(web.HTTPBadRequest, f"malformed JSON: {error.msg} at position {error.pos}") from None
+    except UnicodeDecodeError:
+        raise _error(web.HTTPBadRequest, "the body must be UTF-8 JSON") from None
+    try:
+        message = parse_message(body)
+    except BadMessage as error:
+        raise _error(web.HTTPBadRequest, str(error)) from None
+    # The client's id makes a resent message the same update; without one, each POST is new.
+    key = f"{PLATFORM}:{message.member}:{message.client_id or uuid.uuid4().hex}"
+    update = MessageUpdate(
+        key=key,
+        platform=PLATFORM,
+        sender=message.member,
+        text=message.text,
+        sent_at=utcnow(),
+        sender_name=message.member,
+    )
+    await request.app[INBOX].add(NewInboxEntry(key, PLATFORM, message.member, to_payload(update)))
+    return web.json_response({"key": key}, status=202)
+
+
+async def page(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache"})
+
+
+async def info(request: web.Request) -> web.Response:
+    persona = request.app[SETTINGS].persona
+    return web.json_response(
+        {"persona": {"name": persona.name, "title": persona.title}, "console_url": None}
+    )
+
+
+async def members(request: web.Request) -> web.Response:
+    query = request.query.get("q", "").strip()[:MAX_MEMBER]
+    async with request.app[SESSIONS]() as session:
+        contacts = await contacts_on(session, PLATFORM, query)
+    return web.json_response(
+        {"members": [{"id": c.external_id, "name": c.name or c.external_id, "store": c.store} for c in contacts]}
+    )
+
+
+def _member_param(request: web.Request) -> str:
+    member = request.query.get("member", "").strip()
+    if not member or len(member) > MAX_MEMBER:
+        raise _error(web.HTTPBadRequest, '"member" query parameter is required')
+    return member
+
+
+async def history(request: web.Request) -> web.Response:
+    name = _member_param(request)
+    async with request.app[SESSIONS]() as session:
+        member = await member_by_identity(session, PLATFORM, name)
+        rows = await recent_messages(session, member.id) if member and member.id else []
+    return web.json_response(
+        {
+            "messages": [
+                {
+                    "key": row.ref,
+                    "direction": "in" if row.kind == "message_in" else "out",
+                    "text": row.text,
+                    "at": row.at.isoformat(),
+                }
+                for row in rows
+            ]
+        }
+    )
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: each message delivered to the member, as it is delivered."""
+    name = _member_param(request)
+    hub = request.app[SANDBOX_HUB]
+    queue = hub.watch(name)
+    try:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n\n")
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if event is None:
+                break
+            data = json.dumps(event, ensure_ascii=False)
+            await response.write(f"event: message\ndata: {data}\n\n".encode())
+        return response
+    finally:
+        hub.unwatch(name, queue)
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[SANDBOX_HUB].close()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/sandbox", page)
+    app.router.add_get("/sandbox/info", info)
+    app.router.add_get("/sandbox/members", members)
+    app.router.add_get("/sandbox/history", history)
+    app.router.add_get("/sandbox/events", events)
+    app.router.add_post("/sandbox/messages", post_message)
+    app.on_shutdown.append(_close_streams)

@@ -1,0 +1,50 @@
+"""Running the server: migrations first, then aiohttp until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from aiohttp import web
+
+from bot.app import build_app
+from bot.config import Settings
+from storage.migrate import upgrade
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_server(settings: Settings, port: int | None = None, announce: Callable[[str], None] | None = None) -> int:
+    """Serve until asked to stop; a SIGTERM finishes in-flight work and returns 0."""
+    upgrade(settings.storage.url)
+    host, port = settings.server.host, port or settings.server.port
+    base = f"http://{host}:{port}"
+
+    def announce_urls(_: str) -> None:
+        (announce or _default_announce)(base)
+
+    try:
+        web.run_app(
+            build_app(settings),
+            host=host,
+            port=port,
+            access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,
+            shutdown_timeout=settings.server.shutdown_timeout,
+            print=announce_urls,
+        )
+    except OSError as error:
+        print(f"siyu: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        print("siyu: pick another port with --port, or stop what is using it", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _default_announce(base: str) -> None:
+    print(f"siyu is serving on {base}  (health: {base}/healthz; Ctrl-C stops)", flush=True)

@@ -1,0 +1,61 @@
+"""The one place operator templates are rendered: a sandboxed Jinja2 environment.
+
+Sandboxed, because operators write these templates and a template must not reach into
+Python objects; StrictUndefined, because a misspelt variable must fail loudly in
+`siyu check` rather than greet a member with an empty name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    UndefinedError,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+SHIPPED = Path(__file__).with_name("templates")
+
+
+class RenderError(ValueError):
+    """A template that cannot be rendered, with a message an operator can act on."""
+
+
+class Renderer:
+    def __init__(self, extra_dirs: Sequence[Path] = ()):
+        # Operator directories first, so a brand can override any shipped template.
+        loaders = [FileSystemLoader(str(d)) for d in extra_dirs] + [FileSystemLoader(str(SHIPPED))]
+        self._env = SandboxedEnvironment(
+            loader=ChoiceLoader(loaders),
+            undefined=StrictUndefined,
+            autoescape=False,  # plain-text chat messages, not HTML
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+
+    def render(self, name: str, variables: Mapping[str, Any]) -> str:
+        try:
+            return self._env.get_template(name).render(variables).strip()
+        except TemplateNotFound as error:
+            raise RenderError(f"template {name!r} not found") from error
+        except UndefinedError as error:
+            raise RenderError(f"template {name!r}: {error.message}") from error
+        except TemplateError as error:
+            where = f" line {error.lineno}" if getattr(error, "lineno", None) else ""
+            raise RenderError(f"template {name!r}{where}: {error.message}") from error
+
+    def problems(self, name: str, sample: Mapping[str, Any]) -> list[str]:
+        """What is wrong with template `name` when rendered with `sample` (empty if fine)."""
+        try:
+            self.render(name, sample)
+        except RenderError as error:
+            return [str(error)]
+        return []

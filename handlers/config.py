@@ -1,0 +1,46 @@
+"""What the handlers need to know of the operator's configuration, as plain values.
+
+`bot` builds these from the TOML settings; handlers never read configuration files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordRule:
+    id: str
+    tag: str
+    keywords: tuple[str, ...]
+    match: Literal["any", "all"] = "any"
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    """The brand speaking as a person (人设)."""
+
+    name: str
+    title: str = ""
+    signature: str = ""
+    default_line: str = ""
+    tips: Mapping[str, str] = field(default_factory=dict)
+    reply_template: str = "persona/reply.txt.j2"
+
+    def template_variables(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "signature": self.signature or self.name,
+            "default_line": self.default_line,
+            "tips": dict(self.tips),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerConfig:
+    persona: Persona
+    keyword_rules: tuple[KeywordRule, ...] = ()

@@ -1,0 +1,152 @@
+"""The dispatcher: takes inbox rows in order per sender and runs the handler chain.
+
+Each row is handled in one transaction — member, interaction, tags, outbox rows and the
+row's own `done` mark commit together — so a crash mid-chain leaves the row pending and
+the next start simply handles it again. Rows of one sender are handled one after the
+other; different senders run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from content_templates.renderer import Renderer
+from handlers.actions import Action, Reply
+from handlers.chain import Handler, checked_chain
+from handlers.config import HandlerConfig
+from handlers.context import HandlerContext
+from handlers.updates import MessageUpdate, Update, from_payload
+from storage.engine import SessionFactory
+from storage.inbox import mark_done, pending_entries, record_failure
+from storage.members import resolve_member
+from storage.models import InboxEntry, Member, utcnow
+from storage.outbox import NewOutboxMessage, enqueue
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        chain: Sequence[Handler],
+        config: HandlerConfig,
+        renderer: Renderer,
+        *,
+        on_outbox: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utcnow,
+        batch_size: int = 200,
+        concurrency: int = 16,
+        max_attempts: int = 3,
+        poll_interval: timedelta = timedelta(seconds=5),
+    ):
+        self._sessions = sessions
+        self._chain = checked_chain(chain)
+        self._config = config
+        self._renderer = renderer
+        self._on_outbox = on_outbox
+        self._clock = clock
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._max_attempts = max_attempts
+        self._poll_interval = poll_interval.total_seconds()
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """New inbox rows are committed: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="dispatcher")
+
+    async def close(self) -> None:
+        """Finish the batch in hand, then stop; the rest waits in the inbox."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                handled = await self.run_once()
+            except Exception:  # the database may be briefly away; keep the loop alive
+                log.exception("dispatcher pass failed")
+                handled = 0
+            if handled == 0 and not self._stopping:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                except TimeoutError:
+                    pass
+
+    async def run_once(self) -> int:
+        """Handle one batch of pending rows; returns how many were taken."""
+        async with self._sessions() as session:
+            entries = await pending_entries(session, self._batch_size)
+        by_sender: dict[tuple[str, str], list[InboxEntry]] = {}
+        for entry in entries:
+            by_sender.setdefault((entry.platform, entry.sender), []).append(entry)
+        await asyncio.gather(*(self._handle_in_order(rows) for rows in by_sender.values()))
+        return len(entries)
+
+    async def _handle_in_order(self, entries: list[InboxEntry]) -> None:
+        async with self._slots:
+            for entry in entries:
+                if not await self._handle(entry):
+                    return  # keep this sender's order: later rows wait for the retry
+
+    async def _handle(self, entry: InboxEntry) -> bool:
+        assert entry.id is not None
+        now = self._clock()
+        try:
+            update = from_payload(entry.payload)
+            async with self._sessions() as session, session.begin():
+                if not update.from_staff:
+                    member = await resolve_member(
+                        session, update.platform, update.sender, _display_name(update), now
+                    )
+                    ctx = HandlerContext(session, member, entry.id, now, self._config, self._renderer)
+                    actions: list[Action] = []
+                    for handler in self._chain:
+                        actions.extend(await handler(update, ctx))
+                    await enqueue(session, _outbox_rows(entry.id, update, member, actions), now)
+                # Staff commands arrive with their own handlers; until then a staff
+                # update is acknowledged and kept, not retried.
+                await mark_done(session, entry.id, now)
+        except Exception as error:
+            log.exception("handling inbox row %s failed", entry.id)
+            async with self._sessions() as session, session.begin():
+                parked = await record_failure(
+                    session, entry.id, f"{type(error).__name__}: {error}", now, self._max_attempts
+                )
+            return parked
+        self._on_outbox()
+        return True
+
+
+def _display_name(update: Update) -> str | None:
+    return update.sender_name if isinstance(update, MessageUpdate) else None
+
+
+def _outbox_rows(
+    inbox_id: int, update: Update, member: Member, actions: Sequence[Action]
+) -> list[NewOutboxMessage]:
+    # Keys derive from the inbox row, so handling the same row again queues nothing new.
+    return [
+        NewOutboxMessage(
+            dedupe_key=f"reply:{inbox_id}:{position}",
+            platform=update.platform,
+            recipient=update.sender,
+            member_id=member.id,
+            kind=action.kind,
+            body=action.text,
+        )
+        for position, action in enumerate(actions)
+        if isinstance(action, Reply)
+    ]

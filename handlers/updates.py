@@ -1,0 +1,65 @@
+"""Platform-neutral updates: what every adapter translates its callbacks into.
+
+An update is stored in the inbox as JSON before the platform is answered, so the
+round trip through `to_payload` / `from_payload` must be exact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class MessageUpdate:
+    """A text someone wrote to the brand account."""
+
+    key: str  # idempotency key: the same platform delivery always yields the same key
+    platform: str
+    sender: str  # the sender's id on that platform
+    text: str
+    sent_at: datetime
+    sender_name: str | None = None
+    from_staff: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EventUpdate:
+    """Something that happened (a contact added, a group joined, an unsubscribe…)."""
+
+    key: str
+    platform: str
+    sender: str
+    event: str
+    occurred_at: datetime
+    detail: dict[str, str] = field(default_factory=dict)
+    from_staff: bool = False
+
+
+Update = MessageUpdate | EventUpdate
+
+_KINDS: dict[str, type[MessageUpdate] | type[EventUpdate]] = {
+    "message": MessageUpdate,
+    "event": EventUpdate,
+}
+_TIMES = ("sent_at", "occurred_at")
+
+
+def to_payload(update: Update) -> str:
+    body: dict[str, Any] = asdict(update)
+    for name in _TIMES:
+        if name in body:
+            body[name] = body[name].isoformat()
+    body["type"] = "message" if isinstance(update, MessageUpdate) else "event"
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def from_payload(payload: str) -> Update:
+    body = json.loads(payload)
+    kind = _KINDS[body.pop("type")]
+    for name in _TIMES:
+        if name in body:
+            body[name] = datetime.fromisoformat(body[name])
+    return kind(**body)

@@ -1,0 +1,185 @@
+"""The delivery loop: a long-lived task that sends due outbox rows through the platforms.
+
+It claims rows, asks the policy gate at send time (so an opt-out that arrives after a
+message was queued still stops it), sends through the platform's `Sender`, and records
+the outcome on the row: sent, failed with the reason, or pending again after a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from scheduler.policy import hold_reason, retry_delay
+from storage import outbox
+from storage.engine import SessionFactory
+from storage.interactions import record_interaction
+from storage.models import Member, OutboxEntry, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    id: int
+    dedupe_key: str
+    platform: str
+    recipient: str
+    kind: str
+    body: str
+    member_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    status: Literal["sent", "retry", "failed"]
+    detail: str = ""
+    platform_msg_id: str | None = None
+    retry_after: float | None = None  # seconds, when the platform says how long to wait
+
+    @classmethod
+    def sent(cls, platform_msg_id: str | None = None) -> SendResult:
+        return cls("sent", platform_msg_id=platform_msg_id)
+
+    @classmethod
+    def retry(cls, detail: str, retry_after: float | None = None) -> SendResult:
+        return cls("retry", detail, retry_after=retry_after)
+
+    @classmethod
+    def failed(cls, detail: str) -> SendResult:
+        return cls("failed", detail)
+
+
+class Sender(Protocol):
+    """What a platform client offers delivery. Retries inside one send are its own affair."""
+
+    async def send(self, message: OutboundMessage) -> SendResult: ...
+
+
+class DeliveryLoop:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        senders: Mapping[str, Sender],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        batch_size: int = 100,
+        concurrency: int = 8,
+        max_attempts: int = 8,
+        poll_interval: timedelta = timedelta(seconds=5),
+    ):
+        self._sessions = sessions
+        self._senders = dict(senders)
+        self._clock = clock
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._max_attempts = max_attempts
+        self._poll_interval = poll_interval
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery")
+
+    async def close(self) -> None:
+        """Finish the sends in flight, then stop; the rest stays pending in the outbox."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        async with self._sessions() as session, session.begin():
+            released = await outbox.release_interrupted(session)
+        if released:
+            log.info("resumed %d outbox rows interrupted mid-send", released)
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                sent = await self.run_once()
+            except Exception:
+                log.exception("delivery pass failed")
+                sent = 0
+            if sent == 0 and not self._stopping:
+                await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        timeout = self._poll_interval.total_seconds()
+        async with self._sessions() as session:
+            due = await outbox.next_due_at(session)
+        if due is not None:
+            timeout = min(timeout, max((due - self._clock()).total_seconds(), 0.0))
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def run_once(self) -> int:
+        """Claim and send one batch of due rows; returns how many were claimed."""
+        async with self._sessions() as session, session.begin():
+            rows = await outbox.claim_due(session, self._clock(), self._batch_size)
+        await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    async def _deliver(self, row: OutboxEntry) -> None:
+        assert row.id is not None
+        async with self._slots:
+            held = await self._held_back(row)
+            if held is not None:
+                async with self._sessions() as session, session.begin():
+                    await outbox.mark_held(session, row.id, held)
+                return
+            result = await self._send(row)
+            await self._record(row, result)
+
+    async def _held_back(self, row: OutboxEntry) -> str | None:
+        if row.member_id is None:
+            return None
+        async with self._sessions() as session:
+            member = await session.get(Member, row.member_id)
+        return hold_reason(row.kind, member.opted_out_at if member else None)
+
+    async def _send(self, row: OutboxEntry) -> SendResult:
+        sender = self._senders.get(row.platform)
+        if sender is None:
+            return SendResult.failed(f"no sender for platform {row.platform!r}")
+        message = OutboundMessage(
+            id=row.id or 0,
+            dedupe_key=row.dedupe_key,
+            platform=row.platform,
+            recipient=row.recipient,
+            kind=row.kind,
+            body=row.body,
+            member_id=row.member_id,
+        )
+        try:
+            return await sender.send(message)
+        except Exception as error:  # a sender bug must not lose the message
+            log.exception("sender for %s raised on outbox row %s", row.platform, row.id)
+            return SendResult.retry(f"{type(error).__name__}: {error}")
+
+    async def _record(self, row: OutboxEntry, result: SendResult) -> None:
+        assert row.id is not None
+        now = self._clock()
+        async with self._sessions() as session, session.begin():
+            if result.status == "sent":
+                await outbox.mark_sent(session, row.id, now, result.platform_msg_id)
+                if row.member_id is not None:
+                    await record_interaction(
+                        session, row.member_id, "message_out", row.platform, now, row.body,
+                        ref=f"outbox:{row.id}",
+                    )
+            elif result.status == "retry" and row.attempts < self._max_attempts:
+                delay = retry_delay(row.attempts, result.retry_after)
+                await outbox.retry_later(session, row.id, now + delay, result.detail)
+            else:
+                await outbox.mark_failed(session, row.id, result.detail)
+                log.warning("outbox row %s failed: %s", row.id, result.detail)

@@ -1,0 +1,23 @@
+"""Delivery policy: pure decisions about whether a message may go out now."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+# Kinds a member receives because they asked for it or because staff must act: these go
+# out even to a member who opted out of marketing.
+ALWAYS_ALLOWED = frozenset({"service", "staff_prompt"})
+
+
+def hold_reason(kind: str, opted_out_at: datetime | None) -> str | None:
+    """Why a message of `kind` must not be sent to this member, or None if it may."""
+    if kind not in ALWAYS_ALLOWED and opted_out_at is not None:
+        return "member opted out of marketing"
+    return None
+
+
+def retry_delay(attempt: int, suggested: float | None = None) -> timedelta:
+    """Wait before attempt `attempt + 1`: the platform's hint, else 2^n s up to an hour."""
+    if suggested is not None:
+        return timedelta(seconds=max(suggested, 1.0))
+    return timedelta(seconds=min(2.0 ** max(attempt, 1), 3600.0))

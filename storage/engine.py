@@ -1,0 +1,67 @@
+"""Engines for a database URL: async for the application, sync for migrations and tools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+class UnsupportedDatabase(ValueError):
+    pass
+
+
+def _with_driver(url: str, sqlite_driver: str, pg_driver: str) -> str:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername=f"sqlite+{sqlite_driver}").render_as_string(hide_password=False)
+    if backend == "postgresql":
+        return parsed.set(drivername=f"postgresql+{pg_driver}").render_as_string(hide_password=False)
+    raise UnsupportedDatabase(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def async_url(url: str) -> str:
+    return _with_driver(url, "aiosqlite", "psycopg")
+
+
+def sync_url(url: str) -> str:
+    return _with_driver(url, "pysqlite", "psycopg")
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; NORMAL sync is durable across a process
+    # crash (the WAL is fsynced at checkpoints), busy_timeout makes writers queue not fail.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_database_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(async_url(url))
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    return engine
+
+
+def create_sync_engine(url: str) -> Engine:
+    engine = create_engine(sync_url(url))
+    if is_sqlite(url):
+        event.listen(engine, "connect", _tune_sqlite)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> SessionFactory:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)

@@ -1,0 +1,154 @@
+"""The inbox: every update a platform handed us, stored before we acknowledge it.
+
+Writes go through one `InboxWriter` that group-commits: while one batch is being
+committed, new arrivals queue up and form the next batch, so a lone request waits for a
+single commit and a crowd shares them. The ORM stays off this path (SQLAlchemy Core).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.dialects import insert_ignoring_conflicts
+from storage.models import InboxEntry, utcnow
+
+log = logging.getLogger(__name__)
+
+INBOX = InboxEntry.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class NewInboxEntry:
+    key: str
+    platform: str
+    sender: str
+    payload: str
+
+
+class InboxClosed(RuntimeError):
+    pass
+
+
+class InboxWriter:
+    """Durably stores inbox entries in batches; `add` returns once its batch committed."""
+
+    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None] = lambda: None):
+        self._engine = engine
+        self._on_commit = on_commit
+        self._statement = insert_ignoring_conflicts(INBOX, engine.dialect.name, ["key"])
+        self._queue: asyncio.Queue[tuple[NewInboxEntry, asyncio.Future[None]] | None] = (
+            asyncio.Queue()
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="inbox-writer")
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        await self._queue.put(None)
+        if self._task is not None:
+            await self._task
+
+    async def add(self, entry: NewInboxEntry) -> None:
+        """Store `entry` (a duplicate key is silently kept once) and wait for the commit."""
+        if self._closing:
+            raise InboxClosed("the inbox is closing")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((entry, done))
+        await done
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            batch = [] if item is None else [item]
+            stop = item is None
+            while not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            if batch:
+                await self._commit(batch)
+            if stop:
+                return
+
+    async def _commit(self, batch: list[tuple[NewInboxEntry, asyncio.Future[None]]]) -> None:
+        now = utcnow()
+        rows = [
+            {
+                "key": e.key,
+                "platform": e.platform,
+                "sender": e.sender,
+                "payload": e.payload,
+                "received_at": now,
+                "status": "pending",
+                "attempts": 0,
+            }
+            for e, _ in batch
+        ]
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(self._statement, rows)
+        except Exception as error:  # every waiting request must learn it was not stored
+            log.exception("inbox commit of %d entries failed", len(rows))
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(error)
+            return
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+        self._on_commit()
+
+
+async def pending_entries(session: AsyncSession, limit: int) -> Sequence[InboxEntry]:
+    """Unprocessed entries, oldest first (the dispatcher keeps per-sender order)."""
+    statement = (
+        select(InboxEntry)
+        .where(InboxEntry.status == "pending")
+        .order_by(InboxEntry.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def mark_done(session: AsyncSession, entry_id: int, now: datetime) -> None:
+    await session.execute(
+        update(INBOX).where(INBOX.c.id == entry_id).values(status="done", processed_at=now)
+    )
+
+
+async def record_failure(
+    session: AsyncSession, entry_id: int, error: str, now: datetime, max_attempts: int
+) -> bool:
+    """Count a failed attempt; after `max_attempts` the entry is parked as failed.
+
+    Returns True when the entry was parked.
+    """
+    entry = await session.get(InboxEntry, entry_id)
+    if entry is None:
+        return False
+    entry.attempts += 1
+    entry.error = error
+    parked = entry.attempts >= max_attempts
+    if parked:
+        entry.status = "failed"
+        entry.processed_at = now
+    session.add(entry)
+    return parked
+
+
+async def count_entries(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(INBOX))).scalar_one())

@@ -1,0 +1,52 @@
+"""Interactions: every message in or out and every event, the raw stuff of engagement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.dialects import insert_ignoring_conflicts
+from storage.models import Interaction
+
+INTERACTIONS = Interaction.__table__  # type: ignore[attr-defined]
+
+
+async def record_interaction(
+    session: AsyncSession,
+    member_id: int,
+    kind: str,
+    platform: str,
+    at: datetime,
+    text: str | None,
+    ref: str,
+) -> None:
+    """Record once per `ref`: replaying the same inbox or outbox row adds nothing."""
+    statement = insert_ignoring_conflicts(INTERACTIONS, session.bind.dialect.name, ["ref"]).values(
+        member_id=member_id, kind=kind, platform=platform, at=at, text=text, ref=ref
+    )
+    await session.execute(statement)
+
+
+async def count_interactions(session: AsyncSession, member_id: int) -> int:
+    statement = select(func.count()).where(Interaction.member_id == member_id)
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def recent_messages(
+    session: AsyncSession, member_id: int, limit: int = 100
+) -> Sequence[Interaction]:
+    """The member's latest messages in and out, oldest first."""
+    statement = (
+        select(Interaction)
+        .where(
+            Interaction.member_id == member_id,
+            Interaction.kind.in_(("message_in", "message_out")),  # type: ignore[attr-defined]
+        )
+        .order_by(Interaction.at.desc(), Interaction.id.desc())  # type: ignore[attr-defined, union-attr]
+        .limit(limit)
+    )
+    rows = (await session.execute(statement)).scalars().all()
+    return list(reversed(rows))

@@ -1,0 +1,200 @@
+"""The tables siyu keeps. Datetimes are timezone-aware and stored as UTC; local time
+exists only at the edges (quiet hours, care dates, what people read)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Store(SQLModel, table=True):
+    __tablename__ = "stores"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=128)
+    city: str | None = Field(default=None, max_length=64)
+
+
+class Staff(SQLModel, table=True):
+    __tablename__ = "staff"
+    id: int | None = Field(default=None, primary_key=True)
+    # The staff member's id on the messaging platform (WeCom userid, sandbox name).
+    userid: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=128)
+    store_id: int | None = Field(default=None, foreign_key="stores.id", index=True)
+    role: str = Field(default="staff", max_length=16)  # staff | manager
+    active: bool = True
+
+
+class Member(SQLModel, table=True):
+    __tablename__ = "members"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = Field(default=None, max_length=128)
+    phone: str | None = Field(default=None, max_length=32)
+    unionid: str | None = Field(default=None, unique=True, max_length=64)
+    gender: int | None = None  # 0 unknown, 1 male, 2 female (WeCom's coding)
+    # The birthday as the member gave it, in its own calendar: a lunar birthday keeps its
+    # lunar month and day (a lunar day may be 30, which no solar date holds); the solar
+    # date of each year's occurrence is derived. The year is optional: many never say it.
+    birth_year: int | None = None
+    birth_month: int | None = None
+    birth_day: int | None = None
+    birthday_calendar: str = Field(default="solar", max_length=8)  # solar | lunar
+    birthday_leap_month: bool = False
+    # birth_month * 100 + birth_day, indexed so one day's birthdays are one index range.
+    birth_md: int | None = Field(default=None, index=True)
+    member_since: date | None = None
+    paid_member: bool = False
+    store_id: int | None = Field(default=None, foreign_key="stores.id", index=True)
+    owner_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    opted_out_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class MemberIdentity(SQLModel, table=True):
+    """One member may be known on several platforms (sandbox name, external_userid, openid)."""
+
+    __tablename__ = "member_identities"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="members.id", index=True)
+    platform: str = Field(max_length=16)
+    external_id: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Tag(SQLModel, table=True):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("group", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    group: str = Field(default="", max_length=64)
+
+
+class MemberTag(SQLModel, table=True):
+    """Why a member has a tag: who or what set it, when first and last, how often."""
+
+    __tablename__ = "member_tags"
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    tag_id: int = Field(foreign_key="tags.id", primary_key=True, index=True)
+    source: str = Field(max_length=16)  # rule | staff | import | platform
+    source_ref: str | None = Field(default=None, max_length=128)  # rule id, staff userid…
+    first_seen: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)
+    hit_count: int = 1
+
+
+class Interaction(SQLModel, table=True):
+    __tablename__ = "interactions"
+    __table_args__ = (Index("ix_interactions_member_at", "member_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="members.id")
+    kind: str = Field(max_length=16)  # message_in | message_out | event
+    platform: str = Field(max_length=16)
+    at: datetime = Field(default_factory=utcnow)
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    # "inbox:<id>" or "outbox:<id>": the row this interaction came from, unique so a
+    # replayed inbox row or a re-marked delivery never counts twice.
+    ref: str | None = Field(default=None, unique=True, max_length=64)
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_member_time_amount", "member_id", "ordered_at", "amount_cents"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    order_no: str = Field(unique=True, max_length=64)
+    member_id: int = Field(foreign_key="members.id")
+    store_id: int | None = Field(default=None, foreign_key="stores.id")
+    amount_cents: int = Field(sa_type=BigInteger)
+    ordered_at: datetime
+
+
+class InboxEntry(SQLModel, table=True):
+    """An update acknowledged to a platform. Written before the ack; processed after."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_status_id", "status", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=191)
+    platform: str = Field(max_length=16)
+    sender: str = Field(max_length=128)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow)
+    status: str = Field(default="pending", max_length=16)  # pending | done | failed
+    attempts: int = 0
+    processed_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class OutboxEntry(SQLModel, table=True):
+    """Every message to a member or a staff member, sent by the delivery loop."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_not_before", "status", "not_before"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=191)
+    platform: str = Field(max_length=16)
+    recipient: str = Field(max_length=128)
+    member_id: int | None = Field(default=None, foreign_key="members.id", index=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    kind: str = Field(max_length=16)  # service | marketing | care | staff_prompt
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    # pending | sending | sent | failed | held
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    not_before: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    platform_msg_id: str | None = Field(default=None, max_length=128)
+
+
+class StaffTask(SQLModel, table=True):
+    __tablename__ = "staff_tasks"
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=191)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    member_id: int | None = Field(default=None, foreign_key="members.id", index=True)
+    kind: str = Field(max_length=32)
+    title: str = Field(max_length=256)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    due_date: date
+    status: str = Field(default="open", max_length=16)  # open | done | skipped
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    done_at: datetime | None = None
+
+
+class LayerAssignment(SQLModel, table=True):
+    """A member's current layer in one scheme, with the metric values that led to it."""
+
+    __tablename__ = "layer_assignments"
+    __table_args__ = (UniqueConstraint("member_id", "scheme"),)
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="members.id")
+    scheme: str = Field(max_length=32)
+    layer: str = Field(max_length=32)
+    metrics: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    assigned_at: datetime = Field(default_factory=utcnow)
+
+
+class LayerMove(SQLModel, table=True):
+    """History: every change of a member's layer in a scheme."""
+
+    __tablename__ = "layer_moves"
+    __table_args__ = (Index("ix_layer_moves_member_scheme", "member_id", "scheme"),)
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="members.id")
+    scheme: str = Field(max_length=32)
+    from_layer: str | None = Field(default=None, max_length=32)
+    to_layer: str = Field(max_length=32)
+    moved_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,130 @@
+"""The outbox: every message to a member or staff member, with a unique dedupe key.
+
+Rows move pending → sending → sent | failed | held. `sending` is a claim: a process
+that dies mid-send leaves it, and `release_interrupted` returns such rows on start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.dialects import insert_ignoring_conflicts
+from storage.models import OutboxEntry
+
+OUTBOX = OutboxEntry.__table__  # type: ignore[attr-defined]
+STATUSES = ("pending", "sending", "sent", "failed", "held")
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutboxMessage:
+    dedupe_key: str
+    platform: str
+    recipient: str
+    kind: str
+    body: str
+    member_id: int | None = None
+    staff_id: int | None = None
+    not_before: datetime | None = None
+
+
+async def enqueue(
+    session: AsyncSession, messages: Sequence[NewOutboxMessage], now: datetime
+) -> None:
+    """Queue messages; one whose dedupe key is already queued (or sent) is dropped."""
+    if not messages:
+        return
+    statement = insert_ignoring_conflicts(OUTBOX, session.bind.dialect.name, ["dedupe_key"])
+    await session.execute(
+        statement,
+        [
+            {
+                "dedupe_key": m.dedupe_key,
+                "platform": m.platform,
+                "recipient": m.recipient,
+                "member_id": m.member_id,
+                "staff_id": m.staff_id,
+                "kind": m.kind,
+                "body": m.body,
+                "status": "pending",
+                "attempts": 0,
+                "not_before": m.not_before or now,
+                "created_at": now,
+            }
+            for m in messages
+        ],
+    )
+
+
+async def claim_due(session: AsyncSession, now: datetime, limit: int) -> Sequence[OutboxEntry]:
+    """Claim due rows for sending. On PostgreSQL, workers skip each other's claims."""
+    statement = (
+        select(OutboxEntry)
+        .where(OutboxEntry.status == "pending", OutboxEntry.not_before <= now)
+        .order_by(OutboxEntry.not_before, OutboxEntry.id)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = (await session.execute(statement)).scalars().all()
+    for row in rows:
+        row.status = "sending"
+        row.attempts += 1
+        session.add(row)
+    return rows
+
+
+async def mark_sent(
+    session: AsyncSession, entry_id: int, now: datetime, platform_msg_id: str | None
+) -> None:
+    await session.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id == entry_id)
+        .values(status="sent", sent_at=now, platform_msg_id=platform_msg_id, last_error=None)
+    )
+
+
+async def mark_failed(session: AsyncSession, entry_id: int, error: str) -> None:
+    await session.execute(
+        update(OUTBOX).where(OUTBOX.c.id == entry_id).values(status="failed", last_error=error)
+    )
+
+
+async def mark_held(session: AsyncSession, entry_id: int, reason: str) -> None:
+    """Never to be sent (e.g. the member opted out); the reason stays on the row."""
+    await session.execute(
+        update(OUTBOX).where(OUTBOX.c.id == entry_id).values(status="held", last_error=reason)
+    )
+
+
+async def retry_later(session: AsyncSession, entry_id: int, at: datetime, error: str) -> None:
+    await session.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id == entry_id)
+        .values(status="pending", not_before=at, last_error=error)
+    )
+
+
+async def release_interrupted(session: AsyncSession) -> int:
+    """Return rows left `sending` by a process that stopped mid-send. Run on start."""
+    result = await session.execute(
+        update(OUTBOX).where(OUTBOX.c.status == "sending").values(status="pending")
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def next_due_at(session: AsyncSession) -> datetime | None:
+    statement = select(func.min(OutboxEntry.not_before)).where(OutboxEntry.status == "pending")
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def list_entries(
+    session: AsyncSession, status: str | None = None, limit: int = 100
+) -> Sequence[OutboxEntry]:
+    statement = select(OutboxEntry).order_by(OutboxEntry.id.desc()).limit(limit)  # type: ignore[union-attr]
+    if status is not None:
+        statement = statement.where(OutboxEntry.status == status)
+    return (await session.execute(statement)).scalars().all()
