@@ -192,29 +192,42 @@ def load_settings(path: Path) -> Settings:
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError([f"{where}: not valid TOML: {error}"]) from None
-    problems: list[str] = []
-    resolved = _resolve_env(raw, (), problems, where)
+    unset: list[tuple[str | int, ...]] = []
+    resolved = _resolve_env(raw, (), unset)
+    problems = [
+        f"{where}: {_dotted(key)}: environment variable {_env_name(raw, key)} is not set"
+        for key in unset
+    ]
     try:
         settings = Settings.model_validate(resolved)
     except ValidationError as error:
-        problems.extend(f"{where}: {_describe(e)}" for e in error.errors())
+        # A key whose variable is unset was reported above; its type error would be noise.
+        problems.extend(
+            f"{where}: {_describe(e)}" for e in error.errors() if tuple(e["loc"]) not in unset
+        )
     if problems:
         raise ConfigError(problems)
     return _anchor_paths(settings, path.parent)
 
 
-def _resolve_env(value: Any, key: tuple[str | int, ...], problems: list[str], where: str) -> Any:
+def _resolve_env(value: Any, key: tuple[str | int, ...], unset: list[tuple[str | int, ...]]) -> Any:
+    """Replace every "env:NAME" with $NAME; note the keys whose variable is unset."""
     if isinstance(value, dict):
-        return {k: _resolve_env(v, (*key, k), problems, where) for k, v in value.items()}
+        return {k: _resolve_env(v, (*key, k), unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env(v, (*key, i), problems, where) for i, v in enumerate(value)]
+        return [_resolve_env(v, (*key, i), unset) for i, v in enumerate(value)]
     if isinstance(value, str) and value.startswith("env:"):
-        name = value[4:]
-        if name not in os.environ:
-            problems.append(f"{where}: {_dotted(key)}: environment variable {name} is not set")
+        if value[4:] not in os.environ:
+            unset.append(key)
             return None
-        return os.environ[name]
+        return os.environ[value[4:]]
     return value
+
+
+def _env_name(raw: Any, key: tuple[str | int, ...]) -> str:
+    for part in key:
+        raw = raw[part]
+    return str(raw)[4:]
 
 
 def _dotted(key: tuple[str | int, ...]) -> str:

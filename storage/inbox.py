@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
 from storage.models import InboxEntry, utcnow
@@ -85,6 +85,25 @@ class InboxWriter:
                 return
 
     async def _commit(self, batch: list[tuple[NewInboxEntry, asyncio.Future[None]]]) -> None:
+        try:
+            await self._insert([entry for entry, _ in batch])
+        except Exception as error:
+            if len(batch) > 1:
+                # One bad entry must not fail its neighbours: store them one by one.
+                for item in batch:
+                    await self._commit([item])
+                return
+            log.exception("inbox commit failed")
+            _, done = batch[0]
+            if not done.done():
+                done.set_exception(error)
+            return
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+        self._on_commit()
+
+    async def _insert(self, entries: list[NewInboxEntry]) -> None:
         now = utcnow()
         rows = [
             {
@@ -96,21 +115,10 @@ class InboxWriter:
                 "status": "pending",
                 "attempts": 0,
             }
-            for e, _ in batch
+            for e in entries
         ]
-        try:
-            async with self._engine.begin() as connection:
-                await connection.execute(self._statement, rows)
-        except Exception as error:  # every waiting request must learn it was not stored
-            log.exception("inbox commit of %d entries failed", len(rows))
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(error)
-            return
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
-        self._on_commit()
+        async with self._engine.begin() as connection:
+            await connection.execute(self._statement, rows)
 
 
 async def pending_entries(session: AsyncSession, limit: int) -> Sequence[InboxEntry]:

@@ -1,0 +1,130 @@
+"""Configuration: typed settings, env: values, and errors that name the file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import ConfigError, load_settings
+
+VALID_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "siyu.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    return caught.value.problems
+
+
+def test_an_empty_file_gives_working_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.timezone == "Asia/Shanghai"
+    assert settings.server.port == 8080
+    assert not settings.platforms.sandbox.enabled and settings.platforms.wecom is None
+    # A relative SQLite path lives next to the config file, wherever siyu is started.
+    assert settings.storage.url == f"sqlite:///{(tmp_path / 'siyu.db').resolve()}"
+
+
+def test_every_problem_is_reported_with_file_and_key_path(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        timezone = "Mars/Olympus"
+        colour = "blue"
+        [server]
+        port = 70000
+        [platforms.wecom]
+        corp_id = "ww1234"
+        agent_id = 1000002
+        token = "tok"
+        encoding_aes_key = "short"
+        secret = "s"
+        [[tags.rules]]
+        id = "r1"
+        tag = "面包控"
+        keywords = []
+        """,
+    )
+    where = str(tmp_path / "siyu.toml")
+    assert f"{where}: platforms.wecom.encoding_aes_key: must be 43 characters" in found
+    assert f"{where}: colour: unknown key" in found
+    assert any(p.startswith(f"{where}: timezone: unknown time zone 'Mars/Olympus'") for p in found)
+    assert any(p.startswith(f"{where}: server.port:") for p in found)
+    assert any(p.startswith(f"{where}: tags.rules[0].keywords:") for p in found)
+    assert len(found) == 5
+
+
+def test_an_unknown_key_in_a_section_is_an_error(tmp_path: Path) -> None:
+    assert problems(tmp_path, "[platforms.sandbox]\nenable = true\n") == [
+        f"{tmp_path / 'siyu.toml'}: platforms.sandbox.enable: unknown key"
+    ]
+
+
+def test_env_values_are_read_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = f"""
+    [platforms.wecom]
+    corp_id = "ww1234"
+    agent_id = 1000002
+    token = "QDG6eK"
+    encoding_aes_key = "{VALID_AES_KEY}"
+    secret = "env:SIYU_TEST_SECRET"
+    """
+    monkeypatch.delenv("SIYU_TEST_SECRET", raising=False)
+    assert problems(tmp_path, text) == [
+        f"{tmp_path / 'siyu.toml'}: platforms.wecom.secret: environment variable SIYU_TEST_SECRET is not set"
+    ]
+    monkeypatch.setenv("SIYU_TEST_SECRET", "s3cret-value")
+    wecom = load_settings(write(tmp_path, text)).platforms.wecom
+    assert wecom is not None and wecom.secret.get_secret_value() == "s3cret-value"
+    assert "s3cret-value" not in repr(wecom)  # secrets never reach a log line via repr
+
+
+def test_a_file_that_is_not_toml_or_missing_is_a_clear_error(tmp_path: Path) -> None:
+    assert problems(tmp_path, "[server\nport = 1")[0].startswith(f"{tmp_path / 'siyu.toml'}: not valid TOML")
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_a_duplicate_rule_id_is_an_error(tmp_path: Path) -> None:
+    rule = '[[tags.rules]]\nid = "r"\ntag = "t"\nkeywords = ["k"]\n'
+    assert problems(tmp_path, rule * 2) == [f"{tmp_path / 'siyu.toml'}: tags: rule id 'r' is used twice"]
+
+
+def test_siyu_check_exits_1_listing_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, '[platforms.wecom]\ncorp_id = "ww1"\nagent_id = 1\ntoken = "t"\nencoding_aes_key = "x"\nsecret = "s"\n')
+    assert main(["check", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: platforms.wecom.encoding_aes_key: must be 43 characters" in err
+    assert "1 problem(s) found" in err
+
+
+def test_siyu_check_exits_0_with_a_one_line_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, '[platforms.sandbox]\nenabled = true\n[persona]\nname = "小禾"\n')
+    assert main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "OK" in out[0] and "小禾" in out[0] and "sandbox" in out[0]
+
+
+def test_siyu_check_finds_an_unknown_template_variable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    templates = tmp_path / "templates" / "persona"
+    templates.mkdir(parents=True)
+    (templates / "reply.txt.j2").write_text("{{ member.nickname }}，你好")
+    path = write(tmp_path, '[templates]\ndir = "templates"\n')
+    assert main(["check", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "persona.reply_template" in err and "nickname" in err
+
+
+def test_siyu_config_env_variable_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "")
+    monkeypatch.setenv("SIYU_CONFIG", str(path))
+    assert main(["check"]) == 0
+    assert str(path) in capsys.readouterr().out

@@ -1,0 +1,88 @@
+"""Pure functions: keyword matching, delivery policy, update payloads, templates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from content_templates.renderer import Renderer, RenderError
+from handlers.chain import BadHandler, checked_chain
+from handlers.config import KeywordRule
+from handlers.keywords import matching_rules, normalise
+from handlers.updates import EventUpdate, MessageUpdate, from_payload, to_payload
+from scheduler.policy import hold_reason, retry_delay
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+
+def test_keywords_ignore_width_and_case() -> None:
+    assert normalise("ＶＩＰ会员 Vip") == "vip会员 vip"
+    vip = KeywordRule("vip", "VIP意向", ("vip",))
+    assert matching_rules([vip], "我想办ＶＩＰ") == [vip]
+    assert matching_rules([vip], "我想办会员") == []
+
+
+def test_all_rules_need_every_keyword_any_rules_one() -> None:
+    both = KeywordRule("both", "生日蛋糕", ("生日", "蛋糕"), match="all")
+    either = KeywordRule("either", "蛋糕控", ("蛋糕", "慕斯"))
+    assert matching_rules([both, either], "想订一个生日蛋糕") == [both, either]
+    assert matching_rules([both, either], "慕斯好吃") == [either]
+
+
+def test_opt_out_holds_marketing_but_not_service_or_staff_prompts() -> None:
+    assert hold_reason("marketing", NOW) == "member opted out of marketing"
+    assert hold_reason("care", NOW) == "member opted out of marketing"
+    assert hold_reason("service", NOW) is None
+    assert hold_reason("staff_prompt", NOW) is None
+    assert hold_reason("marketing", None) is None
+
+
+def test_retry_delay_grows_and_respects_the_platform_hint() -> None:
+    assert [retry_delay(n).total_seconds() for n in (1, 2, 3)] == [2, 4, 8]
+    assert retry_delay(30) == timedelta(hours=1)
+    assert retry_delay(1, suggested=60) == timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        MessageUpdate("k1", "sandbox", "王芳", "你好 😀", NOW, sender_name="王芳"),
+        EventUpdate("k2", "wecom", "sys", "add_external_contact", NOW, {"State": "store-1"}),
+    ],
+)
+def test_updates_survive_the_inbox_round_trip(update: MessageUpdate | EventUpdate) -> None:
+    assert from_payload(to_payload(update)) == update
+
+
+def test_an_unknown_template_variable_is_a_clear_error() -> None:
+    renderer = Renderer()
+    with pytest.raises(RenderError, match="'persona' is undefined"):
+        renderer.render("persona/reply.txt.j2", {"member": {"name": "王芳"}, "new_tags": []})
+    with pytest.raises(RenderError, match="not found"):
+        renderer.render("persona/missing.j2", {})
+
+
+def test_templates_cannot_reach_into_python(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "evil.j2").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    with pytest.raises(RenderError, match="unsafe"):
+        Renderer([tmp_path]).render("evil.j2", {})
+
+
+def test_an_operator_template_overrides_the_shipped_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "persona").mkdir()
+    (tmp_path / "persona" / "reply.txt.j2").write_text("{{ persona.name }}在呢")
+    assert Renderer([tmp_path]).render("persona/reply.txt.j2", {"persona": {"name": "小禾"}}) == "小禾在呢"
+
+
+def test_a_bad_handler_fails_when_the_chain_is_built() -> None:
+    def not_async(update, ctx):  # type: ignore[no-untyped-def]
+        return ()
+
+    async def one_argument(update):  # type: ignore[no-untyped-def]
+        return ()
+
+    with pytest.raises(BadHandler, match="not an async function"):
+        checked_chain([not_async])
+    with pytest.raises(BadHandler, match="must take"):
+        checked_chain([one_argument])

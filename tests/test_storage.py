@@ -1,0 +1,125 @@
+"""Storage on a real database: SQLite, and PostgreSQL where SIYU_TEST_PG_URL is set."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+from sqlmodel import SQLModel
+
+from storage.engine import SessionFactory, create_sync_engine
+from storage.inbox import InboxWriter, NewInboxEntry, pending_entries, record_failure
+from storage.members import find_member, masked_phone, resolve_member
+from storage.migrate import pending_revisions
+from storage.models import InboxEntry, Member, OutboxEntry, utcnow
+from storage.outbox import NewOutboxMessage, claim_due, enqueue, release_interrupted
+from storage.tags import apply_tag, ensure_tag, tags_of
+
+
+def test_migrations_build_exactly_the_models(db_url: str) -> None:
+    assert pending_revisions(db_url) == []
+    engine = create_sync_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+async def test_the_inbox_stores_concurrent_entries_once_each(sessions: SessionFactory) -> None:
+    writer = InboxWriter(sessions.kw["bind"])
+    writer.start()
+    entries = [NewInboxEntry(f"k{n % 150}", "sandbox", f"m{n % 7}", "{}") for n in range(300)]
+    await asyncio.gather(*(writer.add(e) for e in entries))
+    await writer.close()
+    async with sessions() as session:
+        stored = await pending_entries(session, 1000)
+    assert sorted(e.key for e in stored) == sorted(f"k{n}" for n in range(150))
+
+
+async def test_an_inbox_write_that_fails_tells_the_caller(sessions: SessionFactory) -> None:
+    writer = InboxWriter(sessions.kw["bind"])
+    writer.start()
+    bad = NewInboxEntry("bad", "sandbox", "m", None)  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        writer.add(NewInboxEntry("ok", "sandbox", "m", "{}")), writer.add(bad), return_exceptions=True
+    )
+    await writer.close()
+    # The request whose entry failed learns it (and answers 5xx, so the platform retries);
+    # its neighbour in the same batch is stored.
+    assert results[0] is None and isinstance(results[1], Exception)
+    async with sessions() as session:
+        assert [e.key for e in await pending_entries(session, 10)] == ["ok"]
+
+
+async def test_a_failing_inbox_row_is_parked_after_its_last_attempt(sessions: SessionFactory) -> None:
+    writer = InboxWriter(sessions.kw["bind"])
+    writer.start()
+    await writer.add(NewInboxEntry("bad", "sandbox", "m", "not json"))
+    await writer.close()
+    async with sessions() as session, session.begin():
+        (entry,) = await pending_entries(session, 10)
+        assert entry.id is not None
+        assert [await record_failure(session, entry.id, "boom", utcnow(), 3) for _ in range(3)] == [False, False, True]
+    async with sessions() as session:
+        row = (await session.execute(select(InboxEntry))).scalar_one()
+    assert (row.status, row.attempts, row.error) == ("failed", 3, "boom")
+
+
+async def test_a_member_is_resolved_once_per_identity_and_found_by_any_id(sessions: SessionFactory) -> None:
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        first = await resolve_member(session, "sandbox", "王芳", "王芳", now)
+        again = await resolve_member(session, "sandbox", "王芳", None, now)
+        other = await resolve_member(session, "wecom", "wmAbc", None, now)
+        first.unionid = "union-1"
+    assert first.id == again.id != other.id
+    async with sessions() as session:
+        assert (await find_member(session, str(first.id))).id == first.id  # type: ignore[union-attr]
+        assert (await find_member(session, "王芳")).id == first.id  # type: ignore[union-attr]
+        assert (await find_member(session, "union-1")).id == first.id  # type: ignore[union-attr]
+        assert (await find_member(session, "wmAbc")).id == other.id  # type: ignore[union-attr]
+        assert await find_member(session, "nobody") is None
+        assert len((await session.execute(select(Member))).scalars().all()) == 2
+
+
+async def test_a_tag_keeps_its_source_and_counts_hits(sessions: SessionFactory) -> None:
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        member = await resolve_member(session, "sandbox", "李娜", None, now)
+        tag = await ensure_tag(session, "面包控", "口味偏好")
+        assert (await ensure_tag(session, "面包控", "口味偏好")).id == tag.id
+        assert await apply_tag(session, member.id, tag, "rule", "interest-bread", now) is True  # type: ignore[arg-type]
+        assert await apply_tag(session, member.id, tag, "rule", "interest-bread", now) is False  # type: ignore[arg-type]
+    async with sessions() as session:
+        (view,) = await tags_of(session, member.id)  # type: ignore[arg-type]
+    assert (view.name, view.group, view.source, view.source_ref, view.hit_count) == (
+        "面包控", "口味偏好", "rule", "interest-bread", 2,
+    )
+
+
+async def test_the_outbox_keeps_one_row_per_dedupe_key_and_claims_are_released(sessions: SessionFactory) -> None:
+    now = utcnow()
+    message = NewOutboxMessage("care:birthday:1:2026", "sandbox", "王芳", "care", "生日快乐")
+    async with sessions() as session, session.begin():
+        await enqueue(session, [message, message], now)
+        await enqueue(session, [message], now)
+    async with sessions() as session, session.begin():
+        claimed = await claim_due(session, now, 10)
+        assert [(r.dedupe_key, r.status, r.attempts) for r in claimed] == [("care:birthday:1:2026", "sending", 1)]
+        assert await claim_due(session, now, 10) == []
+    async with sessions() as session, session.begin():
+        assert await release_interrupted(session) == 1
+    async with sessions() as session:
+        row = (await session.execute(select(OutboxEntry))).scalar_one()
+    assert row.status == "pending"
+
+
+def test_phones_are_masked_for_display() -> None:
+    assert masked_phone("13812345678") == "138****5678"
+    assert masked_phone("12345") == "*****"
+    assert masked_phone(None) is None
