@@ -113,8 +113,8 @@ def _birthday(rng: random.Random, index: int, today: date) -> Birthday:
     if index < SOLAR_BIRTHDAYS_TODAY:
         return Birthday(year, today.month, today.day)
     if index < SOLAR_BIRTHDAYS_TODAY + LUNAR_BIRTHDAYS_TODAY:
-        lunar = LunarDate.fromSolarDate(today.year, today.month, today.day)
-        return Birthday(year, lunar.month, lunar.day, "lunar", lunar.isLeapMonth)
+        lunar = LunarDate.from_solar_date(today.year, today.month, today.day)
+        return Birthday(year, lunar.month, lunar.day, "lunar", lunar.is_leap_month)
     if rng.random() < LUNAR_SHARE:
         return Birthday(year, rng.randint(1, 12), rng.randint(1, 30), "lunar")
     solar = date(2001, 1, 1) + timedelta(days=rng.randrange(365))

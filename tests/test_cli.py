@@ -1,0 +1,125 @@
+"""The read-only commands and the demo seed, through `siyu`'s own entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from lunardate import LunarDate
+from sqlalchemy import func, select
+
+from bot.cli import main
+from bot.demo import seed
+from storage.engine import create_database_engine, session_factory
+from storage.members import resolve_member
+from storage.migrate import upgrade
+from storage.models import Member, Order, Staff, Store, utcnow
+from storage.outbox import NewOutboxMessage, enqueue
+from storage.tags import apply_tag, ensure_tag
+from tests.conftest import write_config
+
+TODAY = date(2026, 11, 23)
+
+
+def run(coroutine):  # type: ignore[no-untyped-def]
+    return asyncio.run(coroutine)
+
+
+async def with_sessions(url: str, work):  # type: ignore[no-untyped-def]
+    engine = create_database_engine(url)
+    try:
+        return await work(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    url = f"sqlite:///{tmp_path / 'siyu.db'}"
+    upgrade(url)
+    return write_config(tmp_path, url)
+
+
+def test_member_show_json_gives_profile_tags_and_interactions(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async def prepare(sessions):  # type: ignore[no-untyped-def]
+        async with sessions() as session, session.begin():
+            member = await resolve_member(session, "sandbox", "王芳", "王芳", utcnow())
+            member.phone, member.unionid = "13812345678", "union-9"
+            tag = await ensure_tag(session, "面包控", "口味偏好")
+            await apply_tag(session, member.id, tag, "rule", "interest-bread", utcnow())
+            return member.id
+
+    member_id = run(with_sessions("sqlite:///" + str(config.parent / "siyu.db"), prepare))
+    for reference in (str(member_id), "王芳", "union-9"):
+        assert main(["member", "show", reference, "--json", "--config", str(config)]) == 0
+        card = json.loads(capsys.readouterr().out)
+        assert card["id"] == member_id and card["name"] == "王芳"
+    assert card["phone"] == "138****5678"  # never the full number
+    assert card["identities"] == [{"platform": "sandbox", "id": "王芳"}]
+    assert [(t["name"], t["source"], t["source_ref"], t["hit_count"]) for t in card["tags"]] == [
+        ("面包控", "rule", "interest-bread", 1)
+    ]
+    assert card["interactions"] == 0
+
+
+def test_member_show_of_nobody_exits_1(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["member", "show", "nobody", "--config", str(config)]) == 1
+    assert "no member 'nobody'" in capsys.readouterr().err
+
+
+def test_outbox_list_json_filters_by_status(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async def prepare(sessions):  # type: ignore[no-untyped-def]
+        async with sessions() as session, session.begin():
+            await enqueue(session, [
+                NewOutboxMessage("a", "sandbox", "王芳", "service", "你好"),
+                NewOutboxMessage("b", "sandbox", "李娜", "marketing", "新品"),
+            ], utcnow())
+
+    run(with_sessions("sqlite:///" + str(config.parent / "siyu.db"), prepare))
+    assert main(["outbox", "list", "--json", "--config", str(config)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["dedupe_key"] for r in rows) == ["a", "b"] and {r["status"] for r in rows} == {"pending"}
+    assert main(["outbox", "list", "--status", "sent", "--json", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["outbox", "list", "--config", str(config)]) == 0
+    assert "新品" in capsys.readouterr().out
+
+
+def test_commands_with_a_broken_config_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "siyu.toml"
+    path.write_text("[server]\nport = 0\n")
+    assert main(["outbox", "list", "--config", str(path)]) == 1
+    assert f"{path}: server.port:" in capsys.readouterr().err
+
+
+def test_the_demo_seed_is_a_brand_with_birthdays_today_and_is_reused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    upgrade(url)
+
+    async def seed_twice_and_count(sessions):  # type: ignore[no-untyped-def]
+        first = await seed(sessions, TODAY)
+        second = await seed(sessions, TODAY)
+        async with sessions() as session:
+            counts = {
+                model.__name__: (await session.execute(select(func.count()).select_from(model))).scalar_one()
+                for model in (Store, Staff, Member, Order)
+            }
+            members = (await session.execute(select(Member))).scalars().all()
+        return first, second, counts, members
+
+    first, second, counts, members = run(with_sessions(url, seed_twice_and_count))
+    assert first.created and not second.created
+    assert counts == {"Store": 2, "Staff": 4, "Member": 500, "Order": 5000}
+    lunar_today = LunarDate.from_solar_date(TODAY.year, TODAY.month, TODAY.day)
+    solar_today = [m for m in members if m.birthday_calendar == "solar" and (m.birth_month, m.birth_day) == (11, 23)]
+    lunar_today_members = [
+        m for m in members
+        if m.birthday_calendar == "lunar" and (m.birth_month, m.birth_day) == (lunar_today.month, lunar_today.day)
+    ]
+    assert len(solar_today) >= 4 and len(lunar_today_members) >= 2
+    assert sum(m.birthday_calendar == "lunar" for m in members) > 40
+    assert len({m.birth_month for m in members}) == 12  # spread over the year
+    assert all(m.owner_staff_id and m.store_id for m in members)
