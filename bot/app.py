@@ -14,7 +14,7 @@ from bot.platforms.sandbox import routes as sandbox_routes
 from bot.platforms.sandbox.hub import SandboxHub
 from bot.platforms.sandbox.sender import SandboxSender
 from content_templates.renderer import Renderer
-from handlers.chain import DEFAULT_CHAIN, checked_chain
+from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.config import HandlerConfig, KeywordRule, Persona
 from handlers.dispatcher import Dispatcher
 from scheduler.delivery import DeliveryLoop, Sender
@@ -48,7 +48,6 @@ def build_app(settings: Settings) -> web.Application:
     """The whole server for `settings`. The database must already be migrated."""
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
-    chain = checked_chain(DEFAULT_CHAIN)  # a bad handler fails here, not on a message
     senders: dict[str, Sender] = {}
     if settings.platforms.sandbox.enabled:
         hub = SandboxHub()
@@ -73,7 +72,8 @@ def build_app(settings: Settings) -> web.Application:
     async def dispatcher(app: web.Application) -> AsyncIterator[None]:
         worker = Dispatcher(
             app[SESSIONS],
-            chain,
+            MEMBER_CHAIN,
+            PLATFORM_CHAIN,
             handler_config(settings),
             renderer_for(settings),
             on_outbox=app[DELIVERY].wake,

@@ -1,4 +1,5 @@
-"""What handlers ask for. The dispatcher turns these into outbox rows."""
+"""What handlers ask for. The dispatcher turns each into an outbox row, so every effect
+on a platform is durable, deduplicated and retried by the same delivery loop."""
 
 from __future__ import annotations
 
@@ -8,10 +9,52 @@ from typing import Literal
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A message back to the sender of the update, on the same platform."""
+    """A message back to the sender of the update, the way it came."""
 
     text: str
     kind: Literal["service", "marketing"] = "service"
 
 
-Action = Reply
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """WeCom's one-shot greeting for a new contact (valid 20 s after the event)."""
+
+    welcome_code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PromptStaff:
+    """A prompt to a staff member on the platform's staff channel."""
+
+    platform: str
+    staff_userid: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchProfile:
+    """Ask the platform for a member's details (name, avatar, unionid…)."""
+
+    platform: str
+    external_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchGroup:
+    """Ask the platform for a group's details (name, owner), which events leave out."""
+
+    platform: str
+    chat_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PullMessages:
+    """Fetch waiting messages from a platform that only sends a trigger (WeChat Customer Service)."""
+
+    platform: str
+    conversation: str
+    token: str
+
+
+Action = Reply | Welcome | PromptStaff | FetchProfile | FetchGroup | PullMessages

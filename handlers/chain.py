@@ -1,29 +1,37 @@
-"""The handler chain: one literal, ordered tuple, checked when the app is built."""
+"""The handler chains: literal, ordered tuples, checked when the app is built.
+
+Member updates run MEMBER_CHAIN with the member resolved; updates about staff or the
+platform itself run PLATFORM_CHAIN.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from handlers import persona_reply, record_interaction, tagging
+from handlers import contact_events, persona_reply, platform_events, record_interaction, tagging
 from handlers.actions import Action
-from handlers.context import HandlerContext
+from handlers.context import HandlerContext, PlatformContext
 from handlers.updates import Update
 
 Handler = Callable[[Update, HandlerContext], Awaitable[Sequence[Action]]]
+PlatformHandler = Callable[[Update, PlatformContext], Awaitable[Sequence[Action]]]
 
-DEFAULT_CHAIN: tuple[Handler, ...] = (
+MEMBER_CHAIN: tuple[Handler, ...] = (
     record_interaction.handle,
+    contact_events.handle,
     tagging.handle,
     persona_reply.handle,
 )
+PLATFORM_CHAIN: tuple[PlatformHandler, ...] = (platform_events.handle,)
 
 
 class BadHandler(TypeError):
     pass
 
 
-def checked_chain(chain: Sequence[Handler]) -> tuple[Handler, ...]:
+def checked_chain(chain: Sequence[Any]) -> tuple[Any, ...]:
     """Refuse, at start-up, anything that is not `async def handle(update, ctx)`."""
     for position, handler in enumerate(chain):
         name = getattr(handler, "__qualname__", repr(handler))

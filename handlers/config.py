@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +42,20 @@ class Persona:
 
 
 @dataclass(frozen=True, slots=True)
+class Channel:
+    """A contact-way code (活码): where a new contact came from and what that implies."""
+
+    state: str
+    tags: tuple[str, ...] = ()
+    store: str | None = None  # store code
+    owner: str | None = None  # staff userid who owns members from this channel
+
+
+@dataclass(frozen=True, slots=True)
 class HandlerConfig:
     persona: Persona
     keyword_rules: tuple[KeywordRule, ...] = ()
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+    welcome_template: str = "persona/welcome.txt.j2"
+    churn_prompt_template: str = "staff/churn.txt.j2"
+    zone: ZoneInfo | None = None  # local time for what people read; UTC when unset

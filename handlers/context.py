@@ -1,4 +1,4 @@
-"""The typed context every handler receives."""
+"""The typed contexts handlers receive."""
 
 from __future__ import annotations
 
@@ -13,12 +13,20 @@ from storage.models import Member
 
 
 @dataclass(slots=True)
-class HandlerContext:
-    session: AsyncSession  # one transaction per update: all of a handler chain or nothing
-    member: Member
+class PlatformContext:
+    """For updates about staff or the platform itself (groups, tags, pull triggers)."""
+
+    session: AsyncSession  # one transaction per update: all of a chain or nothing
     inbox_id: int
     now: datetime
     config: HandlerConfig
     renderer: Renderer
+
+
+@dataclass(slots=True)
+class HandlerContext(PlatformContext):
+    """For updates from or about a member, resolved before the chain runs."""
+
+    member: Member = field(kw_only=True)
     # Tags this update gave the member, for the handlers after tagging.
-    new_tags: list[str] = field(default_factory=list)
+    new_tags: list[str] = field(default_factory=list, kw_only=True)

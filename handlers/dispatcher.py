@@ -14,16 +14,17 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from content_templates.renderer import Renderer
-from handlers.actions import Action, Reply
-from handlers.chain import Handler, checked_chain
+from handlers.actions import Action
+from handlers.chain import Handler, PlatformHandler, checked_chain
 from handlers.config import HandlerConfig
-from handlers.context import HandlerContext
+from handlers.context import HandlerContext, PlatformContext
+from handlers.outbound import outbox_rows
 from handlers.updates import MessageUpdate, Update, from_payload
 from storage.engine import SessionFactory
 from storage.inbox import mark_done, pending_entries, record_failure
 from storage.members import resolve_member
-from storage.models import InboxEntry, Member, utcnow
-from storage.outbox import NewOutboxMessage, enqueue
+from storage.models import InboxEntry, utcnow
+from storage.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class Dispatcher:
     def __init__(
         self,
         sessions: SessionFactory,
-        chain: Sequence[Handler],
+        member_chain: Sequence[Handler],
+        platform_chain: Sequence[PlatformHandler],
         config: HandlerConfig,
         renderer: Renderer,
         *,
@@ -44,7 +46,8 @@ class Dispatcher:
         poll_interval: timedelta = timedelta(seconds=5),
     ):
         self._sessions = sessions
-        self._chain = checked_chain(chain)
+        self._member_chain = checked_chain(member_chain)
+        self._platform_chain = checked_chain(platform_chain)
         self._config = config
         self._renderer = renderer
         self._on_outbox = on_outbox
@@ -107,17 +110,21 @@ class Dispatcher:
         try:
             update = from_payload(entry.payload)
             async with self._sessions() as session, session.begin():
-                if not update.from_staff:
+                actions: list[Action] = []
+                member_id: int | None = None
+                if update.actor == "member":
                     member = await resolve_member(
                         session, update.platform, update.sender, _display_name(update), now
                     )
-                    ctx = HandlerContext(session, member, entry.id, now, self._config, self._renderer)
-                    actions: list[Action] = []
-                    for handler in self._chain:
+                    member_id = member.id
+                    ctx = HandlerContext(session, entry.id, now, self._config, self._renderer, member=member)
+                    for handler in self._member_chain:
                         actions.extend(await handler(update, ctx))
-                    await enqueue(session, _outbox_rows(entry.id, update, member, actions), now)
-                # Staff commands arrive with their own handlers; until then a staff
-                # update is acknowledged and kept, not retried.
+                else:
+                    platform_ctx = PlatformContext(session, entry.id, now, self._config, self._renderer)
+                    for platform_handler in self._platform_chain:
+                        actions.extend(await platform_handler(update, platform_ctx))
+                await enqueue(session, outbox_rows(entry.id, update, member_id, actions), now)
                 await mark_done(session, entry.id, now)
         except Exception as error:
             log.exception("handling inbox row %s failed", entry.id)
@@ -132,21 +139,3 @@ class Dispatcher:
 
 def _display_name(update: Update) -> str | None:
     return update.sender_name if isinstance(update, MessageUpdate) else None
-
-
-def _outbox_rows(
-    inbox_id: int, update: Update, member: Member, actions: Sequence[Action]
-) -> list[NewOutboxMessage]:
-    # Keys derive from the inbox row, so handling the same row again queues nothing new.
-    return [
-        NewOutboxMessage(
-            dedupe_key=f"reply:{inbox_id}:{position}",
-            platform=update.platform,
-            recipient=update.sender,
-            member_id=member.id,
-            kind=action.kind,
-            body=action.text,
-        )
-        for position, action in enumerate(actions)
-        if isinstance(action, Reply)
-    ]

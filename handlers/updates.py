@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+# Who an update is about: a member (resolved to a member row), a staff member, or the
+# platform itself (a group changed, a tag changed, messages are waiting to be pulled).
+Actor = Literal["member", "staff", "system"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +26,10 @@ class MessageUpdate:
     text: str
     sent_at: datetime
     sender_name: str | None = None
-    from_staff: bool = False
+    actor: Actor = "member"
+    # The platform's conversation the message came through, where replies must go back
+    # (e.g. "kf:<open_kfid>" for WeChat Customer Service); None where there is one way.
+    conversation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +42,7 @@ class EventUpdate:
     event: str
     occurred_at: datetime
     detail: dict[str, str] = field(default_factory=dict)
-    from_staff: bool = False
+    actor: Actor = "member"
 
 
 Update = MessageUpdate | EventUpdate

@@ -8,11 +8,12 @@ the outcome on the row: sent, failed with the reason, or pending again after a b
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from scheduler.policy import hold_reason, retry_delay
 from storage import outbox
@@ -32,6 +33,8 @@ class OutboundMessage:
     kind: str
     body: str
     member_id: int | None
+    route: str = "message"
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,8 @@ class DeliveryLoop:
             kind=row.kind,
             body=row.body,
             member_id=row.member_id,
+            route=row.route,
+            meta=json.loads(row.meta or "{}"),
         )
         try:
             return await sender.send(message)
@@ -172,7 +177,7 @@ class DeliveryLoop:
         async with self._sessions() as session, session.begin():
             if result.status == "sent":
                 await outbox.mark_sent(session, row.id, now, result.platform_msg_id)
-                if row.member_id is not None:
+                if row.member_id is not None and row.route == "message":
                     await record_interaction(
                         session, row.member_id, "message_out", row.platform, now, row.body,
                         ref=f"outbox:{row.id}",

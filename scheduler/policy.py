@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 # Kinds a member receives because they asked for it or because staff must act: these go
 # out even to a member who opted out of marketing.
-ALWAYS_ALLOWED = frozenset({"service", "staff_prompt"})
+ALWAYS_ALLOWED = frozenset({"service", "staff_prompt", "request"})
 
 
 def hold_reason(kind: str, opted_out_at: datetime | None) -> str | None:

@@ -54,6 +54,11 @@ class Member(SQLModel, table=True):
     store_id: int | None = Field(default=None, foreign_key="stores.id", index=True)
     owner_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     opted_out_at: datetime | None = None
+    avatar_url: str | None = Field(default=None, max_length=512)
+    # Set when the member ended the relationship (deleted the staff, was deleted);
+    # cleared when she comes back. Churn is a fact to act on, not a deletion.
+    left_at: datetime | None = None
+    left_reason: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -146,7 +151,11 @@ class OutboxEntry(SQLModel, table=True):
     recipient: str = Field(max_length=128)
     member_id: int | None = Field(default=None, foreign_key="members.id", index=True)
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
-    kind: str = Field(max_length=16)  # service | marketing | care | staff_prompt
+    kind: str = Field(max_length=16)  # service | marketing | care | staff_prompt | request
+    # What the platform is asked to do: "message" (a text to the recipient), or a
+    # platform request such as "welcome" or "profile"; `meta` holds its JSON parameters.
+    route: str = Field(default="message", max_length=32, sa_column_kwargs={"server_default": "message"})
+    meta: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
     body: str = Field(sa_column=Column(Text, nullable=False))
     # pending | sending | sent | failed | held
     status: str = Field(default="pending", max_length=16)
@@ -198,3 +207,41 @@ class LayerMove(SQLModel, table=True):
     from_layer: str | None = Field(default=None, max_length=32)
     to_layer: str = Field(max_length=32)
     moved_at: datetime = Field(default_factory=utcnow)
+
+
+class CustomerGroup(SQLModel, table=True):
+    """A customer group chat (客户群) the brand's staff own."""
+
+    __tablename__ = "customer_groups"
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    chat_id: str = Field(max_length=128)
+    name: str | None = Field(default=None, max_length=128)
+    owner: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    dismissed_at: datetime | None = None
+    __table_args__ = (UniqueConstraint("platform", "chat_id"),)
+
+
+class GroupMembership(SQLModel, table=True):
+    """Who joined and left a group, and when: one row per stay."""
+
+    __tablename__ = "group_memberships"
+    __table_args__ = (Index("ix_group_memberships_group_user", "group_id", "user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="customer_groups.id")
+    user_id: str = Field(max_length=128)  # external_userid or staff userid
+    member_id: int | None = Field(default=None, foreign_key="members.id", index=True)
+    joined_at: datetime
+    left_at: datetime | None = None
+    join_scene: str | None = Field(default=None, max_length=8)
+    quit_scene: str | None = Field(default=None, max_length=8)
+
+
+class PlatformCursor(SQLModel, table=True):
+    """Where a pull from a platform stopped (e.g. WeChat Customer Service sync_msg)."""
+
+    __tablename__ = "platform_cursors"
+    name: str = Field(primary_key=True, max_length=128)
+    cursor: str = Field(max_length=512)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -30,6 +30,8 @@ class NewOutboxMessage:
     member_id: int | None = None
     staff_id: int | None = None
     not_before: datetime | None = None
+    route: str = "message"
+    meta: str = "{}"  # JSON parameters of the route
 
 
 async def enqueue(
@@ -49,6 +51,8 @@ async def enqueue(
                 "member_id": m.member_id,
                 "staff_id": m.staff_id,
                 "kind": m.kind,
+                "route": m.route,
+                "meta": m.meta,
                 "body": m.body,
                 "status": "pending",
                 "attempts": 0,

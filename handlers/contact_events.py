@@ -1,0 +1,108 @@
+"""What a member's contact events mean: a new contact, a returning one, churn.
+
+New contacts get their owner, store and channel tags, the persona's welcome (only when
+the platform hands us a welcome code: without one, the staff already greeted her or the
+console sends its own), and a profile fetch. Churn is recorded, and the owner prompted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from handlers.actions import Action, FetchProfile, PromptStaff, Welcome
+from handlers.context import HandlerContext
+from handlers.updates import EventUpdate, Update
+from storage.members import store_and_owner
+from storage.staff import ensure_staff, staff_by_userid, store_by_code
+from storage.tags import apply_tag, ensure_tag, tags_of
+from storage.tasks import NewTask, create_task
+
+ADDED = ("add_external_contact", "add_half_external_contact")
+TRANSFERRED = "DELETE_BY_TRANSFER"
+CHANNEL_TAG_GROUP = "渠道"
+
+
+async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
+    if not isinstance(update, EventUpdate):
+        return ()
+    if update.event in ADDED:
+        return await _welcome_new_contact(update, ctx)
+    if update.event == "edit_external_contact":
+        return (FetchProfile(update.platform, update.sender),)
+    if update.event == "del_follow_user":
+        return await _record_churn(update, ctx, "deleted_staff")
+    if update.event == "del_external_contact" and update.detail.get("Source") != TRANSFERRED:
+        return await _record_churn(update, ctx, "deleted_by_staff")
+    return ()
+
+
+async def _welcome_new_contact(update: EventUpdate, ctx: HandlerContext) -> Sequence[Action]:
+    member, detail = ctx.member, update.detail
+    channel = ctx.config.channels.get(detail.get("State", ""))
+    owner_userid = (channel.owner if channel and channel.owner else None) or detail.get("UserID")
+    if owner_userid:
+        owner = await ensure_staff(ctx.session, owner_userid)
+        member.owner_staff_id = owner.id
+        member.store_id = owner.store_id or member.store_id
+    if channel is not None:
+        if channel.store and (store := await store_by_code(ctx.session, channel.store)):
+            member.store_id = store.id
+        assert member.id is not None
+        for name in channel.tags:
+            tag = await ensure_tag(ctx.session, name, CHANNEL_TAG_GROUP)
+            if await apply_tag(ctx.session, member.id, tag, "platform", f"channel:{channel.state}", ctx.now):
+                ctx.new_tags.append(name)
+    member.left_at, member.left_reason = None, None  # a returning member is back
+    ctx.session.add(member)
+    actions: list[Action] = [FetchProfile(update.platform, update.sender)]
+    if code := detail.get("WelcomeCode"):
+        store, _ = await store_and_owner(ctx.session, member)
+        text = ctx.renderer.render(
+            ctx.config.welcome_template,
+            {
+                "persona": ctx.config.persona.template_variables(),
+                "member": {"name": member.name},
+                "store": {"name": store.name} if store else None,
+                "channel_tags": list(channel.tags) if channel else [],
+            },
+        )
+        actions.insert(0, Welcome(code, text))  # first: WeCom takes it only within 20 s
+    return actions
+
+
+async def _record_churn(update: EventUpdate, ctx: HandlerContext, reason: str) -> Sequence[Action]:
+    member = ctx.member
+    assert member.id is not None
+    member.left_at, member.left_reason = update.occurred_at, reason
+    ctx.session.add(member)
+    _, owner = await store_and_owner(ctx.session, member)
+    acting = update.detail.get("UserID")
+    if owner is None and acting:
+        owner = await staff_by_userid(ctx.session, acting)
+    if owner is None or (reason == "deleted_by_staff" and owner.userid == acting):
+        return ()  # nobody to prompt, or the owner removed her and knows already
+    tags = [t.name for t in await tags_of(ctx.session, member.id)]
+    local = update.occurred_at.astimezone(ctx.config.zone) if ctx.config.zone else update.occurred_at
+    text = ctx.renderer.render(
+        ctx.config.churn_prompt_template,
+        {
+            "member": {"name": member.name, "external_id": update.sender, "tags": tags},
+            "reason": reason,
+            "when": local.strftime("%m-%d %H:%M"),
+        },
+    )
+    await create_task(
+        ctx.session,
+        NewTask(
+            dedupe_key=f"churn:{member.id}:{update.key}",
+            kind="churn_follow_up",
+            title=f"流失回访：{member.name or update.sender}",
+            body=text,
+            due_date=(local + timedelta(days=1)).date(),
+            staff_id=owner.id,
+            member_id=member.id,
+        ),
+        ctx.now,
+    )
+    return (PromptStaff(update.platform, owner.userid, text),)

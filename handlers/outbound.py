@@ -1,0 +1,46 @@
+"""Actions into outbox rows. Keys derive from the inbox row, so handling the same row
+again (after a crash, or a retry) queues nothing new."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from handlers.actions import Action, FetchGroup, FetchProfile, PromptStaff, PullMessages, Reply, Welcome
+from handlers.updates import MessageUpdate, Update
+from storage.outbox import NewOutboxMessage
+
+
+def outbox_rows(
+    inbox_id: int, update: Update, member_id: int | None, actions: Sequence[Action]
+) -> list[NewOutboxMessage]:
+    return [_row(f"{inbox_id}:{n}", update, member_id, a) for n, a in enumerate(actions)]
+
+
+def _row(key: str, update: Update, member_id: int | None, action: Action) -> NewOutboxMessage:
+    match action:
+        case Reply(text=text, kind=kind):
+            conversation = update.conversation if isinstance(update, MessageUpdate) else None
+            return NewOutboxMessage(
+                f"reply:{key}", update.platform, update.sender, kind, text, member_id=member_id,
+                meta=json.dumps({"conversation": conversation} if conversation else {}),
+            )
+        case Welcome(welcome_code=code, text=text):
+            return NewOutboxMessage(
+                f"welcome:{key}", update.platform, update.sender, "service", text, member_id=member_id,
+                route="welcome", meta=json.dumps({"welcome_code": code}),
+            )
+        case PromptStaff(platform=platform, staff_userid=userid, text=text):
+            return NewOutboxMessage(f"prompt:{key}", platform, userid, "staff_prompt", text)
+        case FetchProfile(platform=platform, external_id=external_id):
+            return NewOutboxMessage(
+                f"profile:{key}", platform, external_id, "request", "", member_id=member_id, route="profile"
+            )
+        case FetchGroup(platform=platform, chat_id=chat_id):
+            return NewOutboxMessage(f"group:{key}", platform, chat_id, "request", "", route="group")
+        case PullMessages(platform=platform, conversation=conversation, token=token):
+            return NewOutboxMessage(
+                f"pull:{key}", platform, conversation, "request", "", route="pull",
+                meta=json.dumps({"token": token}),
+            )
+    raise TypeError(f"unknown action {action!r}")
