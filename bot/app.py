@@ -9,14 +9,18 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bot.config import Settings
-from bot.keys import DELIVERY, DISPATCHER, ENGINE, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
+import aiohttp
+
+from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox import routes as sandbox_routes
 from bot.platforms.sandbox.hub import SandboxHub
 from bot.platforms.sandbox.sender import SandboxSender
+from bot.platforms.wecom.wiring import install_official_account, install_wecom
 from content_templates.renderer import Renderer
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
-from handlers.config import HandlerConfig, KeywordRule, Persona
+from handlers.config import Channel, HandlerConfig, KeywordRule, Persona
 from handlers.dispatcher import Dispatcher
+from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
 from storage.engine import create_database_engine, session_factory
 from storage.inbox import InboxWriter
@@ -37,6 +41,11 @@ def handler_config(settings: Settings) -> HandlerConfig:
             KeywordRule(id=r.id, tag=r.tag, keywords=tuple(r.keywords), match=r.match, group=r.group)
             for r in settings.tags.rules
         ),
+        channels={
+            state: Channel(state, tuple(c.tags), c.store, c.owner)
+            for state, c in (settings.platforms.wecom.channels.items() if settings.platforms.wecom else ())
+        },
+        zone=settings.zone,
     )
 
 
@@ -49,6 +58,7 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     senders: dict[str, Sender] = {}
+    jobs: list[CronJob] = []
     if settings.platforms.sandbox.enabled:
         hub = SandboxHub()
         app[SANDBOX_HUB] = hub
@@ -61,6 +71,11 @@ def build_app(settings: Settings) -> web.Application:
         app[SESSIONS] = session_factory(engine)
         yield
         await engine.dispose()
+
+    async def http(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            app[HTTP] = session
+            yield
 
     async def delivery(app: web.Application) -> AsyncIterator[None]:
         loop = DeliveryLoop(app[SESSIONS], senders)
@@ -91,8 +106,23 @@ def build_app(settings: Settings) -> web.Application:
         await writer.close()  # runs after in-flight requests finished: nothing acked is lost
 
     # Set up in this order, torn down in reverse: requests stop, the inbox drains, the
-    # dispatcher finishes its batch, delivery finishes its sends, then the engine closes.
-    app.cleanup_ctx.extend([database, delivery, dispatcher, inbox])
+    # dispatcher finishes its batch, delivery finishes its sends, then the platform
+    # clients, the HTTP session and the engine close.
+    app.cleanup_ctx.extend([database, http])
+    if settings.platforms.wecom is not None:
+        install_wecom(app, settings.platforms.wecom, senders, jobs)
+    if settings.platforms.oa is not None:
+        install_official_account(app, settings.platforms.oa, senders)
+    async def scheduler(app: web.Application) -> AsyncIterator[None]:
+        if not jobs:
+            yield
+            return
+        cron = Scheduler(jobs, settings.zone)
+        cron.start()
+        yield
+        cron.close()
+
+    app.cleanup_ctx.extend([delivery, dispatcher, inbox, scheduler])
     app.router.add_get("/healthz", healthz)
     return app
 

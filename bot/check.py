@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.app import handler_config, renderer_for
 from bot.config import ConfigError, Settings, load_settings
+from scheduler.cron import cron_problem
 
 SAMPLE_VARIABLES = {
     "member": {"name": "王芳"},
@@ -32,11 +33,14 @@ def problems_in(path: Path) -> tuple[Settings | None, list[str]]:
         variables = {**SAMPLE_VARIABLES, "persona": persona.template_variables(), "new_tags": new_tags}
         for problem in renderer.problems(persona.reply_template, variables):
             problems.append(f"{path}: persona.reply_template: {problem}")
+    wecom = settings.platforms.wecom
+    if wecom is not None and (problem := cron_problem(wecom.reconcile_cron, settings.zone)):
+        problems.append(f"{path}: platforms.wecom.reconcile_cron: {problem}")
     return settings, sorted(set(problems), key=problems.index)
 
 
 def summary(path: Path, settings: Settings) -> str:
-    platforms = [name for name in ("wecom",) if getattr(settings.platforms, name) is not None]
+    platforms = [name for name in ("wecom", "oa") if getattr(settings.platforms, name) is not None]
     if settings.platforms.sandbox.enabled:
         platforms.append("sandbox")
     backend = settings.storage.url.split(":", 1)[0]

@@ -11,10 +11,10 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
 DEFAULT_PATH = Path("siyu.toml")
@@ -26,6 +26,43 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def _aes_key(key: SecretStr) -> SecretStr:
+    value = key.get_secret_value()
+    if len(value) != 43:
+        raise ValueError("must be 43 characters")
+    if not re.fullmatch(r"[A-Za-z0-9]{43}", value):
+        raise ValueError("must be letters and digits only")
+    return key
+
+
+def _http_url(url: str) -> str:
+    if not re.match(r"https?://[^/]+", url):
+        raise ValueError("must be an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+def _url_path(path: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError("must start with /")
+    return path
+
+
+def _token(length: tuple[int, int]):  # noqa: ANN202 - a validator
+    low, high = length
+
+    def check(token: SecretStr) -> SecretStr:
+        if not re.fullmatch(rf"[A-Za-z0-9]{{{low},{high}}}", token.get_secret_value()):
+            raise ValueError(f"must be {low} to {high} letters or digits")
+        return token
+
+    return check
+
+
+AesKey = Annotated[SecretStr, AfterValidator(_aes_key)]
+HttpBase = Annotated[str, AfterValidator(_http_url)]
+UrlPath = Annotated[str, AfterValidator(_url_path)]
 
 
 class _Section(BaseModel):
@@ -55,45 +92,39 @@ class ServerSettings(_Section):
     access_log: bool = False
 
 
+class ChannelSettings(_Section):
+    """A contact-way code (活码, the `state` of 「联系我」): what a contact from it implies."""
+
+    tags: list[str] = []
+    store: str | None = None  # a store code
+    owner: str | None = None  # a staff userid; default: the staff member who added her
+
+
 class WeComSettings(_Section):
     corp_id: str = Field(min_length=1)
     agent_id: int
-    token: SecretStr
-    encoding_aes_key: SecretStr
+    token: Annotated[SecretStr, AfterValidator(_token((1, 32)))]
+    encoding_aes_key: AesKey
     secret: SecretStr
-    api_base: str = "https://qyapi.weixin.qq.com"
-    callback_path: str = "/wecom/callback"
+    api_base: HttpBase = "https://qyapi.weixin.qq.com"
+    callback_path: UrlPath = "/wecom/callback"
+    # WeCom documents no freshness window and a retry may carry the old timestamp, so a
+    # replay window is off (0) unless set, in seconds.
+    replay_window_seconds: int = Field(default=0, ge=0)
+    channels: dict[str, ChannelSettings] = {}
+    reconcile_cron: str = "40 3 * * *"  # re-read every staff member's customer list
 
-    @field_validator("token")
-    @classmethod
-    def _token_shape(cls, token: SecretStr) -> SecretStr:
-        if not re.fullmatch(r"[A-Za-z0-9]{1,32}", token.get_secret_value()):
-            raise ValueError("must be 1 to 32 letters or digits")
-        return token
 
-    @field_validator("encoding_aes_key")
-    @classmethod
-    def _aes_key_shape(cls, key: SecretStr) -> SecretStr:
-        value = key.get_secret_value()
-        if len(value) != 43:
-            raise ValueError("must be 43 characters")
-        if not re.fullmatch(r"[A-Za-z0-9]{43}", value):
-            raise ValueError("must be letters and digits only")
-        return key
-
-    @field_validator("api_base")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not re.match(r"https?://[^/]+", url):
-            raise ValueError("must be an http:// or https:// URL")
-        return url.rstrip("/")
-
-    @field_validator("callback_path")
-    @classmethod
-    def _absolute_path(cls, path: str) -> str:
-        if not path.startswith("/"):
-            raise ValueError("must start with /")
-        return path
+class OfficialAccountSettings(_Section):
+    app_id: str = Field(min_length=1)
+    token: Annotated[SecretStr, AfterValidator(_token((3, 32)))]
+    secret: SecretStr
+    # Needed in safe (安全) and compatible (兼容) mode; the previous key keeps callbacks
+    # working while a key change reaches every server.
+    encoding_aes_key: AesKey | None = None
+    previous_encoding_aes_key: AesKey | None = None
+    api_base: HttpBase = "https://api.weixin.qq.com"
+    callback_path: UrlPath = "/oa/callback"
 
 
 class SandboxSettings(_Section):
@@ -102,6 +133,7 @@ class SandboxSettings(_Section):
 
 class PlatformsSettings(_Section):
     wecom: WeComSettings | None = None
+    oa: OfficialAccountSettings | None = None
     sandbox: SandboxSettings = SandboxSettings()
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.platforms.sandbox.hub import SandboxHub
+from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
 from handlers.dispatcher import Dispatcher
 from scheduler.delivery import DeliveryLoop
 from storage.engine import SessionFactory
@@ -19,3 +21,6 @@ INBOX = web.AppKey("inbox", InboxWriter)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 DELIVERY = web.AppKey("delivery", DeliveryLoop)
 SANDBOX_HUB = web.AppKey("sandbox_hub", SandboxHub)
+HTTP = web.AppKey("http", aiohttp.ClientSession)  # the one outgoing HTTP session
+WECOM_CLIENT = web.AppKey("wecom_client", WeComClient)
+OA_CLIENT = web.AppKey("oa_client", OfficialAccountClient)

@@ -28,7 +28,7 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
         return ()
     if update.event in ADDED:
         return await _welcome_new_contact(update, ctx)
-    if update.event == "edit_external_contact":
+    if update.event in ("edit_external_contact", "subscribe"):
         return (FetchProfile(update.platform, update.sender),)
     if update.event == "del_follow_user":
         return await _record_churn(update, ctx, "deleted_staff")

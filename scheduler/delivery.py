@@ -22,6 +22,8 @@ from storage.interactions import record_interaction
 from storage.models import Member, OutboxEntry, utcnow
 
 log = logging.getLogger(__name__)
+# Routes that put words in front of a member, and so count as interactions.
+MESSAGE_ROUTES = frozenset({"message", "welcome"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,7 @@ class DeliveryLoop:
         async with self._sessions() as session, session.begin():
             if result.status == "sent":
                 await outbox.mark_sent(session, row.id, now, result.platform_msg_id)
-                if row.member_id is not None and row.route == "message":
+                if row.member_id is not None and row.route in MESSAGE_ROUTES:
                     await record_interaction(
                         session, row.member_id, "message_out", row.platform, now, row.body,
                         ref=f"outbox:{row.id}",

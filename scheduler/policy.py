@@ -21,3 +21,20 @@ def retry_delay(attempt: int, suggested: float | None = None) -> timedelta:
     if suggested is not None:
         return timedelta(seconds=max(suggested, 1.0))
     return timedelta(seconds=min(2.0 ** max(attempt, 1), 3600.0))
+
+
+def reply_window_problem(
+    last_message_at: datetime | None,
+    replies_since: int,
+    now: datetime,
+    window: timedelta = timedelta(hours=48),
+    max_replies: int = 5,
+) -> str | None:
+    """Why a platform that allows replies only after the member writes (WeChat Customer
+    Service, the official account: 48 h, 5 replies) would refuse one now, or None."""
+    if last_message_at is None or now - last_message_at > window:
+        hours = int(window.total_seconds() // 3600)
+        return f"outside the {hours}-hour reply window since the member last wrote"
+    if replies_since >= max_replies:
+        return f"{max_replies} replies already sent since the member last wrote"
+    return None

@@ -50,3 +50,31 @@ async def recent_messages(
     )
     rows = (await session.execute(statement)).scalars().all()
     return list(reversed(rows))
+
+
+async def reply_window_state(
+    session: AsyncSession, member_id: int, platform: str
+) -> tuple[datetime | None, int]:
+    """When the member last wrote on `platform`, and how many messages went to her since."""
+    last_in = (
+        await session.execute(
+            select(func.max(Interaction.at)).where(
+                Interaction.member_id == member_id,
+                Interaction.platform == platform,
+                Interaction.kind == "message_in",
+            )
+        )
+    ).scalar_one_or_none()
+    if last_in is None:
+        return None, 0
+    sent = (
+        await session.execute(
+            select(func.count()).where(
+                Interaction.member_id == member_id,
+                Interaction.platform == platform,
+                Interaction.kind == "message_out",
+                Interaction.at >= last_in,
+            )
+        )
+    ).scalar_one()
+    return last_in, int(sent)

@@ -55,6 +55,7 @@ class Member(SQLModel, table=True):
     owner_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     opted_out_at: datetime | None = None
     avatar_url: str | None = Field(default=None, max_length=512)
+    remark: str | None = Field(default=None, max_length=128)  # the owner staff's note on her
     # Set when the member ended the relationship (deleted the staff, was deleted);
     # cleared when she comes back. Churn is a fact to act on, not a deletion.
     left_at: datetime | None = None

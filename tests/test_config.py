@@ -128,3 +128,41 @@ def test_siyu_config_env_variable_names_the_file(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("SIYU_CONFIG", str(path))
     assert main(["check"]) == 0
     assert str(path) in capsys.readouterr().out
+
+
+def test_siyu_check_finds_a_bad_cron_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, f"""
+[platforms.wecom]
+corp_id = "ww1234"
+agent_id = 1000002
+token = "QDG6eK"
+encoding_aes_key = "{VALID_AES_KEY}"
+secret = "s"
+reconcile_cron = "61 3 * * *"
+""")
+    assert main(["check", "--config", str(path)]) == 1
+    assert f"{path}: platforms.wecom.reconcile_cron: not a valid cron line" in capsys.readouterr().err
+
+
+def test_channels_and_the_official_account_are_configured_by_key(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, f"""
+[platforms.wecom]
+corp_id = "ww1234"
+agent_id = 1000002
+token = "QDG6eK"
+encoding_aes_key = "{VALID_AES_KEY}"
+secret = "s"
+[platforms.wecom.channels.store-jingan-poster]
+tags = ["门店海报"]
+store = "jingan"
+[platforms.oa]
+app_id = "wx2c2769f8efd9abc2"
+token = "spamtest"
+secret = "s"
+encoding_aes_key = "{VALID_AES_KEY}"
+"""))
+    assert settings.platforms.wecom is not None and settings.platforms.oa is not None
+    assert settings.platforms.wecom.channels["store-jingan-poster"].tags == ["门店海报"]
+    assert problems(tmp_path, '[platforms.oa]\napp_id = "wx1"\ntoken = "spamtest"\nsecret = "s"\nencoding_aes_key = "short"\n') == [
+        f"{tmp_path / 'siyu.toml'}: platforms.oa.encoding_aes_key: must be 43 characters"
+    ]

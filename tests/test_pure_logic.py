@@ -86,3 +86,13 @@ def test_a_bad_handler_fails_when_the_chain_is_built() -> None:
         checked_chain([not_async])
     with pytest.raises(BadHandler, match="must take"):
         checked_chain([one_argument])
+
+
+def test_the_reply_window_allows_five_replies_within_48_hours_of_the_last_message() -> None:
+    from scheduler.policy import reply_window_problem
+
+    wrote = NOW - timedelta(hours=47)
+    assert reply_window_problem(wrote, 4, NOW) is None
+    assert reply_window_problem(wrote, 5, NOW) == "5 replies already sent since the member last wrote"
+    assert reply_window_problem(NOW - timedelta(hours=49), 0, NOW) == "outside the 48-hour reply window since the member last wrote"
+    assert reply_window_problem(None, 0, NOW) is not None

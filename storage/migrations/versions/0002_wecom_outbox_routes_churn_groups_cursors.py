@@ -51,6 +51,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.add_column(sa.Column('avatar_url', sqlmodel.sql.sqltypes.AutoString(length=512), nullable=True))
+        batch_op.add_column(sa.Column('remark', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True))
         batch_op.add_column(sa.Column('left_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('left_reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
 
@@ -67,6 +68,7 @@ def downgrade() -> None:
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_column('left_reason')
         batch_op.drop_column('left_at')
+        batch_op.drop_column('remark')
         batch_op.drop_column('avatar_url')
 
     with op.batch_alter_table('group_memberships', schema=None) as batch_op:

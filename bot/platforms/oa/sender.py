@@ -1,0 +1,56 @@
+"""Delivery to the official account: customer-service replies, and follower profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.platforms.oa.updates import PLATFORM
+from bot.platforms.wecom.client import OfficialAccountClient
+from bot.platforms.wecom.errors import WeComApiError, WeComTransportError
+from scheduler.delivery import OutboundMessage, SendResult
+from scheduler.policy import reply_window_problem
+from storage.engine import SessionFactory
+from storage.interactions import reply_window_state
+from storage.members import member_by_identity
+from storage.merge import link_unionid
+from storage.models import utcnow
+
+
+class OfficialAccountSender:
+    def __init__(self, client: OfficialAccountClient, sessions: SessionFactory, clock: Callable[[], datetime] = utcnow):
+        self._client = client
+        self._sessions = sessions
+        self._clock = clock
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        try:
+            if message.route == "message":
+                return await self._reply(message)
+            if message.route == "profile":
+                return await self._link_follower(message.recipient)
+            return SendResult.failed(f"the official account cannot deliver route {message.route!r}")
+        except WeComApiError as error:
+            detail = f"errcode {error.errcode}: {error.errmsg}"
+            return SendResult.failed(detail) if error.kind == "permanent" else SendResult.retry(detail, error.retry_after)
+        except WeComTransportError as error:
+            return SendResult.retry(str(error)) if error.retryable else SendResult.failed(str(error))
+
+    async def _reply(self, message: OutboundMessage) -> SendResult:
+        if message.member_id is not None:
+            async with self._sessions() as session:
+                last_in, replies = await reply_window_state(session, message.member_id, PLATFORM)
+            problem = reply_window_problem(last_in, replies, self._clock())
+            if problem:
+                return SendResult.failed(problem)
+        await self._client.send_custom_text(message.recipient, message.body)
+        return SendResult.sent()
+
+    async def _link_follower(self, openid: str) -> SendResult:
+        """The follower's unionid ties her to the same member as her WeCom identity."""
+        info = await self._client.call("GET", "/cgi-bin/user/info", query={"openid": openid, "lang": "zh_CN"})
+        async with self._sessions() as session, session.begin():
+            member = await member_by_identity(session, PLATFORM, openid)
+            if member is not None and info.get("unionid"):
+                await link_unionid(session, member, str(info["unionid"]))
+        return SendResult.sent()

@@ -1,0 +1,60 @@
+"""Plugging WeCom and the official account into the application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot.config import OfficialAccountSettings, WeComSettings
+from bot.keys import HTTP, INBOX, OA_CLIENT, SESSIONS, WECOM_CLIENT
+from bot.platforms.oa.routes import OfficialAccountCallback
+from bot.platforms.oa.sender import OfficialAccountSender
+from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
+from bot.platforms.wecom.crypto import CallbackCrypto
+from bot.platforms.wecom.reconcile import reconcile_contacts
+from bot.platforms.wecom.routes import WeComCallback
+from bot.platforms.wecom.sender import WeComSender
+from scheduler.cron import CronJob
+from scheduler.delivery import Sender
+
+
+def install_wecom(
+    app: web.Application, settings: WeComSettings, senders: dict[str, Sender], jobs: list[CronJob]
+) -> None:
+    crypto = CallbackCrypto(
+        settings.token.get_secret_value(), settings.encoding_aes_key.get_secret_value(), settings.corp_id
+    )
+    callback = WeComCallback(crypto, settings.replay_window_seconds)
+    app.router.add_get(settings.callback_path, callback.verify_url)
+    app.router.add_post(settings.callback_path, callback.receive)
+
+    async def client(app: web.Application) -> AsyncIterator[None]:
+        wecom = WeComClient(app[HTTP], settings.api_base, settings.corp_id, settings.secret.get_secret_value())
+        app[WECOM_CLIENT] = wecom
+        senders["wecom"] = WeComSender(wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX])
+        yield
+
+    app.cleanup_ctx.append(client)
+    jobs.append(CronJob(
+        "wecom-reconcile", settings.reconcile_cron, lambda: reconcile_contacts(app[WECOM_CLIENT], app[SESSIONS])
+    ))
+
+
+def install_official_account(
+    app: web.Application, settings: OfficialAccountSettings, senders: dict[str, Sender]
+) -> None:
+    keys = [k for k in (settings.encoding_aes_key, settings.previous_encoding_aes_key) if k is not None]
+    token = settings.token.get_secret_value()
+    cryptos = [CallbackCrypto(token, key.get_secret_value(), settings.app_id) for key in keys]
+    callback = OfficialAccountCallback(token, cryptos)
+    app.router.add_get(settings.callback_path, callback.verify_url)
+    app.router.add_post(settings.callback_path, callback.receive)
+
+    async def client(app: web.Application) -> AsyncIterator[None]:
+        oa = OfficialAccountClient(app[HTTP], settings.api_base, settings.app_id, settings.secret.get_secret_value())
+        app[OA_CLIENT] = oa
+        senders["oa"] = OfficialAccountSender(oa, app[SESSIONS])
+        yield
+
+    app.cleanup_ctx.append(client)
