@@ -99,11 +99,14 @@ def build_app(settings: Settings) -> web.Application:
         await worker.close()
 
     async def inbox(app: web.Application) -> AsyncIterator[None]:
-        writer = InboxWriter(app[ENGINE], on_commit=app[DISPATCHER].wake)
+        # Its own connection: acknowledgements never queue behind the dispatcher's work.
+        engine = create_database_engine(settings.storage.url)
+        writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake)
         app[INBOX] = writer
         writer.start()
         yield
         await writer.close()  # runs after in-flight requests finished: nothing acked is lost
+        await engine.dispose()
 
     # Set up in this order, torn down in reverse: requests stop, the inbox drains, the
     # dispatcher finishes its batch, delivery finishes its sends, then the platform

@@ -7,7 +7,7 @@ round trip through `to_payload` / `from_payload` must be exact.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -55,7 +55,9 @@ _TIMES = ("sent_at", "occurred_at")
 
 
 def to_payload(update: Update) -> str:
-    body: dict[str, Any] = asdict(update)
+    # Built by hand, not with dataclasses.asdict: asdict deep-copies, and this runs on
+    # the acknowledgement path of every callback.
+    body: dict[str, Any] = {f.name: getattr(update, f.name) for f in fields(update)}
     for name in _TIMES:
         if name in body:
             body[name] = body[name].isoformat()

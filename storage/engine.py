@@ -49,10 +49,14 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_database_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(async_url(url))
     if is_sqlite(url):
+        # One connection: SQLite has one writer at a time, and writers that collide wait
+        # in its busy handler, which sleeps 1-100 ms per try. Queueing for the one
+        # connection in asyncio instead costs microseconds; WAL commits take ~0.1 ms.
+        engine = create_async_engine(async_url(url), pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
-    return engine
+        return engine
+    return create_async_engine(async_url(url), pool_size=10, max_overflow=10)
 
 
 def create_sync_engine(url: str) -> Engine:

@@ -33,7 +33,7 @@ class OfficialAccountCallback:
         timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
         if not (signature and timestamp and nonce):
             raise self._refuse(request, web.HTTPBadRequest, "missing signature, timestamp or nonce")
-        if not hmac.compare_digest(sha1_signature(self._token, timestamp, nonce), signature):
+        if not (signature.isascii() and hmac.compare_digest(sha1_signature(self._token, timestamp, nonce), signature)):
             raise self._refuse(request, web.HTTPForbidden, "bad signature")
 
     def _refuse(self, request: web.Request, status: type[web.HTTPException], reason: str) -> web.HTTPException:

@@ -1,0 +1,141 @@
+"""Benchmark: signed, encrypted WeCom callbacks acknowledged per second by one `siyu serve`
+process (verify, decrypt, parse, durable inbox insert), against a bare aiohttp handler
+that only answers "success", on the same machine in the same run.
+
+    .venv/bin/python bench/wecom_callbacks.py [--seconds 10] [--connections 64]
+
+Needs `wrk` (apt-get install wrk). The server runs on CPU 0 and wrk on CPU 1 when
+`taskset` is available, so the two do not share a core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.platforms.wecom.crypto import CallbackCrypto, sha1_signature  # noqa: E402
+
+TOKEN, CORP_ID = "QDG6eK", "wwbenchcorp0001"
+AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+BENCH = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def pinned(cpu: int, command: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *command] if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1 else command
+
+
+def prepare_requests(path: Path, count: int) -> None:
+    """Distinct staff app messages, each signed and encrypted as WeCom would send it."""
+    crypto = CallbackCrypto(TOKEN, AES_KEY, CORP_ID)
+    with path.open("w") as out:
+        for n in range(count):
+            plain = (
+                f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[staff{n % 50}]]></FromUserName>"
+                f"<CreateTime>{1700000000 + n}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+                f"<Content><![CDATA[今天的面包几点出炉？第{n}条]]></Content><MsgId>{7000000000000000 + n}</MsgId><AgentID>1000002</AgentID></xml>"
+            )
+            encrypted = crypto.encrypt(plain.encode())
+            timestamp, nonce = str(1700000000 + n), str(n)
+            signature = sha1_signature(TOKEN, timestamp, nonce, encrypted)
+            query = urlencode({"msg_signature": signature, "timestamp": timestamp, "nonce": nonce})
+            body = f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>"
+            out.write(f"/wecom/callback?{query}\t{body}\n")
+
+
+def wait_until_ready(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def run_wrk(port: int, requests: Path, seconds: int, connections: int) -> dict[str, float]:
+    output = subprocess.run(
+        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(BENCH / "wrk_replay.lua"),
+                   f"http://127.0.0.1:{port}", "--", str(requests)]),
+        capture_output=True, text=True, check=True,
+    ).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError(f"some requests were refused:\n{output}")
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
+    figures["requests"] = float(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    for percent in ("50", "99"):
+        value, unit = re.search(rf"\s{percent}%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+        figures[f"p{percent}_ms"] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return figures
+
+
+def serve(command: list[str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(pinned(0, command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until_ready(port)
+    if os.environ.get("SIYU_BENCH_PROFILE"):  # py-spy profile of the server under load
+        subprocess.Popen(["py-spy", "record", "-o", os.environ["SIYU_BENCH_PROFILE"], "-d", "6", "-p", str(process.pid),
+                          "-f", "speedscope"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("this benchmark needs wrk: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        requests = work / "requests.txt"
+        prepare_requests(requests, 25_000 * args.seconds)
+        port = free_port()
+        config = work / "siyu.toml"
+        config.write_text(
+            f'[storage]\nurl = "sqlite:///siyu.db"\n[server]\nport = {port}\n[log]\nlevel = "WARNING"\n'
+            f'[platforms.wecom]\ncorp_id = "{CORP_ID}"\nagent_id = 1000002\ntoken = "{TOKEN}"\n'
+            f'encoding_aes_key = "{AES_KEY}"\nsecret = "unused"\napi_base = "http://127.0.0.1:9"\n'
+        )
+        siyu = serve([sys.executable, "-m", "bot", "serve", "--config", str(config)], port)
+        try:
+            ours = run_wrk(port, requests, args.seconds, args.connections)
+        finally:
+            siyu.terminate()
+            siyu.wait(30)
+        stored = sqlite3.connect(work / "siyu.db").execute("select count(*) from inbox").fetchone()[0]
+        bare_port = free_port()
+        bare = subprocess.Popen(pinned(0, [sys.executable, str(BENCH / "bare_server.py"), str(bare_port)]),
+                                stdout=subprocess.DEVNULL)
+        wait_until_ready(bare_port)
+        try:
+            baseline = run_wrk(bare_port, requests, args.seconds, args.connections)
+        finally:
+            bare.terminate()
+            bare.wait(30)
+    print(f"{'':28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'bare aiohttp (success)':28}{baseline['rps']:>10.0f}{baseline['p50_ms']:>10.2f}{baseline['p99_ms']:>10.2f}")
+    print(f"{'siyu serve (WeCom, inbox)':28}{ours['rps']:>10.0f}{ours['p50_ms']:>10.2f}{ours['p99_ms']:>10.2f}")
+    print(f"ratio {ours['rps'] / baseline['rps']:.2f}; {args.connections} connections, {args.seconds} s each; "
+          f"{stored} of {ours['requests']:.0f} acknowledged callbacks found in the inbox")
+
+
+if __name__ == "__main__":
+    main()

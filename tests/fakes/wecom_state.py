@@ -1,0 +1,364 @@
+"""What the fake WeCom cloud knows and decides for a corp: staff, customers, corp tags,
+groups, app messages to staff, welcome codes, and what reached a person.
+
+Each API operation takes the parsed query/body and returns the JSON WeCom would answer,
+or raises `Refusal(errcode)`; wecom_cloud.py adds the conversation windows (Customer
+Service, official account) and the HTTP front: tokens, faults, the call record. Rules
+follow WECOM.md §4; the clock is injected, so windows move only when a test moves them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Json = dict[str, Any]
+
+WELCOME_CODE_TTL = 20.0
+APP_LIMITS = ((30, 60.0), (1000, 3600.0))  # per app per member; excess silently dropped
+_EXTERNAL_ID = re.compile(r"w[mo][0-9A-Za-z_-]{4,}")
+
+
+class Refusal(Exception):
+    def __init__(self, errcode: int, errmsg: str):
+        super().__init__(errcode, errmsg)
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    path: str
+    to: str
+    body: Json
+    at: float
+    sender: str = ""  # app, staff userid, kf account or official account
+
+
+@dataclass(slots=True)
+class Customer:
+    external_userid: str
+    name: str
+    avatar: str
+    gender: int
+    unionid: str | None
+
+
+@dataclass(slots=True)
+class Follow:
+    userid: str
+    external_userid: str
+    remark: str
+    createtime: int
+    state: str | None
+    tags: list[str] = field(default_factory=list)
+    add_way: int = 1
+
+
+@dataclass(slots=True)
+class TagGroup:
+    group_id: str
+    name: str
+    create_time: int
+    order: int = 0
+    tags: dict[str, tuple[str, int]] = field(default_factory=dict)  # tag id -> (name, create_time)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def text_content(body: Json, limit: int) -> str:
+    text = body.get("text")
+    content = text.get("content") if isinstance(text, dict) else None
+    if not isinstance(content, str) or not content:
+        raise Refusal(44004, "empty content")
+    if _utf8_len(content) > limit:
+        raise Refusal(45002, "content size out of limit")
+    return content
+
+
+class WeComState:
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self.staff: set[str] = set()
+        self.customers: dict[str, Customer] = {}
+        self.follows: list[Follow] = []
+        self.groups: dict[str, Json] = {}
+        self.tag_groups: dict[str, TagGroup] = {}
+        self.delivered: defaultdict[str, list[Delivery]] = defaultdict(list)
+        self.dropped: list[Delivery] = []  # over the per-member limits: errcode 0, never delivered
+        self.duplicates: list[Delivery] = []  # caught by enable_duplicate_check / a repeated kf msgid
+        self._ids = itertools.count(1)
+        self._app_sends: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+        self._recent_bodies: dict[tuple[str, str], tuple[float, str]] = {}
+        self._welcome_codes: dict[str, tuple[float, str, str]] = {}
+        self._used_welcome_codes: set[str] = set()
+        self._page_cursors: dict[str, int] = {}
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):06d}{secrets.token_hex(4)}"
+
+    def deliveries(self, path: str) -> list[Delivery]:
+        return list(self.delivered.get(path, []))
+
+    def delivered_to(self, path: str) -> list[str]:
+        """Who received something through `path`, in order (one entry per delivery)."""
+        return [delivery.to for delivery in self.delivered.get(path, [])]
+
+    def _deliver(self, path: str, to: str, body: Json, sender: str = "") -> None:
+        self.delivered[path].append(Delivery(path, to, body, self.clock(), sender))
+
+    # -- seeding ------------------------------------------------------------------------
+
+    def add_staff(self, *userids: str) -> None:
+        self.staff.update(userid.lower() for userid in userids)
+
+    def add_tag(self, group_name: str, name: str) -> str:
+        """Seed a corp tag (creating its group); returns the tag id."""
+        return self._add_tags(None, group_name, [name])[1][0]
+
+    def add_contact(
+        self,
+        userid: str,
+        external_userid: str,
+        name: str,
+        unionid: str | None = None,
+        state: str | None = None,
+        gender: int = 0,
+        avatar: str = "https://wework.qpic.cn/fake/avatar/0",
+        remark: str = "",
+        tags: Sequence[str] = (),
+        add_way: int = 1,
+    ) -> None:
+        unknown = set(tags) - self._all_tag_ids()
+        if unknown:
+            raise ValueError(f"unknown tag ids {sorted(unknown)}: seed them with add_tag() first")
+        self.add_staff(userid)
+        self.customers[external_userid] = Customer(external_userid, name, avatar, gender, unionid)
+        self.remove_contact(userid, external_userid)
+        self.follows.append(Follow(userid.lower(), external_userid, remark, int(self.clock()), state, list(tags), add_way))
+
+    def remove_contact(self, userid: str, external_userid: str) -> None:
+        self.follows = [f for f in self.follows if (f.userid, f.external_userid) != (userid.lower(), external_userid)]
+
+    def add_group(self, chat_id: str, name: str, owner: str, members: Sequence[str]) -> None:
+        self.add_staff(owner)
+        self.groups[chat_id] = {"chat_id": chat_id, "name": name, "owner": owner.lower(),
+                                "create_time": int(self.clock()), "members": list(dict.fromkeys([owner.lower(), *members]))}
+
+    def issue_welcome_code(self, external_userid: str, userid: str) -> str:
+        code = secrets.token_urlsafe(24)
+        self._welcome_codes[code] = (self.clock(), external_userid, userid)
+        return code
+
+    # -- app messages (§4.2) ------------------------------------------------------------
+
+    def message_send(self, app: str, query: Json, body: Json) -> Json:
+        path = "/cgi-bin/message/send"
+        if not isinstance(body.get("agentid"), int):
+            raise Refusal(40056, "invalid agentid")
+        msgtype = body.get("msgtype")
+        if msgtype == "text":
+            text_content(body, 2048)
+        elif msgtype == "textcard":
+            card = body.get("textcard") or {}
+            if not all(isinstance(card.get(key), str) and card.get(key) for key in ("title", "description", "url")):
+                raise Refusal(40058, "textcard needs title, description and url")
+        else:
+            raise Refusal(40008, "invalid message type")
+        users = [user.lower() for user in str(body.get("touser") or "").split("|") if user]
+        if not users:
+            raise Refusal(40058, "touser, toparty and totag are all empty")
+        valid = [user for user in users if user in self.staff]
+        invalid = [user for user in users if user not in self.staff]
+        if not valid:
+            raise Refusal(81013, "user & party & tag all invalid")
+        now = self.clock()
+        if body.get("enable_duplicate_check") == 1:
+            interval = body.get("duplicate_check_interval", 1800)
+            if not isinstance(interval, int) or not 0 < interval <= 4 * 3600:
+                raise Refusal(40058, "invalid duplicate_check_interval")
+            key = (app, json.dumps(body, sort_keys=True, ensure_ascii=False))
+            seen = self._recent_bodies.get(key)
+            if seen is not None and now - seen[0] < interval:
+                self.duplicates.extend(Delivery(path, user, body, now, app) for user in valid)
+                return {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": seen[1]}
+            msgid = self._new_id("msg")
+            self._recent_bodies[key] = (now, msgid)
+        else:
+            msgid = self._new_id("msg")
+        for user in valid:
+            sends = self._app_sends[(app, user)]
+            if any(sum(now - at < window for at in sends) >= count for count, window in APP_LIMITS):
+                self.dropped.append(Delivery(path, user, body, now, app))
+                continue
+            sends.append(now)
+            self._deliver(path, user, body, app)
+        return {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": msgid}
+
+    # -- customers (§4.4–4.8) -----------------------------------------------------------
+
+    def send_welcome_msg(self, app: str, query: Json, body: Json) -> Json:
+        code = str(body.get("welcome_code") or "")
+        if code in self._used_welcome_codes:
+            raise Refusal(41051, "customer already begin chatting or welcome msg already sent")
+        issued = self._welcome_codes.get(code)
+        if issued is None or self.clock() - issued[0] > WELCOME_CODE_TTL:
+            raise Refusal(41050, "invalid welcome_code or welcome_code expired")
+        text_content(body, 4000)
+        self._used_welcome_codes.add(code)
+        self._deliver("/cgi-bin/externalcontact/send_welcome_msg", issued[1], body, sender=issued[2])
+        return {"errcode": 0, "errmsg": "ok"}
+
+    def _tag_names(self) -> dict[str, tuple[str, str]]:
+        return {tag_id: (group.name, tag[0]) for group in self.tag_groups.values() for tag_id, tag in group.tags.items()}
+
+    def _all_tag_ids(self) -> set[str]:
+        return set(self._tag_names())
+
+    def _customer_json(self, external_userid: str) -> Json:
+        customer = self.customers[external_userid]
+        found: Json = {"external_userid": external_userid, "name": customer.name, "avatar": customer.avatar,
+                       "type": 1, "gender": customer.gender}
+        if customer.unionid:
+            found["unionid"] = customer.unionid
+        return found
+
+    @staticmethod
+    def _follow_json(follow: Follow) -> Json:
+        found: Json = {"userid": follow.userid, "remark": follow.remark, "description": "", "createtime": follow.createtime,
+                       "remark_mobiles": [], "oper_userid": follow.userid, "add_way": follow.add_way}
+        if follow.state is not None:
+            found["state"] = follow.state
+        return found
+
+    def external_get(self, app: str, query: Json, body: Json) -> Json:
+        external_userid = str(query.get("external_userid", ""))
+        if not _EXTERNAL_ID.fullmatch(external_userid):
+            raise Refusal(40096, "invalid external userid")
+        follows = [f for f in self.follows if f.external_userid == external_userid]
+        if not follows:
+            raise Refusal(84061, "not external contact")
+        names = self._tag_names()
+        follow_user = []
+        for follow in follows:
+            item = self._follow_json(follow)
+            item["tags"] = [{"group_name": names[t][0], "tag_name": names[t][1], "tag_id": t, "type": 1}
+                            for t in follow.tags if t in names]
+            follow_user.append(item)
+        return {"errcode": 0, "errmsg": "ok", "external_contact": self._customer_json(external_userid),
+                "follow_user": follow_user, "next_cursor": ""}
+
+    def external_list(self, app: str, query: Json, body: Json) -> Json:
+        userid = str(query.get("userid", "")).lower()
+        if userid not in self.staff:
+            raise Refusal(40003, "invalid userid")
+        return {"errcode": 0, "errmsg": "ok",
+                "external_userid": [f.external_userid for f in self.follows if f.userid == userid]}
+
+    def batch_get_by_user(self, app: str, query: Json, body: Json) -> Json:
+        userids = body.get("userid_list")
+        limit = body.get("limit", 50)
+        if not isinstance(userids, list) or not 0 < len(userids) <= 100 or not isinstance(limit, int) or not 0 < limit <= 100:
+            raise Refusal(40058, "userid_list needs 1..100 userids and limit 1..100")
+        wanted = [str(userid).lower() for userid in userids]
+        rows = [f for userid in wanted for f in self.follows if f.userid == userid]
+        cursor = body.get("cursor") or ""
+        start = self._page_cursors.get(cursor) if cursor else 0
+        if start is None:
+            raise Refusal(40058, "invalid cursor")
+        page = rows[start : start + limit]
+        next_cursor = ""
+        if start + limit < len(rows):
+            next_cursor = secrets.token_urlsafe(16)
+            self._page_cursors[next_cursor] = start + limit
+        contacts = [{"external_contact": self._customer_json(f.external_userid),
+                     "follow_info": {**self._follow_json(f), "tag_id": list(f.tags)}} for f in page]
+        return {"errcode": 0, "errmsg": "ok", "external_contact_list": contacts, "next_cursor": next_cursor}
+
+    def groupchat_get(self, app: str, query: Json, body: Json) -> Json:
+        group = self.groups.get(str(body.get("chat_id", "")))
+        if group is None:
+            raise Refusal(40050, "chatid not found")
+        members = []
+        for member in group["members"]:
+            staff = member in self.staff
+            item: Json = {"userid": member, "type": 1 if staff else 2, "join_time": group["create_time"],
+                          "join_scene": 1, "group_nickname": ""}
+            if member != group["owner"]:
+                item["invitor"] = {"userid": group["owner"]}
+            if body.get("need_name") == 1:
+                item["name"] = member if staff else self.customers[member].name if member in self.customers else ""
+            members.append(item)
+        version = hashlib.md5(json.dumps(group["members"]).encode()).hexdigest()  # changes with membership
+        return {"errcode": 0, "errmsg": "ok", "group_chat": {
+            "chat_id": group["chat_id"], "name": group["name"], "owner": group["owner"], "create_time": group["create_time"],
+            "notice": "", "member_list": members, "admin_list": [], "member_version": version}}
+
+    # -- corp tags (§4.5, §4.6) ---------------------------------------------------------
+
+    def mark_tag(self, app: str, query: Json, body: Json) -> Json:
+        add, remove = list(body.get("add_tag") or []), list(body.get("remove_tag") or [])
+        if not add and not remove:
+            raise Refusal(40058, "add_tag and remove_tag are both empty")
+        key = (str(body.get("userid", "")).lower(), body.get("external_userid"))
+        follow = next((f for f in self.follows if (f.userid, f.external_userid) == key), None)
+        if follow is None:
+            raise Refusal(84061, "not external contact")
+        if set(add + remove) - self._all_tag_ids():
+            raise Refusal(40068, "invalid tagid")
+        follow.tags = [t for t in dict.fromkeys(follow.tags + add) if t not in remove]
+        return {"errcode": 0, "errmsg": "ok"}
+
+    def get_corp_tag_list(self, app: str, query: Json, body: Json) -> Json:
+        group_ids, tag_ids = set(body.get("group_id") or []), set(body.get("tag_id") or [])
+        found = []
+        for group in self.tag_groups.values():
+            if group_ids and group.group_id not in group_ids:
+                continue
+            tags = [(t, spec) for t, spec in group.tags.items() if group_ids or not tag_ids or t in tag_ids]
+            if tags:
+                found.append(self._group_json(group, tags))
+        return {"errcode": 0, "errmsg": "ok", "tag_group": found}
+
+    def add_corp_tag(self, app: str, query: Json, body: Json) -> Json:
+        names = [str(tag.get("name", "")) for tag in body.get("tag") or [] if isinstance(tag, dict)]
+        if not names or any(not name or len(name) > 30 for name in names):
+            raise Refusal(40058, "tag names must be 1..30 characters, at least one")
+        group_id = body.get("group_id")
+        if group_id and group_id not in self.tag_groups:
+            raise Refusal(40068, "invalid tagid")
+        group, ids = self._add_tags(group_id, str(body.get("group_name", "")), names)
+        return {"errcode": 0, "errmsg": "ok", "tag_group": self._group_json(group, [(t, group.tags[t]) for t in ids])}
+
+    def _add_tags(self, group_id: str | None, group_name: str, names: Sequence[str]) -> tuple[TagGroup, list[str]]:
+        group = self.tag_groups.get(group_id or "") or next(
+            (g for g in self.tag_groups.values() if g.name == group_name), None)
+        if group is None:
+            if not group_name:
+                raise Refusal(40058, "group_name or group_id required")
+            group = TagGroup(self._new_id("etG"), group_name, int(self.clock()))
+            self.tag_groups[group.group_id] = group
+        ids = []
+        for name in dict.fromkeys(names):  # duplicate names collapse into one tag
+            existing = next((t for t, spec in group.tags.items() if spec[0] == name), None)
+            if existing is None:
+                existing = self._new_id("etT")
+                group.tags[existing] = (name, int(self.clock()))
+            ids.append(existing)
+        return group, ids
+
+    @staticmethod
+    def _group_json(group: TagGroup, tags: list[tuple[str, tuple[str, int]]]) -> Json:
+        return {"group_id": group.group_id, "group_name": group.name, "create_time": group.create_time,
+                "order": group.order, "deleted": False,
+                "tag": [{"id": t, "name": name, "create_time": at, "order": 0, "deleted": False} for t, (name, at) in tags]}
