@@ -113,6 +113,9 @@ class WeComSettings(_Section):
     replay_window_seconds: int = Field(default=0, ge=0)
     channels: dict[str, ChannelSettings] = {}
     reconcile_cron: str = "40 3 * * *"  # re-read every staff member's customer list
+    # Transient API errors (-1, 45009, 45033, timeouts, 5xx) are retried with exponential
+    # backoff and jitter, at most this long between two tries, then left to delivery.
+    retry_max_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
 class OfficialAccountSettings(_Section):
@@ -125,6 +128,7 @@ class OfficialAccountSettings(_Section):
     previous_encoding_aes_key: AesKey | None = None
     api_base: HttpBase = "https://api.weixin.qq.com"
     callback_path: UrlPath = "/oa/callback"
+    retry_max_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
 class SandboxSettings(_Section):

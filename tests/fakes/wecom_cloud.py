@@ -51,6 +51,7 @@ class Conversations(WeComState):
         self._kf_windows: dict[tuple[str, str], Window] = {}
         self._kf_msgids: dict[tuple[str, str], str] = {}
         self._oa_windows: dict[str, Window] = {}
+        self.oa_unionids: dict[str, str | None] = {}  # follower openid -> unionid
 
     def customer_writes(self, open_kfid: str, external_userid: str, text: str) -> str:
         """A customer writes to a kf account: returns the callback Token for sync_msg."""
@@ -66,6 +67,18 @@ class Conversations(WeComState):
     def user_writes(self, openid: str) -> None:
         """A user messages the official account: opens the customer-service window."""
         self._oa_windows[openid] = Window(self.clock())
+
+    def add_follower(self, openid: str, unionid: str | None = None) -> None:
+        self.oa_unionids[openid] = unionid
+
+    def oa_user_info(self, app: str, query: Json, body: Json) -> Json:
+        openid = str(query.get("openid", ""))
+        if openid not in self.oa_unionids:
+            raise Refusal(40003, "invalid openid")
+        info: Json = {"subscribe": 1, "openid": openid, "language": "zh_CN", "subscribe_time": int(self.clock())}
+        if self.oa_unionids[openid]:
+            info["unionid"] = self.oa_unionids[openid]
+        return info
 
     # -- WeChat Customer Service (§4.9) -------------------------------------------------
 
@@ -146,6 +159,7 @@ ROUTES: dict[str, tuple[str, Audience, Handler]] = {
     "/cgi-bin/externalcontact/send_welcome_msg": ("POST", "wecom", WeComState.send_welcome_msg),
     "/cgi-bin/externalcontact/get": ("GET", "wecom", WeComState.external_get),
     "/cgi-bin/externalcontact/list": ("GET", "wecom", WeComState.external_list),
+    "/cgi-bin/externalcontact/get_follow_user_list": ("GET", "wecom", WeComState.follow_user_list),
     "/cgi-bin/externalcontact/batch/get_by_user": ("POST", "wecom", WeComState.batch_get_by_user),
     "/cgi-bin/externalcontact/groupchat/get": ("POST", "wecom", WeComState.groupchat_get),
     "/cgi-bin/externalcontact/mark_tag": ("POST", "wecom", WeComState.mark_tag),
@@ -154,6 +168,7 @@ ROUTES: dict[str, tuple[str, Audience, Handler]] = {
     "/cgi-bin/kf/sync_msg": ("POST", "wecom", Conversations.kf_sync_msg),
     "/cgi-bin/kf/send_msg": ("POST", "wecom", Conversations.kf_send_msg),
     "/cgi-bin/message/custom/send": ("POST", "oa", Conversations.oa_custom_send),
+    "/cgi-bin/user/info": ("GET", "oa", Conversations.oa_user_info),
 }
 # On the official account an unknown token is 40001 "invalid credential"; WeCom says 40014.
 _UNKNOWN_TOKEN = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from tenacity import wait_random_exponential
 
 from bot.config import OfficialAccountSettings, WeComSettings
 from bot.keys import HTTP, INBOX, OA_CLIENT, SESSIONS, WECOM_CLIENT
@@ -30,7 +31,10 @@ def install_wecom(
     app.router.add_post(settings.callback_path, callback.receive)
 
     async def client(app: web.Application) -> AsyncIterator[None]:
-        wecom = WeComClient(app[HTTP], settings.api_base, settings.corp_id, settings.secret.get_secret_value())
+        wecom = WeComClient(
+            app[HTTP], settings.api_base, settings.corp_id, settings.secret.get_secret_value(),
+            retry_wait=_backoff(settings.retry_max_seconds),
+        )
         app[WECOM_CLIENT] = wecom
         senders["wecom"] = WeComSender(wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX])
         yield
@@ -52,9 +56,16 @@ def install_official_account(
     app.router.add_post(settings.callback_path, callback.receive)
 
     async def client(app: web.Application) -> AsyncIterator[None]:
-        oa = OfficialAccountClient(app[HTTP], settings.api_base, settings.app_id, settings.secret.get_secret_value())
+        oa = OfficialAccountClient(
+            app[HTTP], settings.api_base, settings.app_id, settings.secret.get_secret_value(),
+            retry_wait=_backoff(settings.retry_max_seconds),
+        )
         app[OA_CLIENT] = oa
         senders["oa"] = OfficialAccountSender(oa, app[SESSIONS])
         yield
 
     app.cleanup_ctx.append(client)
+
+
+def _backoff(longest: float) -> wait_random_exponential:
+    return wait_random_exponential(multiplier=min(0.5, longest), max=longest)
