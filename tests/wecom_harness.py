@@ -74,9 +74,11 @@ class Corp:
 
     _stamps = itertools.count(int(time.time()))
 
-    def envelope(self, plaintext: str, *, corp: str = CORP, key: str = AES_KEY) -> tuple[dict[str, str], str]:
+    def envelope(
+        self, plaintext: str, *, corp: str = CORP, key: str = AES_KEY, timestamp: str | None = None
+    ) -> tuple[dict[str, str], str]:
         """The query and body WeCom would POST for `plaintext`."""
-        timestamp, nonce = str(next(self._stamps)), "1372623149"
+        timestamp, nonce = timestamp or str(next(self._stamps)), "1372623149"
         reply = parse_fields(WeChatCrypto(TOKEN, key, corp).encrypt_message(plaintext, nonce, timestamp))
         query = {"msg_signature": reply["MsgSignature"], "timestamp": timestamp, "nonce": nonce}
         body = f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{reply['Encrypt']}]]></Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>"
