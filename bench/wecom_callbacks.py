@@ -107,20 +107,9 @@ def main() -> None:
         work = Path(folder)
         requests = work / "requests.txt"
         prepare_requests(requests, 25_000 * args.seconds)
-        port = free_port()
-        config = work / "siyu.toml"
-        config.write_text(
-            f'[storage]\nurl = "sqlite:///siyu.db"\n[server]\nport = {port}\n[log]\nlevel = "WARNING"\n'
-            f'[platforms.wecom]\ncorp_id = "{CORP_ID}"\nagent_id = 1000002\ntoken = "{TOKEN}"\n'
-            f'encoding_aes_key = "{AES_KEY}"\nsecret = "unused"\napi_base = "http://127.0.0.1:9"\n'
-        )
-        siyu = serve([sys.executable, "-m", "bot", "serve", "--config", str(config)], port)
-        try:
-            ours = run_wrk(port, requests, args.seconds, args.connections)
-        finally:
-            siyu.terminate()
-            siyu.wait(30)
-        stored = sqlite3.connect(work / "siyu.db").execute("select count(*) from inbox").fetchone()[0]
+        results, stored = {}, {}
+        for role in ("webhook", "all"):
+            results[role], stored[role] = measure_siyu(work / role, role, requests, args.seconds, args.connections)
         bare_port = free_port()
         bare = subprocess.Popen(pinned(0, [sys.executable, str(BENCH / "bare_server.py"), str(bare_port)]),
                                 stdout=subprocess.DEVNULL)
@@ -130,11 +119,34 @@ def main() -> None:
         finally:
             bare.terminate()
             bare.wait(30)
-    print(f"{'':28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    print(f"{'bare aiohttp (success)':28}{baseline['rps']:>10.0f}{baseline['p50_ms']:>10.2f}{baseline['p99_ms']:>10.2f}")
-    print(f"{'siyu serve (WeCom, inbox)':28}{ours['rps']:>10.0f}{ours['p50_ms']:>10.2f}{ours['p99_ms']:>10.2f}")
-    print(f"ratio {ours['rps'] / baseline['rps']:.2f}; {args.connections} connections, {args.seconds} s each; "
-          f"{stored} of {ours['requests']:.0f} acknowledged callbacks found in the inbox")
+    print(f"{'':34}{'req/s':>9}{'ratio':>7}{'p50 ms':>9}{'p99 ms':>9}")
+    rows = [("bare aiohttp (answers success)", baseline), ("siyu serve, role=webhook", results["webhook"]),
+            ("siyu serve, role=all", results["all"])]
+    for name, figures in rows:
+        print(f"{name:34}{figures['rps']:>9.0f}{figures['rps'] / baseline['rps']:>7.2f}"
+              f"{figures['p50_ms']:>9.2f}{figures['p99_ms']:>9.2f}")
+    for role in ("webhook", "all"):
+        print(f"role={role}: {stored[role]} of {results[role]['requests']:.0f} acknowledged callbacks found in the inbox")
+    print(f"{args.connections} connections, {args.seconds} s each, wrk on its own core")
+
+
+def measure_siyu(work: Path, role: str, requests: Path, seconds: int, connections: int) -> tuple[dict[str, float], int]:
+    work.mkdir()
+    port = free_port()
+    config = work / "siyu.toml"
+    config.write_text(
+        f'[storage]\nurl = "sqlite:///siyu.db"\n[server]\nport = {port}\nrole = "{role}"\n[log]\nlevel = "WARNING"\n'
+        f'[platforms.wecom]\ncorp_id = "{CORP_ID}"\nagent_id = 1000002\ntoken = "{TOKEN}"\n'
+        f'encoding_aes_key = "{AES_KEY}"\nsecret = "unused"\napi_base = "http://127.0.0.1:9"\n'
+    )
+    siyu = serve([sys.executable, "-m", "bot", "serve", "--config", str(config)], port)
+    try:
+        figures = run_wrk(port, requests, seconds, connections)
+    finally:
+        siyu.terminate()
+        siyu.wait(30)
+    stored = sqlite3.connect(work / "siyu.db").execute("select count(*) from inbox").fetchone()[0]
+    return figures, stored
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -15,7 +16,12 @@ from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SES
 from bot.platforms.sandbox import routes as sandbox_routes
 from bot.platforms.sandbox.hub import SandboxHub
 from bot.platforms.sandbox.sender import SandboxSender
-from bot.platforms.wecom.wiring import install_official_account, install_wecom
+from bot.platforms.wecom.wiring import (
+    add_official_account_client,
+    add_official_account_routes,
+    add_wecom_client,
+    add_wecom_routes,
+)
 from content_templates.renderer import Renderer
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.config import Channel, HandlerConfig, KeywordRule, Persona
@@ -54,16 +60,28 @@ def renderer_for(settings: Settings) -> Renderer:
 
 
 def build_app(settings: Settings) -> web.Application:
-    """The whole server for `settings`. The database must already be migrated."""
+    """The server for `settings`. The database must already be migrated.
+
+    `server.role` splits the work: "webhook" only receives (verify, store, acknowledge),
+    "worker" only handles and delivers, "all" does both in one process.
+    """
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
+    receives = settings.server.role in ("all", "webhook")
+    works = settings.server.role in ("all", "worker")
+    platforms = settings.platforms
     senders: dict[str, Sender] = {}
     jobs: list[CronJob] = []
-    if settings.platforms.sandbox.enabled:
+    if platforms.sandbox.enabled:
         hub = SandboxHub()
         app[SANDBOX_HUB] = hub
         senders["sandbox"] = SandboxSender(hub)
-        sandbox_routes.add_routes(app)
+        if receives:
+            sandbox_routes.add_routes(app)
+    if receives and platforms.wecom is not None:
+        add_wecom_routes(app, platforms.wecom)
+    if receives and platforms.oa is not None:
+        add_official_account_routes(app, platforms.oa)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         engine = create_database_engine(settings.storage.url)
@@ -92,6 +110,8 @@ def build_app(settings: Settings) -> web.Application:
             handler_config(settings),
             renderer_for(settings),
             on_outbox=app[DELIVERY].wake,
+            # Without a webhook in this process nothing wakes the dispatcher: look often.
+            poll_interval=timedelta(seconds=5 if receives else 0.25),
         )
         app[DISPATCHER] = worker
         worker.start()
@@ -101,31 +121,34 @@ def build_app(settings: Settings) -> web.Application:
     async def inbox(app: web.Application) -> AsyncIterator[None]:
         # Its own connection: acknowledgements never queue behind the dispatcher's work.
         engine = create_database_engine(settings.storage.url)
-        writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake)
+        writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake if DISPATCHER in app else lambda: None)
         app[INBOX] = writer
         writer.start()
         yield
         await writer.close()  # runs after in-flight requests finished: nothing acked is lost
         await engine.dispose()
 
+    async def scheduler(app: web.Application) -> AsyncIterator[None]:
+        cron = Scheduler(jobs, settings.zone) if jobs else None
+        if cron is not None:
+            cron.start()
+        yield
+        if cron is not None:
+            cron.close()
+
     # Set up in this order, torn down in reverse: requests stop, the inbox drains, the
     # dispatcher finishes its batch, delivery finishes its sends, then the platform
     # clients, the HTTP session and the engine close.
     app.cleanup_ctx.extend([database, http])
-    if settings.platforms.wecom is not None:
-        install_wecom(app, settings.platforms.wecom, senders, jobs)
-    if settings.platforms.oa is not None:
-        install_official_account(app, settings.platforms.oa, senders)
-    async def scheduler(app: web.Application) -> AsyncIterator[None]:
-        if not jobs:
-            yield
-            return
-        cron = Scheduler(jobs, settings.zone)
-        cron.start()
-        yield
-        cron.close()
-
-    app.cleanup_ctx.extend([delivery, dispatcher, inbox, scheduler])
+    if works:
+        if platforms.wecom is not None:
+            add_wecom_client(app, platforms.wecom, senders, jobs)
+        if platforms.oa is not None:
+            add_official_account_client(app, platforms.oa, senders)
+        app.cleanup_ctx.extend([delivery, dispatcher])
+    app.cleanup_ctx.append(inbox)  # workers write too: pulled Customer Service messages
+    if works:
+        app.cleanup_ctx.append(scheduler)
     app.router.add_get("/healthz", healthz)
     return app
 

@@ -90,6 +90,9 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     access_log: bool = False
+    # all: receive and work in one process. webhook: only verify, store and acknowledge
+    # callbacks. worker: only handle, deliver and run scheduled jobs.
+    role: Literal["all", "webhook", "worker"] = "all"
 
 
 class ChannelSettings(_Section):

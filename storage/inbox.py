@@ -12,8 +12,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,7 +44,7 @@ class InboxWriter:
     def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None] = lambda: None):
         self._engine = engine
         self._on_commit = on_commit
-        self._statement = insert_ignoring_conflicts(INBOX, engine.dialect.name, ["key"])
+        self._sql, self._positional, self._stamp = _compiled_insert(engine)
         self._queue: asyncio.Queue[tuple[NewInboxEntry, asyncio.Future[None]] | None] = (
             asyncio.Queue()
         )
@@ -104,21 +105,28 @@ class InboxWriter:
         self._on_commit()
 
     async def _insert(self, entries: list[NewInboxEntry]) -> None:
-        now = utcnow()
-        rows = [
-            {
-                "key": e.key,
-                "platform": e.platform,
-                "sender": e.sender,
-                "payload": e.payload,
-                "received_at": now,
-                "status": "pending",
-                "attempts": 0,
-            }
-            for e in entries
-        ]
+        received_at = self._stamp(utcnow())
+        rows = [(e.key, e.platform, e.sender, e.payload, received_at) for e in entries]
+        params: list[Any] = rows if self._positional else [dict(zip(_COLUMNS, row)) for row in rows]
         async with self._engine.begin() as connection:
-            await connection.execute(self._statement, rows)
+            await connection.exec_driver_sql(self._sql, params)
+
+
+_COLUMNS = ("key", "platform", "sender", "payload", "received_at")
+
+
+def _compiled_insert(engine: AsyncEngine) -> tuple[str, bool, Callable[[datetime], Any]]:
+    """The insert compiled once, for the driver directly: on this path SQLAlchemy's
+    per-row parameter processing would cost more than the commit."""
+    dialect = engine.sync_engine.dialect
+    statement = insert_ignoring_conflicts(INBOX, dialect.name, ["key"]).inline().values(
+        {name: bindparam(name) for name in _COLUMNS} | {"status": literal_column("'pending'"), "attempts": literal_column("0")}
+    )
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    if compiled.positional:
+        assert list(compiled.positiontup or ()) == list(_COLUMNS), compiled.positiontup
+    stamp = INBOX.c.received_at.type.bind_processor(dialect) or (lambda value: value)
+    return str(compiled), bool(compiled.positional), stamp
 
 
 async def pending_entries(session: AsyncSession, limit: int) -> Sequence[InboxEntry]:

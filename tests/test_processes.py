@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from storage.engine import create_database_engine, session_factory
 from storage.members import member_by_identity
-from storage.models import InboxEntry
+from storage.models import InboxEntry, OutboxEntry
 from storage.tags import tags_of
 from tests.conftest import write_config
 from tests.sse import next_event
@@ -125,3 +125,37 @@ async def test_serve_stops_on_sigterm_keeping_every_acknowledged_message(tmp_pat
         stored = set((await session.execute(select(InboxEntry.key))).scalars().all())
     await engine.dispose()
     assert set(acknowledged) <= stored
+
+
+async def test_a_webhook_process_and_a_worker_process_share_the_work(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "siyu.db")
+    web_port, work_port = free_port(), free_port()
+    (tmp_path / "web").mkdir()
+    (tmp_path / "work").mkdir()
+    webhook = write_config(tmp_path / "web", url, f'[server]\nport = {web_port}\nrole = "webhook"\n')
+    worker = write_config(tmp_path / "work", url, f'[server]\nport = {work_port}\nrole = "worker"\n')
+    async with siyu(["serve", "--config", str(webhook)], cwd=tmp_path) as receiving:
+        await read_until(receiving, "serving on")
+        async with aiohttp.ClientSession() as client:
+            body = {"member": "王芳", "text": "吐司还有吗", "id": "split-1"}
+            async with client.post(f"http://127.0.0.1:{web_port}/sandbox/messages", json=body) as response:
+                assert response.status == 202
+            async with client.get(f"http://127.0.0.1:{web_port}/healthz") as response:
+                assert response.status == 200
+        async with siyu(["serve", "--config", str(worker)], cwd=tmp_path) as working:
+            await read_until(working, "serving on")
+            engine = create_database_engine(url)
+            try:
+                async with asyncio.timeout(20):
+                    while True:
+                        async with session_factory(engine)() as session:
+                            statuses = (await session.execute(select(OutboxEntry.status))).scalars().all()
+                        if statuses == ["sent"]:
+                            break
+                        await asyncio.sleep(0.05)
+            finally:
+                await engine.dispose()
+            working.send_signal(signal.SIGTERM)
+            assert await working.wait() == 0
+        receiving.send_signal(signal.SIGTERM)
+        assert await receiving.wait() == 0

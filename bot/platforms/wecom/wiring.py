@@ -20,9 +20,7 @@ from scheduler.cron import CronJob
 from scheduler.delivery import Sender
 
 
-def install_wecom(
-    app: web.Application, settings: WeComSettings, senders: dict[str, Sender], jobs: list[CronJob]
-) -> None:
+def add_wecom_routes(app: web.Application, settings: WeComSettings) -> None:
     crypto = CallbackCrypto(
         settings.token.get_secret_value(), settings.encoding_aes_key.get_secret_value(), settings.corp_id
     )
@@ -30,6 +28,10 @@ def install_wecom(
     app.router.add_get(settings.callback_path, callback.verify_url)
     app.router.add_post(settings.callback_path, callback.receive)
 
+
+def add_wecom_client(
+    app: web.Application, settings: WeComSettings, senders: dict[str, Sender], jobs: list[CronJob]
+) -> None:
     async def client(app: web.Application) -> AsyncIterator[None]:
         wecom = WeComClient(
             app[HTTP], settings.api_base, settings.corp_id, settings.secret.get_secret_value(),
@@ -45,9 +47,7 @@ def install_wecom(
     ))
 
 
-def install_official_account(
-    app: web.Application, settings: OfficialAccountSettings, senders: dict[str, Sender]
-) -> None:
+def add_official_account_routes(app: web.Application, settings: OfficialAccountSettings) -> None:
     keys = [k for k in (settings.encoding_aes_key, settings.previous_encoding_aes_key) if k is not None]
     token = settings.token.get_secret_value()
     cryptos = [CallbackCrypto(token, key.get_secret_value(), settings.app_id) for key in keys]
@@ -55,6 +55,10 @@ def install_official_account(
     app.router.add_get(settings.callback_path, callback.verify_url)
     app.router.add_post(settings.callback_path, callback.receive)
 
+
+def add_official_account_client(
+    app: web.Application, settings: OfficialAccountSettings, senders: dict[str, Sender]
+) -> None:
     async def client(app: web.Application) -> AsyncIterator[None]:
         oa = OfficialAccountClient(
             app[HTTP], settings.api_base, settings.app_id, settings.secret.get_secret_value(),
