@@ -8,6 +8,7 @@ the outcome on the row: sent, failed with the reason, or pending again after a b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -94,12 +95,23 @@ class DeliveryLoop:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="delivery")
 
-    async def close(self) -> None:
-        """Finish the sends in flight, then stop; the rest stays pending in the outbox."""
+    async def close(self, grace: timedelta = timedelta(seconds=10)) -> None:
+        """Finish the sends in flight, then stop; the rest stays pending in the outbox.
+
+        A send still retrying after `grace` is cancelled: its row stays `sending` and is
+        sent again on the next start (at least once; platforms dedupe where they can).
+        """
         self._stopping = True
         self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace.total_seconds())
+        except TimeoutError:
+            log.warning("delivery still busy after %.0f s: stopping mid-send", grace.total_seconds())
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
     async def _run(self) -> None:
         async with self._sessions() as session, session.begin():
