@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 import aiohttp
@@ -28,8 +32,11 @@ from handlers.config import Channel, HandlerConfig, KeywordRule, Persona
 from handlers.dispatcher import Dispatcher
 from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
-from storage.engine import create_database_engine, session_factory
+from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
+
+
+log = logging.getLogger(__name__)
 
 
 def handler_config(settings: Settings) -> HandlerConfig:
@@ -119,14 +126,22 @@ def build_app(settings: Settings) -> web.Application:
         await worker.close()
 
     async def inbox(app: web.Application) -> AsyncIterator[None]:
-        # Its own connection: acknowledgements never queue behind the dispatcher's work.
-        engine = create_database_engine(settings.storage.url)
+        # Its own connection, which never checkpoints: acknowledgements neither queue
+        # behind the dispatcher's work nor wait while the WAL is copied back.
+        engine = create_database_engine(settings.storage.url, checkpoints=False)
         writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake if DISPATCHER in app else lambda: None)
         app[INBOX] = writer
         writer.start()
         yield
         await writer.close()  # runs after in-flight requests finished: nothing acked is lost
         await engine.dispose()
+
+    async def wal_checkpoints(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_checkpoint_every_second(app[ENGINE]), name="wal-checkpoints")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
         cron = Scheduler(jobs, settings.zone) if jobs else None
@@ -147,10 +162,21 @@ def build_app(settings: Settings) -> web.Application:
             add_official_account_client(app, platforms.oa, senders)
         app.cleanup_ctx.extend([delivery, dispatcher])
     app.cleanup_ctx.append(inbox)  # workers write too: pulled Customer Service messages
+    if is_sqlite(settings.storage.url):
+        app.cleanup_ctx.append(wal_checkpoints)
     if works:
         app.cleanup_ctx.append(scheduler)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+async def _checkpoint_every_second(engine: AsyncEngine) -> None:
+    while True:
+        await asyncio.sleep(1)
+        try:
+            await checkpoint_wal(engine)
+        except Exception:  # a busy database now is fine next second
+            log.warning("WAL checkpoint failed", exc_info=True)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -10,9 +10,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bot import inspect_cli
 from bot.check import problems_in, summary
-from bot.config import ConfigError, config_path, load_settings
+from bot.config import ConfigError, Settings, config_path, load_settings
+from bot.demo import seed, write_config
 from bot.serve import configure_logging, run_server
+from storage.engine import create_database_engine, session_factory
+from storage.migrate import upgrade
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,25 +57,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = config_path(args.config)
     if args.command == "check":
         return _check(path)
+    settings = _load(path)
+    if settings is None:
+        return 1
+    if args.command == "serve":
+        return run_server(settings)
+    if args.command == "db":
+        upgrade(settings.storage.url)
+        print(f"database is up to date ({settings.storage.url.split(':', 1)[0]})")
+        return 0
+    if args.command == "member":
+        return asyncio.run(inspect_cli.member_show(settings, args.id, args.json))
+    return asyncio.run(inspect_cli.outbox_list(settings, args.status, args.limit, args.json))
+
+
+def _load(path: Path) -> Settings | None:
+    """The settings, with logging set up; None (problems printed) when they do not load."""
     try:
         settings = load_settings(path)
     except ConfigError as error:
         _print_problems(error.problems)
-        return 1
+        return None
     configure_logging(settings.log.level)
-    if args.command == "serve":
-        return run_server(settings)
-    if args.command == "db":
-        from storage.migrate import upgrade
-
-        upgrade(settings.storage.url)
-        print(f"database is up to date ({settings.storage.url.split(':', 1)[0]})")
-        return 0
-    from bot import inspect_cli  # imported late: `siyu check` need not load the ORM
-
-    if args.command == "member":
-        return asyncio.run(inspect_cli.member_show(settings, args.id, args.json))
-    return asyncio.run(inspect_cli.outbox_list(settings, args.status, args.limit, args.json))
+    return settings
 
 
 def _print_problems(problems: list[str]) -> None:
@@ -90,17 +98,10 @@ def _check(path: Path) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bot.demo import seed, write_config
-    from storage.engine import create_database_engine, session_factory
-    from storage.migrate import upgrade
-
     path = write_config(args.dir, args.port or 8080)
-    try:
-        settings = load_settings(path)
-    except ConfigError as error:
-        _print_problems(error.problems)
+    settings = _load(path)
+    if settings is None:
         return 1
-    configure_logging(settings.log.level)
     upgrade(settings.storage.url)
 
     async def seed_demo() -> Any:

@@ -19,6 +19,7 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def run_server(settings: Settings, port: int | None = None, announce: Callable[[str], None] | None = None) -> int:

@@ -48,15 +48,32 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_database_engine(url: str) -> AsyncEngine:
+def create_database_engine(url: str, *, checkpoints: bool = True) -> AsyncEngine:
+    """The application's engine. `checkpoints=False` leaves WAL checkpoints to another
+    connection (see `checkpoint_wal`), so commits on this one never stall copying the
+    WAL back into the database file."""
     if is_sqlite(url):
         # One connection: SQLite has one writer at a time, and writers that collide wait
         # in its busy handler, which sleeps 1-100 ms per try. Queueing for the one
         # connection in asyncio instead costs microseconds; WAL commits take ~0.1 ms.
         engine = create_async_engine(async_url(url), pool_size=1, max_overflow=0, pool_timeout=60)
-        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "connect", _tune_sqlite if checkpoints else _tune_sqlite_no_checkpoints)
         return engine
     return create_async_engine(async_url(url), pool_size=10, max_overflow=10)
+
+
+def _tune_sqlite_no_checkpoints(dbapi_connection: Any, record: Any) -> None:
+    _tune_sqlite(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+async def checkpoint_wal(engine: AsyncEngine) -> None:
+    """Copy committed WAL pages into the database file without blocking writers."""
+    if engine.dialect.name == "sqlite":
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def create_sync_engine(url: str) -> Engine:

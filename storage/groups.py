@@ -5,25 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.get_or_create import get_or_create
 from storage.models import CustomerGroup, GroupMembership
 
 
 async def ensure_group(session: AsyncSession, platform: str, chat_id: str, now: datetime) -> CustomerGroup:
-    statement = select(CustomerGroup).where(CustomerGroup.platform == platform, CustomerGroup.chat_id == chat_id)
-    group = (await session.execute(statement)).scalars().first()
-    if group is not None:
-        return group
-    try:
-        async with session.begin_nested():
-            group = CustomerGroup(platform=platform, chat_id=chat_id, created_at=now)
-            session.add(group)
-            await session.flush()
-        return group
-    except IntegrityError:
-        return (await session.execute(statement)).scalars().one()
+    lookup = select(CustomerGroup).where(CustomerGroup.platform == platform, CustomerGroup.chat_id == chat_id)
+    return await get_or_create(session, lookup, lambda: CustomerGroup(platform=platform, chat_id=chat_id, created_at=now))
 
 
 async def record_join(

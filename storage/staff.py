@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.get_or_create import get_or_create
 from storage.models import Staff, Store
 
 
@@ -15,19 +15,7 @@ async def staff_by_userid(session: AsyncSession, userid: str) -> Staff | None:
 
 async def ensure_staff(session: AsyncSession, userid: str) -> Staff:
     """The staff row for a platform userid, created (named by the userid) on first sight."""
-    staff = await staff_by_userid(session, userid)
-    if staff is not None:
-        return staff
-    try:
-        async with session.begin_nested():
-            staff = Staff(userid=userid, name=userid)
-            session.add(staff)
-            await session.flush()
-        return staff
-    except IntegrityError:
-        found = await staff_by_userid(session, userid)
-        assert found is not None
-        return found
+    return await get_or_create(session, select(Staff).where(Staff.userid == userid), lambda: Staff(userid=userid, name=userid))
 
 
 async def store_by_code(session: AsyncSession, code: str) -> Store | None:

@@ -7,25 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.get_or_create import get_or_create
 from storage.models import MemberTag, Tag
 
 
 async def ensure_tag(session: AsyncSession, name: str, group: str = "") -> Tag:
-    statement = select(Tag).where(Tag.name == name, Tag.group == group)
-    tag = (await session.execute(statement)).scalars().first()
-    if tag is not None:
-        return tag
-    try:
-        async with session.begin_nested():
-            tag = Tag(name=name, group=group)
-            session.add(tag)
-            await session.flush()
-        return tag
-    except IntegrityError:
-        return (await session.execute(statement)).scalars().one()
+    lookup = select(Tag).where(Tag.name == name, Tag.group == group)
+    return await get_or_create(session, lookup, lambda: Tag(name=name, group=group))
 
 
 async def apply_tag(

@@ -8,10 +8,9 @@ from datetime import datetime
 from bot.platforms.oa.updates import PLATFORM
 from bot.platforms.wecom.client import OfficialAccountClient
 from bot.platforms.wecom.errors import WeComApiError, WeComTransportError
+from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
 from scheduler.delivery import OutboundMessage, SendResult
-from scheduler.policy import reply_window_problem
 from storage.engine import SessionFactory
-from storage.interactions import reply_window_state
 from storage.members import member_by_identity
 from storage.merge import link_unionid
 from storage.models import utcnow
@@ -30,19 +29,12 @@ class OfficialAccountSender:
             if message.route == "profile":
                 return await self._link_follower(message.recipient)
             return SendResult.failed(f"the official account cannot deliver route {message.route!r}")
-        except WeComApiError as error:
-            detail = f"errcode {error.errcode}: {error.errmsg}"
-            return SendResult.failed(detail) if error.kind == "permanent" else SendResult.retry(detail, error.retry_after)
-        except WeComTransportError as error:
-            return SendResult.retry(str(error)) if error.retryable else SendResult.failed(str(error))
+        except (WeComApiError, WeComTransportError) as error:
+            return result_for(error)
 
     async def _reply(self, message: OutboundMessage) -> SendResult:
-        if message.member_id is not None:
-            async with self._sessions() as session:
-                last_in, replies = await reply_window_state(session, message.member_id, PLATFORM)
-            problem = reply_window_problem(last_in, replies, self._clock())
-            if problem:
-                return SendResult.failed(problem)
+        if problem := await reply_window_refusal(self._sessions, message.member_id, PLATFORM, self._clock()):
+            return SendResult.failed(problem)
         await self._client.send_custom_text(message.recipient, message.body)
         return SendResult.sent()
 

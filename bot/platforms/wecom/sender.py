@@ -16,14 +16,13 @@ from bot.platforms.wecom import kf
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.contacts import apply_contact, apply_group
 from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError
+from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
 from bot.platforms.wecom.updates import PLATFORM
 from handlers.updates import to_payload
 from scheduler.delivery import OutboundMessage, SendResult
-from scheduler.policy import reply_window_problem
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
 from storage.inbox import InboxWriter, NewInboxEntry
-from storage.interactions import reply_window_state
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -71,15 +70,8 @@ class WeComSender:
                     pulled = await self._pull(message.recipient.removeprefix("kf:"), str(message.meta.get("token", "")))
                     return SendResult.sent(f"{pulled} messages")
             return SendResult.failed(f"WeCom cannot deliver route {message.route!r}")
-        except WeComApiError as error:
-            detail = f"errcode {error.errcode}: {error.errmsg}"
-            if error.kind == "permanent":
-                return SendResult.failed(detail)
-            return SendResult.retry(detail, error.retry_after)
-        except WeComRateLimited as error:
-            return SendResult.retry(str(error), error.retry_after)
-        except WeComTransportError as error:
-            return SendResult.retry(str(error)) if error.retryable else SendResult.failed(str(error))
+        except (WeComApiError, WeComRateLimited, WeComTransportError) as error:
+            return result_for(error)
 
     async def _reply_to_member(self, message: OutboundMessage) -> SendResult:
         conversation = str(message.meta.get("conversation") or "")
@@ -87,12 +79,8 @@ class WeComSender:
             # Customer contacts are reached by staff (mass sends they confirm), never
             # directly by the app: only Customer Service conversations take replies.
             return SendResult.failed("no WeChat Customer Service conversation to reply in")
-        if message.member_id is not None:
-            async with self._sessions() as session:
-                last_in, replies = await reply_window_state(session, message.member_id, PLATFORM)
-            problem = reply_window_problem(last_in, replies, self._clock())
-            if problem:
-                return SendResult.failed(problem)
+        if problem := await reply_window_refusal(self._sessions, message.member_id, PLATFORM, self._clock()):
+            return SendResult.failed(problem)
         # Our own msgid makes a retried send one message on the member's phone.
         msgid = await self._client.kf_send_text(
             message.recipient, conversation.removeprefix("kf:"), message.body, msgid=f"siyu{message.id}"
