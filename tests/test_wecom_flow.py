@@ -347,3 +347,38 @@ async def test_unionid_links_an_official_account_follower_to_her_wecom_member(co
     await eventually(linked)
     async with corp.sessions() as session:
         assert len((await session.execute(select(Member))).scalars().all()) == 1
+
+
+async def test_other_contact_chat_and_tag_events_are_kept_and_applied(corp: Corp) -> None:
+    corp.cloud.add_contact("zhangsan", ALICE, "王芳")
+    corp.cloud.add_group("wrGroupRenamed000000000000AAAA", "新名字", "lisi", [ALICE])
+    events = [
+        contact_event("add_half_external_contact", ALICE),
+        contact_event("transfer_fail", ALICE, FailReason="customer_refused"),
+        chat_event("wrGroupRenamed000000000000AAAA", "update", "change_name"),
+        (f"<xml><ToUserName>{CORP}</ToUserName><FromUserName>sys</FromUserName><CreateTime>{int(time.time())}</CreateTime>"
+         "<MsgType>event</MsgType><Event>change_external_tag</Event><Id>etXXXXXXXXXX</Id><TagType>tag</TagType>"
+         "<ChangeType>create</ChangeType></xml>"),
+    ]
+    for event in events:
+        assert (await corp.callback(event))[0] == 200
+
+    async def applied() -> bool:
+        async with corp.sessions() as session:
+            group = (await session.execute(select(CustomerGroup))).scalars().first()
+        found = await member(corp, ALICE)
+        return group is not None and group.owner == "lisi" and found is not None and found.name == "王芳"
+
+    await eventually(applied)
+    from storage.models import InboxEntry, Interaction
+
+    async with corp.sessions() as session:
+        statuses = (await session.execute(select(InboxEntry.status))).scalars().all()
+        found = await member_by_identity(session, "wecom", ALICE)
+        events_seen = (await session.execute(
+            select(Interaction.text).where(Interaction.member_id == found.id, Interaction.kind == "event")  # type: ignore[union-attr]
+        )).scalars().all()
+        group = (await session.execute(select(CustomerGroup))).scalars().one()
+    assert statuses == ["done"] * 4
+    assert sorted(events_seen) == ["add_half_external_contact", "transfer_fail"]
+    assert group.name == "新名字"
