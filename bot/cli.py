@@ -118,7 +118,7 @@ def _demo(args: argparse.Namespace) -> int:
     def announce(base: str) -> None:
         print(f"  chat as a member:  {base}/sandbox", flush=True)
         print(f"  health:            {base}/healthz", flush=True)
-        print(f"  other commands:    siyu member show 王芳 --config {path}", flush=True)
+        print(f"  other commands:    siyu member show {result.example_member} --config {path}", flush=True)
         print("  Ctrl-C stops the demo; run it again to pick up where you left off.", flush=True)
 
     return run_server(settings, port=args.port, announce=announce)

@@ -76,6 +76,7 @@ class DemoResult:
     created: bool
     members: int
     orders: int
+    example_member: str  # a seeded member's sandbox name, for the hints printed
 
 
 def write_config(directory: Path, port: int) -> Path:
@@ -127,7 +128,8 @@ async def seed(sessions: SessionFactory, today: date) -> DemoResult:
         existing = (await session.execute(select(func.count()).select_from(Member))).scalar_one()
         if existing:
             orders = (await session.execute(select(func.count()).select_from(Order))).scalar_one()
-            return DemoResult(False, existing, orders)
+            first = (await session.execute(select(Member.name).order_by(Member.id).limit(1))).scalar_one()
+            return DemoResult(False, existing, orders, first or "")
         rng = random.Random(20261123)
         stores = [Store(code="jingan", name="静安店", city="上海"), Store(code="xuhui", name="徐汇店", city="上海")]
         session.add_all(stores)
@@ -180,4 +182,4 @@ async def seed(sessions: SessionFactory, today: date) -> DemoResult:
             )
             for number, buyer in enumerate(buyers, start=1)
         )
-    return DemoResult(True, MEMBERS, ORDERS)
+    return DemoResult(True, MEMBERS, ORDERS, members[0].name or "")
