@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-import aiohttp
-
 from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox import routes as sandbox_routes
 from bot.platforms.sandbox.hub import SandboxHub
@@ -34,7 +33,6 @@ from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
 from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
-
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,9 @@ from bot.config import Settings, load_settings
 from storage.engine import SessionFactory, create_database_engine, session_factory, sync_url
 from storage.migrate import upgrade
 
+# The fake WeCom cloud and a server pointed at it (fixtures `cloud` and `corp`).
+pytest_plugins = ["tests.wecom_harness"]
+
 PG_URL = os.environ.get("SIYU_TEST_PG_URL")
 
 BASE_CONFIG = """\

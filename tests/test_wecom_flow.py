@@ -14,7 +14,17 @@ from bot.keys import SESSIONS, WECOM_CLIENT
 from bot.platforms.wecom.reconcile import reconcile_contacts
 from bot.platforms.wecom.xml import parse_fields
 from storage.members import member_by_identity
-from storage.models import CustomerGroup, GroupMembership, Member, MemberIdentity, OutboxEntry, PlatformCursor, Staff, StaffTask, Store
+from storage.models import (
+    CustomerGroup,
+    GroupMembership,
+    Member,
+    MemberIdentity,
+    OutboxEntry,
+    PlatformCursor,
+    Staff,
+    StaffTask,
+    Store,
+)
 from storage.tags import tags_of
 from tests.conftest import eventually
 from tests.wecom_harness import (
@@ -22,15 +32,12 @@ from tests.wecom_harness import (
     CORP,
     CUSTOM,
     KF_SEND,
-    OA_APPID,
     OA_OLD_AES_KEY,
     SEND,
     TOKEN,
     WELCOME,
     Corp,
     contact_event,
-    cloud,  # noqa: F401 - fixtures
-    corp,  # noqa: F401
 )
 
 ALICE = "wmAJ2GCAAAXtWyujaWJHDDGi0mAAAA"

@@ -12,11 +12,11 @@ import time
 
 from aiohttp import web
 
+from bot.keys import INBOX
 from bot.platforms.wecom.crypto import BadSignature, CallbackCrypto, CallbackError
 from bot.platforms.wecom.updates import PLATFORM, to_update
 from bot.platforms.wecom.xml import MalformedXml, parse_fields
 from handlers.updates import to_payload
-from bot.keys import INBOX
 from storage.inbox import NewInboxEntry
 
 log = logging.getLogger(__name__)
