@@ -27,7 +27,7 @@ from bot.platforms.wecom.wiring import (
 )
 from content_templates.renderer import Renderer
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
-from handlers.config import Channel, HandlerConfig, KeywordRule, Persona
+from handlers.config import Channel, HandlerConfig, KeywordRule, OptOutWords, Persona
 from handlers.dispatcher import Dispatcher
 from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
@@ -57,6 +57,7 @@ def handler_config(settings: Settings) -> HandlerConfig:
             for state, c in (settings.platforms.wecom.channels.items() if settings.platforms.wecom else ())
         },
         zone=settings.zone,
+        opt_out=OptOutWords(tuple(settings.opt_out.stop_words), tuple(settings.opt_out.resume_words)),
     )
 
 

@@ -190,6 +190,14 @@ class TagSettings(_Section):
         return self
 
 
+class OptOutSettings(_Section):
+    """Words a member writes, alone in a message, to stop marketing or to have it back.
+    Matching ignores case and full-/half-width."""
+
+    stop_words: list[str] = Field(default=["退订", "TD", "unsubscribe"], min_length=1)
+    resume_words: list[str] = ["订阅", "subscribe"]
+
+
 class TemplateSettings(_Section):
     dir: str | None = None  # operator templates, searched before the shipped ones
 
@@ -205,6 +213,7 @@ class Settings(_Section):
     platforms: PlatformsSettings = PlatformsSettings()
     persona: PersonaSettings = PersonaSettings()
     tags: TagSettings = TagSettings()
+    opt_out: OptOutSettings = OptOutSettings()
     templates: TemplateSettings = TemplateSettings()
     log: LogSettings = LogSettings()
 

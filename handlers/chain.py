@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from handlers import contact_events, persona_reply, platform_events, record_interaction, tagging
+from handlers import contact_events, opt_out, persona_reply, platform_events, record_interaction, tagging
 from handlers.actions import Action
 from handlers.context import HandlerContext, PlatformContext
 from handlers.updates import Update
@@ -20,6 +20,7 @@ PlatformHandler = Callable[[Update, PlatformContext], Awaitable[Sequence[Action]
 
 MEMBER_CHAIN: tuple[Handler, ...] = (
     record_interaction.handle,
+    opt_out.handle,
     contact_events.handle,
     tagging.handle,
     persona_reply.handle,

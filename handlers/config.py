@@ -52,6 +52,14 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
+class OptOutWords:
+    """What a member writes, alone, to stop marketing (退订) or to have it back (订阅)."""
+
+    stop: tuple[str, ...] = ("退订", "TD", "unsubscribe")
+    resume: tuple[str, ...] = ("订阅", "subscribe")
+
+
+@dataclass(frozen=True, slots=True)
 class HandlerConfig:
     persona: Persona
     keyword_rules: tuple[KeywordRule, ...] = ()
@@ -59,3 +67,5 @@ class HandlerConfig:
     welcome_template: str = "persona/welcome.txt.j2"
     churn_prompt_template: str = "staff/churn.txt.j2"
     zone: ZoneInfo | None = None  # local time for what people read; UTC when unset
+    opt_out: OptOutWords = field(default_factory=OptOutWords)
+    opt_out_template: str = "persona/opt_out.txt.j2"

@@ -30,3 +30,5 @@ class HandlerContext(PlatformContext):
     member: Member = field(kw_only=True)
     # Tags this update gave the member, for the handlers after tagging.
     new_tags: list[str] = field(default_factory=list, kw_only=True)
+    # Set by a handler that has fully answered the update: the rest of the chain is skipped.
+    answered: bool = field(default=False, kw_only=True)

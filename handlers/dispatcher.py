@@ -120,6 +120,8 @@ class Dispatcher:
                     ctx = HandlerContext(session, entry.id, now, self._config, self._renderer, member=member)
                     for handler in self._member_chain:
                         actions.extend(await handler(update, ctx))
+                        if ctx.answered:
+                            break
                 else:
                     platform_ctx = PlatformContext(session, entry.id, now, self._config, self._renderer)
                     for platform_handler in self._platform_chain:

@@ -200,3 +200,47 @@ async def test_healthz_answers_when_the_database_does(server: RunningServer) -> 
     async with server.client.get(f"{server.base}/healthz") as response:
         assert response.status == 200
         assert await response.json() == {"status": "ok"}
+
+
+async def test_one_word_opts_out_once_and_another_opts_back_in(server: RunningServer, sessions: SessionFactory) -> None:
+    async with server.client.get(f"{server.base}/sandbox/events", params={"member": "郑洁"}) as stream:
+        await server.post_message("郑洁", "吐司几点出炉")
+        await next_event(stream)
+        await server.post_message("郑洁", " ＴＤ ")  # full-width, padded: still the stop word
+        confirmation = await next_event(stream)
+        await server.post_message("郑洁", "退订")  # already out: no second confirmation
+        await server.post_message("郑洁", "订阅")
+        welcome_back = await next_event(stream)
+    assert "不会再给你发活动" in confirmation["text"] and "订阅" in confirmation["text"]
+    assert "欢迎回来" in welcome_back["text"]
+
+    async with sessions() as session:
+        member = await member_by_identity(session, "sandbox", "郑洁")
+        bodies = (await session.execute(select(OutboxEntry.body).order_by(OutboxEntry.id))).scalars().all()
+    assert member is not None and member.opted_out_at is None
+    # One persona reply, one confirmation each way; the stop word itself got no persona reply.
+    assert len(bodies) == 3 and bodies[1] == confirmation["text"] and bodies[2] == welcome_back["text"]
+
+
+async def test_after_opting_out_marketing_is_held_but_service_replies_still_come(
+    server: RunningServer, sessions: SessionFactory
+) -> None:
+    async with server.client.get(f"{server.base}/sandbox/events", params={"member": "冯静"}) as stream:
+        await server.post_message("冯静", "退订")
+        await next_event(stream)
+        async with sessions() as session, session.begin():
+            member = await member_by_identity(session, "sandbox", "冯静")
+            assert member is not None and member.opted_out_at is not None
+            await enqueue(session, [
+                NewOutboxMessage("calendar:9:冯静", "sandbox", "冯静", "marketing", "新品上市", member_id=member.id),
+            ], utcnow())
+        await server.post_message("冯静", "请问营业时间")
+        service = await next_event(stream)
+    assert "小禾" in service["text"]
+
+    async def marketing_settled() -> bool:
+        async with sessions() as session:
+            row = (await session.execute(select(OutboxEntry).where(OutboxEntry.kind == "marketing"))).scalars().one()
+        return row.status == "held"
+
+    await eventually(marketing_settled)
