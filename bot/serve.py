@@ -42,7 +42,7 @@ def run_server(settings: Settings, port: int | None = None, announce: Callable[[
         )
     except OSError as error:
         print(f"siyu: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
-        print("siyu: pick another port with --port, or stop what is using it", file=sys.stderr)
+        print("siyu: stop what is using it, or pick another port ([server] port; `siyu demo --port N`)", file=sys.stderr)
         return 1
     return 0
 

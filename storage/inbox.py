@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy import bindparam, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -163,7 +163,3 @@ async def record_failure(
         entry.processed_at = now
     session.add(entry)
     return parked
-
-
-async def count_entries(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.count()).select_from(INBOX))).scalar_one())

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -33,8 +31,3 @@ async def create_task(session: AsyncSession, task: NewTask, now: datetime) -> No
         title=task.title, body=task.body, due_date=task.due_date, status="open", created_at=now,
     )
     await session.execute(statement)
-
-
-async def tasks_for(session: AsyncSession, member_id: int) -> Sequence[StaffTask]:
-    statement = select(StaffTask).where(StaffTask.member_id == member_id).order_by(StaffTask.id)  # type: ignore[arg-type]
-    return (await session.execute(statement)).scalars().all()

@@ -123,3 +123,28 @@ def test_the_demo_seed_is_a_brand_with_birthdays_today_and_is_reused(tmp_path: P
     assert sum(m.birthday_calendar == "lunar" for m in members) > 40
     assert len({m.birth_month for m in members}) == 12  # spread over the year
     assert all(m.owner_staff_id and m.store_id for m in members)
+
+
+def test_db_upgrade_migrates_a_new_database_and_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from storage.migrate import pending_revisions
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    config = write_config(tmp_path, url)
+    assert pending_revisions(url) != []
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    assert pending_revisions(url) == []
+    assert "database is up to date (sqlite)" in capsys.readouterr().out
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = write_config(tmp_path, f"sqlite:///{tmp_path / 'siyu.db'}", f"[server]\nport = {port}\n")
+        assert main(["serve", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "[server] port" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -163,8 +164,6 @@ async def test_a_restart_resumes_an_unprocessed_inbox_row_and_an_undelivered_out
 
 
 async def asyncio_get(queue) -> dict:  # type: ignore[no-untyped-def]
-    import asyncio
-
     async with asyncio.timeout(10):
         return await queue.get()
 
