@@ -128,6 +128,9 @@ class WeComSettings(_Section):
     # Transient API errors (-1, 45009, 45033, timeouts, 5xx) are retried with exponential
     # backoff and jitter, at most this long between two tries, then left to delivery.
     retry_max_seconds: float = Field(default=10.0, gt=0, le=300)
+    # When set, tags our rules give are marked on the customer in WeCom (a corp tag missing
+    # there is created in this tag group), and staff edits of corp tags come back to us.
+    tag_sync_group: str | None = Field(default=None, min_length=1, max_length=30)
 
 
 class OfficialAccountSettings(_Section):

@@ -57,4 +57,24 @@ class PullMessages:
     token: str
 
 
-Action = Reply | Welcome | PromptStaff | FetchProfile | FetchGroup | PullMessages
+TagName = tuple[str, str]  # (group, name)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkTags:
+    """Keep a platform's own tags on the member in step with ours (WeCom corp tags)."""
+
+    platform: str
+    external_id: str
+    add: tuple[TagName, ...] = ()
+    remove: tuple[TagName, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FetchTags:
+    """Re-read the platform's tag list after it says tags changed (renamed, deleted…)."""
+
+    platform: str
+
+
+Action = Reply | Welcome | PromptStaff | FetchProfile | FetchGroup | PullMessages | MarkTags | FetchTags

@@ -6,7 +6,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from handlers.actions import Action, FetchGroup, FetchProfile, PromptStaff, PullMessages, Reply, Welcome
+from handlers.actions import (
+    Action,
+    FetchGroup,
+    FetchProfile,
+    FetchTags,
+    MarkTags,
+    PromptStaff,
+    PullMessages,
+    Reply,
+    Welcome,
+)
 from handlers.updates import MessageUpdate, Update
 from storage.outbox import NewOutboxMessage
 
@@ -43,4 +53,11 @@ def _row(key: str, update: Update, member_id: int | None, action: Action) -> New
                 f"pull:{key}", platform, conversation, "request", "", route="pull",
                 meta=json.dumps({"token": token}),
             )
+        case MarkTags(platform=platform, external_id=external_id, add=add, remove=remove):
+            return NewOutboxMessage(
+                f"tags:{key}", platform, external_id, "request", "", member_id=member_id, route="mark_tag",
+                meta=json.dumps({"add": add, "remove": remove}, ensure_ascii=False),
+            )
+        case FetchTags(platform=platform):
+            return NewOutboxMessage(f"taglist:{key}", platform, platform, "request", "", route="corp_tags")
     raise TypeError(f"unknown action {action!r}")

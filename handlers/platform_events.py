@@ -1,11 +1,12 @@
-"""Updates about the platform rather than one member: customer groups changing, and
-triggers to pull messages that a platform does not push (WeChat Customer Service)."""
+"""Updates about the platform rather than one member: customer groups and corp tags
+changing, and triggers to pull messages that a platform does not push (WeChat Customer
+Service)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from handlers.actions import Action, FetchGroup, PullMessages
+from handlers.actions import Action, FetchGroup, FetchTags, PullMessages
 from handlers.context import PlatformContext
 from handlers.updates import EventUpdate, Update
 from storage.groups import ensure_group, record_join, record_leave
@@ -29,6 +30,9 @@ async def handle(update: Update, ctx: PlatformContext) -> Sequence[Action]:
             return ()
         case "chat_update":
             return await _group_changed(update, ctx)
+        case "tag_create" | "tag_update" | "tag_delete" | "tag_shuffle":
+            # The event names only an id: the platform's list says what changed.
+            return (FetchTags(update.platform),)
     return ()
 
 

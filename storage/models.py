@@ -82,6 +82,8 @@ class Tag(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64)
     group: str = Field(default="", max_length=64)
+    # The same tag's id on the platform it is kept in step with (a WeCom corp tag id).
+    platform_tag_id: str | None = Field(default=None, max_length=64, index=True)
 
 
 class MemberTag(SQLModel, table=True):
@@ -95,6 +97,16 @@ class MemberTag(SQLModel, table=True):
     first_seen: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     hit_count: int = 1
+
+
+class InterestScore(SQLModel, table=True):
+    """A member's interest in a topic: the sum of the weights of the rule hits behind it."""
+
+    __tablename__ = "interest_scores"
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    topic: str = Field(primary_key=True, max_length=64)
+    score: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Interaction(SQLModel, table=True):
