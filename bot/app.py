@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.handler_config import handler_config
 from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox import routes as sandbox_routes
 from bot.platforms.sandbox.hub import SandboxHub
@@ -27,38 +28,15 @@ from bot.platforms.wecom.wiring import (
 )
 from content_templates.renderer import Renderer
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
-from handlers.config import Channel, HandlerConfig, KeywordRule, OptOutWords, Persona
 from handlers.dispatcher import Dispatcher
 from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
+from scheduler.tag_sweep import sweep_tags
 from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
+from storage.models import utcnow
 
 log = logging.getLogger(__name__)
-
-
-def handler_config(settings: Settings) -> HandlerConfig:
-    p = settings.persona
-    return HandlerConfig(
-        persona=Persona(
-            name=p.name,
-            title=p.title,
-            signature=p.signature,
-            default_line=p.default_line,
-            tips=dict(p.tips),
-            reply_template=p.reply_template,
-        ),
-        keyword_rules=tuple(
-            KeywordRule(id=r.id, tag=r.tag, keywords=tuple(r.keywords), match=r.match, group=r.group)
-            for r in settings.tags.rules
-        ),
-        channels={
-            state: Channel(state, tuple(c.tags), c.store, c.owner)
-            for state, c in (settings.platforms.wecom.channels.items() if settings.platforms.wecom else ())
-        },
-        zone=settings.zone,
-        opt_out=OptOutWords(tuple(settings.opt_out.stop_words), tuple(settings.opt_out.resume_words)),
-    )
 
 
 def renderer_for(settings: Settings) -> Renderer:
@@ -77,7 +55,10 @@ def build_app(settings: Settings) -> web.Application:
     works = settings.server.role in ("all", "worker")
     platforms = settings.platforms
     senders: dict[str, Sender] = {}
-    jobs: list[CronJob] = []
+    config = handler_config(settings)
+    jobs: list[CronJob] = [
+        CronJob("tag-sweep", settings.tags.sweep_cron, lambda: sweep_tags(app[SESSIONS], config, utcnow())),
+    ]
     if platforms.sandbox.enabled:
         hub = SandboxHub()
         app[SANDBOX_HUB] = hub
@@ -113,7 +94,7 @@ def build_app(settings: Settings) -> web.Application:
             app[SESSIONS],
             MEMBER_CHAIN,
             PLATFORM_CHAIN,
-            handler_config(settings),
+            config,
             renderer_for(settings),
             on_outbox=app[DELIVERY].wake,
             # Without a webhook in this process nothing wakes the dispatcher: look often.
@@ -143,12 +124,10 @@ def build_app(settings: Settings) -> web.Application:
             await task
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
-        cron = Scheduler(jobs, settings.zone) if jobs else None
-        if cron is not None:
-            cron.start()
+        cron = Scheduler(jobs, settings.zone)
+        cron.start()
         yield
-        if cron is not None:
-            cron.close()
+        cron.close()
 
     # Set up in this order, torn down in reverse: requests stop, the inbox drains, the
     # dispatcher finishes its batch, delivery finishes its sends, then the platform

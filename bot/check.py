@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.app import handler_config, renderer_for
+from bot.app import renderer_for
 from bot.config import ConfigError, Settings, load_settings
+from bot.handler_config import handler_config
 from scheduler.cron import cron_problem
 
 SAMPLE_VARIABLES = {

@@ -22,9 +22,10 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from sqlalchemy.engine import make_url
+
+from bot.config_rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
 
 DEFAULT_PATH = Path("siyu.toml")
 
@@ -165,34 +166,6 @@ class PersonaSettings(_Section):
     reply_template: str = "persona/reply.txt.j2"
 
 
-class TagRuleSettings(_Section):
-    id: str = Field(min_length=1)
-    tag: str = Field(min_length=1, max_length=64)
-    group: str = ""
-    keywords: list[str] = Field(min_length=1)
-    match: Literal["any", "all"] = "any"
-
-    @field_validator("keywords")
-    @classmethod
-    def _no_blank_keyword(cls, keywords: list[str]) -> list[str]:
-        if any(not k.strip() for k in keywords):
-            raise ValueError("keywords must not be blank")
-        return keywords
-
-
-class TagSettings(_Section):
-    rules: list[TagRuleSettings] = []
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> TagSettings:
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.id in seen:
-                raise ValueError(f"rule id {rule.id!r} is used twice")
-            seen.add(rule.id)
-        return self
-
-
 class OptOutSettings(_Section):
     """Words a member writes, alone in a message, to stop marketing or to have it back.
     Matching ignores case and full-/half-width."""
@@ -216,6 +189,8 @@ class Settings(_Section):
     platforms: PlatformsSettings = PlatformsSettings()
     persona: PersonaSettings = PersonaSettings()
     tags: TagSettings = TagSettings()
+    replies: ReplySettings = ReplySettings()
+    handoff: HandOffSettings = HandOffSettings()
     opt_out: OptOutSettings = OptOutSettings()
     templates: TemplateSettings = TemplateSettings()
     log: LogSettings = LogSettings()
@@ -267,7 +242,28 @@ def load_settings(path: Path) -> Settings:
         )
     if problems:
         raise ConfigError(problems)
-    return _anchor_paths(settings, path.parent)
+    settings = _anchor_paths(settings, path.parent)
+    if settings.tags.rules_file:
+        settings = _with_rules_file(settings, Path(settings.tags.rules_file))
+    return settings
+
+
+def _with_rules_file(settings: Settings, path: Path) -> Settings:
+    """Add the rules and groups of the file `tags.rules_file` names; its problems name it."""
+    where = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{where}: no such file (named by tags.rules_file)"]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{where}: not valid TOML: {error}"]) from None
+    try:
+        extra = TagRulesFile.model_validate(raw)
+        tags = settings.tags.merged(extra)
+        TagSettings.model_validate(tags.model_dump())  # ids unique across both files
+    except ValidationError as error:
+        raise ConfigError([f"{where}: {_describe(e)}" for e in error.errors()]) from None
+    return settings.model_copy(update={"tags": tags})
 
 
 def _resolve_env(value: Any, key: tuple[str | int, ...], unset: list[tuple[str | int, ...]]) -> Any:
@@ -320,4 +316,7 @@ def _anchor_paths(settings: Settings, base: Path) -> Settings:
     templates = settings.templates
     if templates.dir and not Path(templates.dir).is_absolute():
         templates = TemplateSettings(dir=str((base / templates.dir).resolve()))
-    return settings.model_copy(update={"storage": storage, "templates": templates})
+    tags = settings.tags
+    if tags.rules_file and not Path(tags.rules_file).is_absolute():
+        tags = tags.model_copy(update={"rules_file": str((base / tags.rules_file).resolve())})
+    return settings.model_copy(update={"storage": storage, "templates": templates, "tags": tags})

@@ -1,7 +1,8 @@
 """The handler chains: literal, ordered tuples, checked when the app is built.
 
-Member updates run MEMBER_CHAIN with the member resolved; updates about staff or the
-platform itself run PLATFORM_CHAIN.
+Member updates run MEMBER_CHAIN with the member resolved; updates from staff (commands)
+or about the platform itself run PLATFORM_CHAIN. A handler that fully answers an update
+(an opt-out word, a hand-off) ends the member chain.
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from handlers import contact_events, opt_out, persona_reply, platform_events, record_interaction, tagging
+from handlers import (
+    auto_reply,
+    contact_events,
+    hand_off,
+    opt_out,
+    orders,
+    platform_events,
+    record_interaction,
+    staff_commands,
+    tagging,
+)
 from handlers.actions import Action
 from handlers.context import HandlerContext, PlatformContext
 from handlers.updates import Update
@@ -22,10 +33,12 @@ MEMBER_CHAIN: tuple[Handler, ...] = (
     record_interaction.handle,
     opt_out.handle,
     contact_events.handle,
+    orders.handle,
     tagging.handle,
-    persona_reply.handle,
+    hand_off.handle,
+    auto_reply.handle,
 )
-PLATFORM_CHAIN: tuple[PlatformHandler, ...] = (platform_events.handle,)
+PLATFORM_CHAIN: tuple[PlatformHandler, ...] = (platform_events.handle, staff_commands.handle)
 
 
 class BadHandler(TypeError):

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from handlers.actions import Action, FetchProfile, PromptStaff, Welcome
 from handlers.context import HandlerContext
+from handlers.tag_engine import sync_actions, tag_event
 from handlers.updates import EventUpdate, Update
 from storage.members import store_and_owner
 from storage.staff import ensure_staff, staff_by_userid, store_by_code
@@ -55,7 +56,11 @@ async def _welcome_new_contact(update: EventUpdate, ctx: HandlerContext) -> Sequ
                 ctx.new_tags.append(name)
     member.left_at, member.left_reason = None, None  # a returning member is back
     ctx.session.add(member)
+    assert member.id is not None
+    change = await tag_event(ctx.session, ctx.config, member.id, "added_via_channel", ctx.now, detail.get("State", ""))
+    ctx.new_tags.extend(name for _, name in change.added)
     actions: list[Action] = [FetchProfile(update.platform, update.sender)]
+    actions.extend(sync_actions(ctx.config, update.platform, update.sender, change))
     if code := detail.get("WelcomeCode"):
         store, _ = await store_and_owner(ctx.session, member)
         text = ctx.renderer.render(
@@ -76,6 +81,8 @@ async def _record_churn(update: EventUpdate, ctx: HandlerContext, reason: str) -
     assert member.id is not None
     member.left_at, member.left_reason = update.occurred_at, reason
     ctx.session.add(member)
+    if reason == "deleted_staff":
+        await tag_event(ctx.session, ctx.config, member.id, "deleted_staff", ctx.now)
     _, owner = await store_and_owner(ctx.session, member)
     acting = update.detail.get("UserID")
     if owner is None and acting:

@@ -1,23 +1,21 @@
-"""Keyword rule matching: pure functions, no I/O."""
+"""Text folding for keyword matching: pure functions, no I/O."""
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
 
-from handlers.config import KeywordRule
+import opencc
+
+# Loading the dictionaries costs milliseconds; a conversion costs microseconds.
+_TO_SIMPLIFIED = opencc.OpenCC("t2s")
 
 
 def normalise(text: str) -> str:
-    """Fold full-width to half-width (NFKC) and case, so ＶＩＰ, Vip and vip match alike."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    """Fold width (NFKC), case and script (traditional to simplified Chinese), so ＶＩＰ,
+    Vip and vip match alike, and so do 麵包 and 面包.
 
+    OpenCC converts by phrase, so a word may fold differently alone than inside a longer
+    one (乾 alone becomes 干, 乾隆 stays): keywords match the folded text, not the raw one.
+    """
+    return _TO_SIMPLIFIED.convert(unicodedata.normalize("NFKC", text).casefold())
 
-def rule_matches(rule: KeywordRule, normalised_text: str) -> bool:
-    hits = (normalise(keyword) in normalised_text for keyword in rule.keywords)
-    return all(hits) if rule.match == "all" else any(hits)
-
-
-def matching_rules(rules: Iterable[KeywordRule], text: str) -> list[KeywordRule]:
-    folded = normalise(text)
-    return [rule for rule in rules if rule_matches(rule, folded)]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from handlers.actions import Action, FetchGroup, FetchTags, PullMessages
 from handlers.context import PlatformContext
+from handlers.tag_engine import sync_actions, tag_event
 from handlers.updates import EventUpdate, Update
 from storage.groups import ensure_group, record_join, record_leave
 from storage.interactions import record_interaction
@@ -45,6 +46,7 @@ async def _group_changed(update: EventUpdate, ctx: PlatformContext) -> Sequence[
         # list: read the group itself.
         return (FetchGroup(update.platform, update.sender),)
     joined = change == "add_member"
+    actions: list[Action] = []
     for person in people:
         member = await member_by_identity(ctx.session, update.platform, person)
         if joined:
@@ -58,4 +60,7 @@ async def _group_changed(update: EventUpdate, ctx: PlatformContext) -> Sequence[
                 f"{'joined' if joined else 'left'}_group:{group.name or group.chat_id}",
                 ref=f"inbox:{ctx.inbox_id}:{person}"[:64],
             )
-    return ()
+            tags = await tag_event(ctx.session, ctx.config, member.id, "joined_group" if joined else "left_group",
+                                   ctx.now, group.name or group.chat_id)
+            actions.extend(sync_actions(ctx.config, update.platform, person, tags))
+    return actions

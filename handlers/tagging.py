@@ -1,22 +1,38 @@
-"""Tag members by what they say, with the rule that fired kept as the tag's source."""
+"""Tag members by what they say (keyword and regex rules) and how often they write
+(behaviour rules), with the rule that fired kept as the tag's source."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from handlers.actions import Action
 from handlers.context import HandlerContext
-from handlers.keywords import matching_rules
+from handlers.rules import BehaviourRule, TagRule
+from handlers.tag_engine import give_tags, sync_actions
 from handlers.updates import MessageUpdate, Update
-from storage.tags import apply_tag, ensure_tag
+from storage.interactions import messages_since
+from storage.tags import ensure_tag, remove_member_tags
 
 
 async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     if not isinstance(update, MessageUpdate):
         return ()
-    assert ctx.member.id is not None
-    for rule in matching_rules(ctx.config.keyword_rules, update.text):
-        tag = await ensure_tag(ctx.session, rule.tag, rule.group)
-        if await apply_tag(ctx.session, ctx.member.id, tag, "rule", rule.id, ctx.now):
-            ctx.new_tags.append(rule.tag)
-    return ()
+    member_id = ctx.member.id
+    assert member_id is not None
+    fired: list[TagRule] = list(ctx.config.message_matcher.matching(update.text))
+    for rule in ctx.config.rules_of(BehaviourRule):
+        if rule.measure == "messages":
+            # This message is already recorded, so it counts.
+            if await messages_since(ctx.session, member_id, ctx.now - timedelta(days=rule.days)) >= rule.count:
+                fired.append(rule)
+    change = await give_tags(ctx.session, ctx.config, member_id, fired, ctx.now)
+    # Whoever writes is no longer silent.
+    for rule in ctx.config.rules_of(BehaviourRule):
+        if rule.measure == "silent":
+            tag = await ensure_tag(ctx.session, rule.tag, rule.group)
+            assert tag.id is not None
+            if await remove_member_tags(ctx.session, member_id, [tag.id]):
+                change.removed.append((rule.group, rule.tag))
+    ctx.new_tags.extend(name for _, name in change.added)
+    return sync_actions(ctx.config, update.platform, update.sender, change)

@@ -78,3 +78,21 @@ async def reply_window_state(
         )
     ).scalar_one()
     return last_in, int(sent)
+
+
+async def messages_since(session: AsyncSession, member_id: int, since: datetime) -> int:
+    """How many messages the member wrote since `since`."""
+    statement = select(func.count()).where(
+        Interaction.member_id == member_id, Interaction.kind == "message_in", Interaction.at >= since
+    )
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def last_interaction(session: AsyncSession, member_id: int) -> Interaction | None:
+    statement = (
+        select(Interaction)
+        .where(Interaction.member_id == member_id)
+        .order_by(Interaction.at.desc(), Interaction.id.desc())  # type: ignore[attr-defined, union-attr]
+        .limit(1)
+    )
+    return (await session.execute(statement)).scalars().first()

@@ -118,3 +118,22 @@ def masked_phone(phone: str | None) -> str | None:
     if len(digits) < 7:
         return "*" * len(digits)
     return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
+
+
+async def search_members(
+    session: AsyncSession,
+    query: str,
+    *,
+    owner_staff_id: int | None = None,
+    store_id: int | None = None,
+    limit: int = 5,
+) -> Sequence[Member]:
+    """Members whose name contains `query`, or whose phone ends with it (digits), among
+    those the staff member owns or, given `store_id`, of that store."""
+    query = query.strip()
+    matches = Member.phone.endswith(query) if query.isdigit() else Member.name.contains(query)  # type: ignore[union-attr]
+    scope = [Member.owner_staff_id == owner_staff_id]
+    if store_id is not None:
+        scope.append(Member.store_id == store_id)
+    statement = select(Member).where(matches, or_(*scope)).order_by(Member.name, Member.id).limit(limit)  # type: ignore[arg-type]
+    return (await session.execute(statement)).scalars().all()

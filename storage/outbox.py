@@ -132,3 +132,18 @@ async def list_entries(
     if status is not None:
         statement = statement.where(OutboxEntry.status == status)
     return (await session.execute(statement)).scalars().all()
+
+
+async def replies_since(session: AsyncSession, member_id: int, since: datetime) -> Sequence[str]:
+    """The bodies of the replies queued to the member since `since`, newest first."""
+    statement = (
+        select(OutboxEntry.body)
+        .where(
+            OutboxEntry.member_id == member_id,
+            OutboxEntry.route == "message",
+            OutboxEntry.dedupe_key.startswith("reply:"),  # type: ignore[attr-defined]
+            OutboxEntry.created_at >= since,
+        )
+        .order_by(OutboxEntry.id.desc())  # type: ignore[union-attr]
+    )
+    return (await session.execute(statement)).scalars().all()

@@ -6,11 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialects import insert_ignoring_conflicts
 from storage.get_or_create import get_or_create
-from storage.models import MemberTag, Tag
+from storage.models import Interaction, InterestScore, Member, MemberTag, Tag
+
+MEMBER_TAGS = MemberTag.__table__  # type: ignore[attr-defined]
 
 
 async def ensure_tag(session: AsyncSession, name: str, group: str = "") -> Tag:
@@ -79,3 +82,79 @@ async def tags_of(session: AsyncSession, member_id: int) -> Sequence[MemberTagVi
         )
         for name, group, mt in (await session.execute(statement)).all()
     ]
+
+
+async def tags_in_group(session: AsyncSession, member_id: int, group: str) -> Sequence[Tag]:
+    statement = (
+        select(Tag)
+        .join(MemberTag, MemberTag.tag_id == Tag.id)  # type: ignore[arg-type]
+        .where(MemberTag.member_id == member_id, Tag.group == group)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def remove_member_tags(session: AsyncSession, member_id: int, tag_ids: Sequence[int]) -> int:
+    """Take the tags from the member; returns how many she had."""
+    if not tag_ids:
+        return 0
+    result = await session.execute(
+        delete(MemberTag).where(MemberTag.member_id == member_id, MemberTag.tag_id.in_(tag_ids))  # type: ignore[attr-defined]
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def add_interest(session: AsyncSession, member_id: int, topic: str, weight: int, now: datetime) -> None:
+    score = await session.get(InterestScore, (member_id, topic))
+    if score is None:
+        session.add(InterestScore(member_id=member_id, topic=topic, score=weight, updated_at=now))
+        await session.flush()
+        return
+    score.score += weight
+    score.updated_at = now
+    session.add(score)
+
+
+async def interests_of(session: AsyncSession, member_id: int) -> dict[str, int]:
+    statement = select(InterestScore.topic, InterestScore.score).where(InterestScore.member_id == member_id)
+    return {topic: score for topic, score in (await session.execute(statement)).all()}
+
+
+async def expire_rule_tags(session: AsyncSession, group: str, last_hit_before: datetime) -> int:
+    """Remove the group's rule-given tags not hit since `last_hit_before`; returns how many.
+    Tags staff or a platform set stay: only a rule's own judgement lapses."""
+    in_group = select(Tag.id).where(Tag.group == group)
+    result = await session.execute(
+        delete(MemberTag).where(
+            MemberTag.tag_id.in_(in_group),  # type: ignore[attr-defined]
+            MemberTag.source == "rule",
+            MemberTag.last_seen < last_hit_before,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def tag_silent_members(
+    session: AsyncSession, tag: Tag, rule_id: str, silent_since: datetime, now: datetime
+) -> int:
+    """Give `tag` to every current member with no interaction since `silent_since` (and who
+    joined before it), in one statement; returns how many were newly tagged."""
+    assert tag.id is not None
+    last_seen = (
+        select(Interaction.member_id, func.max(Interaction.at).label("last_at"))
+        .group_by(Interaction.member_id)  # type: ignore[arg-type]
+        .subquery()
+    )
+    silent = (
+        select(
+            Member.id, literal(tag.id), literal("rule"), literal(rule_id), literal(now), literal(now), literal(1)
+        )
+        .outerjoin(last_seen, last_seen.c.member_id == Member.id)
+        .where(
+            Member.left_at.is_(None),  # type: ignore[union-attr]
+            func.coalesce(last_seen.c.last_at, Member.created_at) < silent_since,
+        )
+    )
+    columns = ["member_id", "tag_id", "source", "source_ref", "first_seen", "last_seen", "hit_count"]
+    insert = insert_ignoring_conflicts(MEMBER_TAGS, session.bind.dialect.name, ["member_id", "tag_id"])
+    result = await session.execute(insert.from_select(columns, silent))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -24,10 +27,39 @@ class NewTask:
     body: str = ""
 
 
-async def create_task(session: AsyncSession, task: NewTask, now: datetime) -> None:
-    """Create the task unless one with the same dedupe key exists."""
+async def create_task(session: AsyncSession, task: NewTask, now: datetime) -> StaffTask:
+    """Create the task unless one with the same dedupe key exists; returns the task."""
     statement = insert_ignoring_conflicts(TASKS, session.bind.dialect.name, ["dedupe_key"]).values(
         dedupe_key=task.dedupe_key, staff_id=task.staff_id, member_id=task.member_id, kind=task.kind,
         title=task.title, body=task.body, due_date=task.due_date, status="open", created_at=now,
     )
     await session.execute(statement)
+    found = await session.execute(select(StaffTask).where(StaffTask.dedupe_key == task.dedupe_key))
+    return found.scalars().one()
+
+
+async def open_task_for(session: AsyncSession, member_id: int, kind: str) -> StaffTask | None:
+    statement = (
+        select(StaffTask)
+        .where(StaffTask.member_id == member_id, StaffTask.kind == kind, StaffTask.status == "open")
+        .order_by(StaffTask.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    )
+    return (await session.execute(statement)).scalars().first()
+
+
+async def open_tasks_of(session: AsyncSession, staff_id: int, limit: int = 20) -> Sequence[StaffTask]:
+    statement = (
+        select(StaffTask)
+        .where(StaffTask.staff_id == staff_id, StaffTask.status == "open")
+        .order_by(StaffTask.due_date, StaffTask.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+def close_task(
+    session: AsyncSession, task: StaffTask, status: Literal["done", "skipped"], note: str | None, now: datetime
+) -> None:
+    task.status, task.note, task.done_at = status, note, now
+    session.add(task)
