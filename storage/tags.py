@@ -156,5 +156,7 @@ async def tag_silent_members(
     )
     columns = ["member_id", "tag_id", "source", "source_ref", "first_seen", "last_seen", "hit_count"]
     insert = insert_ignoring_conflicts(MEMBER_TAGS, session.bind.dialect.name, ["member_id", "tag_id"])
-    result = await session.execute(insert.from_select(columns, silent))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # Counted from RETURNING: PostgreSQL reports no row count for an INSERT … SELECT that
+    # skipped every row.
+    result = await session.execute(insert.from_select(columns, silent).returning(MEMBER_TAGS.c.member_id))
+    return len(result.all())
