@@ -15,6 +15,12 @@ SAMPLE_VARIABLES = {
     "owner": {"name": "示例店员"},
     "message": "你好",
 }
+SAMPLE_HANDOFF = {
+    "task_id": 12,
+    "reason": "hand-off word",
+    "member": {"name": "王芳"},
+    "messages": [{"from_member": True, "text": "我要投诉", "at": "11-23 10:00"}],
+}
 
 
 def problems_in(path: Path) -> tuple[Settings | None, list[str]]:
@@ -34,9 +40,24 @@ def problems_in(path: Path) -> tuple[Settings | None, list[str]]:
         variables = {**SAMPLE_VARIABLES, "persona": persona.template_variables(), "new_tags": new_tags}
         for problem in renderer.problems(persona.reply_template, variables):
             problems.append(f"{path}: persona.reply_template: {problem}")
+    conversation = {**SAMPLE_VARIABLES, "persona": persona.template_variables(), "new_tags": tags[:1]}
+    replies, handoff = settings.replies, settings.handoff
+    for key, template, variables in [
+        *((f"replies.faq[{n}].template", f.template, conversation) for n, f in enumerate(replies.faq)),
+        ("replies.office_hours.template", replies.office_hours.template if replies.office_hours else None,
+         {**conversation, "opens_at": "11-24 09:00"}),
+        ("handoff.notice_template", handoff.notice_template, {**conversation, "opens_at": "11-24 09:00"}),
+        ("handoff.task_template", handoff.task_template, SAMPLE_HANDOFF),
+    ]:
+        if template is not None:
+            problems.extend(f"{path}: {key}: {p}" for p in renderer.problems(template, variables))
+    crons = [("tags.sweep_cron", settings.tags.sweep_cron)]
     wecom = settings.platforms.wecom
-    if wecom is not None and (problem := cron_problem(wecom.reconcile_cron, settings.zone)):
-        problems.append(f"{path}: platforms.wecom.reconcile_cron: {problem}")
+    if wecom is not None:
+        crons.append(("platforms.wecom.reconcile_cron", wecom.reconcile_cron))
+    for key, line in crons:
+        if problem := cron_problem(line, settings.zone):
+            problems.append(f"{path}: {key}: {problem}")
     return settings, sorted(set(problems), key=problems.index)
 
 
@@ -47,5 +68,6 @@ def summary(path: Path, settings: Settings) -> str:
     backend = settings.storage.url.split(":", 1)[0]
     return (
         f"{path}: OK — persona {settings.persona.name}, platforms: {', '.join(platforms) or 'none'}, "
-        f"{len(settings.tags.rules)} tag rules, database {backend}, time zone {settings.timezone}"
+        f"{len(settings.tags.rules)} tag rules, {len(settings.replies.faq)} FAQ entries, "
+        f"database {backend}, time zone {settings.timezone}"
     )

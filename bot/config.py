@@ -259,10 +259,13 @@ def _with_rules_file(settings: Settings, path: Path) -> Settings:
         raise ConfigError([f"{where}: not valid TOML: {error}"]) from None
     try:
         extra = TagRulesFile.model_validate(raw)
-        tags = settings.tags.merged(extra)
-        TagSettings.model_validate(tags.model_dump())  # ids unique across both files
     except ValidationError as error:
         raise ConfigError([f"{where}: {_describe(e)}" for e in error.errors()]) from None
+    try:
+        tags = settings.tags.merged(extra)
+    except ValidationError as error:  # only a name used in both files is left to find
+        raise ConfigError([f"{where}: {_describe(e).removeprefix('(top level): ')} (here and in the main file)"
+                           for e in error.errors()]) from None
     return settings.model_copy(update={"tags": tags})
 
 

@@ -166,3 +166,58 @@ encoding_aes_key = "{VALID_AES_KEY}"
     assert problems(tmp_path, '[platforms.oa]\napp_id = "wx1"\ntoken = "spamtest"\nsecret = "s"\nencoding_aes_key = "short"\n') == [
         f"{tmp_path / 'siyu.toml'}: platforms.oa.encoding_aes_key: must be 43 characters"
     ]
+
+
+def test_siyu_check_names_the_faq_entry_whose_template_is_missing_or_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    faq = tmp_path / "templates" / "faq"
+    faq.mkdir(parents=True)
+    (faq / "hours.txt.j2").write_text("{{ persona.nmae }}：8 点开门")
+    path = write(tmp_path, """
+[templates]
+dir = "templates"
+[[replies.faq]]
+id = "hours"
+keywords = ["几点开门"]
+template = "faq/hours.txt.j2"
+[[replies.faq]]
+id = "parking"
+keywords = ["停车"]
+template = "faq/parking.txt.j2"
+""")
+    assert main(["check", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: replies.faq[0].template:" in err and "nmae" in err
+    assert f"{path}: replies.faq[1].template:" in err and "parking.txt.j2" in err
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ('kind = "regex"\npattern = "预算(\\\\d+"', "tags.rules[0]: pattern is not a valid regular expression"),
+        ('kind = "regex"\nkeywords = ["x"]\npattern = "x"', "tags.rules[0]: a regex rule does not take keywords"),
+        ('kind = "event"', "tags.rules[0]: an event rule needs event"),
+        ('kind = "event"\nevent = "birthday"', "tags.rules[0].event:"),
+        ('kind = "behaviour"\nmeasure = "messages"', "tags.rules[0]: a behaviour rule needs measure"),
+        ('kind = "sometimes"', "tags.rules[0].kind:"),
+    ],
+)
+def test_a_rule_that_does_not_fit_its_kind_is_an_error(tmp_path: Path, rule: str, message: str) -> None:
+    found = problems(tmp_path, f'[[tags.rules]]\nid = "r"\ntag = "t"\n{rule}\n')
+    assert any(p.startswith(f"{tmp_path / 'siyu.toml'}: {message}") for p in found), found
+
+
+def test_a_rules_file_adds_rules_and_its_problems_name_it(tmp_path: Path) -> None:
+    (tmp_path / "rules.toml").write_text(
+        '[[groups]]\nname = "意向等级"\nexclusive = true\n'
+        '[[rules]]\nid = "grade-s"\ntag = "S"\ngroup = "意向等级"\nkeywords = ["今天就要"]\n'
+    )
+    path = write(tmp_path, '[tags]\nrules_file = "rules.toml"\n[[tags.rules]]\nid = "bread"\ntag = "面包控"\nkeywords = ["面包"]\n')
+    tags = load_settings(path).tags
+    assert [r.id for r in tags.rules] == ["bread", "grade-s"] and tags.groups[0].exclusive
+    (tmp_path / "rules.toml").write_text('[[rules]]\nid = "bread"\ntag = "x"\nkeywords = ["y"]\n[[rules]]\nid = "z"\n')
+    found = problems(tmp_path, path.read_text())
+    assert f"{tmp_path / 'rules.toml'}: rules[1].tag: required" in found
+    (tmp_path / "rules.toml").write_text('[[rules]]\nid = "bread"\ntag = "x"\nkeywords = ["y"]\n')
+    assert problems(tmp_path, path.read_text()) == [f"{tmp_path / 'rules.toml'}: rule id 'bread' is used twice (here and in the main file)"]
