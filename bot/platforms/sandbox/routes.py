@@ -12,30 +12,34 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
 from bot.keys import INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
+from bot.platforms.sandbox.hub import Watched, staff_key
 from handlers.updates import MessageUpdate, to_payload
 from storage.inbox import NewInboxEntry
 from storage.interactions import recent_messages
 from storage.members import contacts_on, member_by_identity
 from storage.models import utcnow
+from storage.staff_messages import active_staff, active_staff_member, staff_conversation
 
 PLATFORM = "sandbox"
 PAGE = Path(__file__).with_name("page.html")
 MAX_MEMBER = 64
 MAX_TEXT = 2000
+STAFF_PREFIX = "staff:"
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEARTBEAT_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
 class SandboxMessage:
-    member: str
+    sender: str  # the member's sandbox name, or the staff member's userid
     text: str
     client_id: str | None
+    actor: Literal["member", "staff"] = "member"
 
 
 class BadMessage(ValueError):
@@ -46,18 +50,31 @@ def parse_message(body: Any) -> SandboxMessage:
     """Validate a POSTed message; raises BadMessage with what to fix."""
     if not isinstance(body, dict):
         raise BadMessage('expected a JSON object like {"member": "王芳", "text": "你好"}')
-    member, text, client_id = body.get("member"), body.get("text"), body.get("id")
-    if not isinstance(member, str) or not member.strip():
-        raise BadMessage('"member" is required: the member\'s name in the sandbox')
-    if len(member.strip()) > MAX_MEMBER:
-        raise BadMessage(f'"member" must be at most {MAX_MEMBER} characters')
+    member, staff = body.get("member"), body.get("staff")
+    text, client_id = body.get("text"), body.get("id")
+    if member is not None and staff is not None:
+        raise BadMessage('give either "member" (a member\'s name) or "staff" (a staff userid), not both')
+    actor: Literal["member", "staff"] = "member" if staff is None else "staff"
+    sender = member if staff is None else staff
+    if not isinstance(sender, str) or not sender.strip():
+        if actor == "staff":
+            raise BadMessage('"staff" must be a staff member\'s userid')
+        raise BadMessage(
+            '"member" is required: the member\'s name in the sandbox (or "staff": a staff member\'s userid)'
+        )
+    sender = sender.strip()
+    if len(sender) > MAX_MEMBER:
+        raise BadMessage(f'"{actor}" must be at most {MAX_MEMBER} characters')
+    if actor == "member" and sender.startswith(STAFF_PREFIX):
+        # Such a name would share its inbox keys with a staff member's messages.
+        raise BadMessage(f'"member" must not start with "{STAFF_PREFIX}": it is kept for staff')
     if not isinstance(text, str) or not text.strip():
         raise BadMessage('"text" is required and must not be blank')
     if len(text) > MAX_TEXT:
         raise BadMessage(f'"text" must be at most {MAX_TEXT} characters')
     if client_id is not None and (not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id)):
         raise BadMessage('"id" must be 1-64 letters, digits, "-" or "_"')
-    return SandboxMessage(member.strip(), text, client_id)
+    return SandboxMessage(sender, text, client_id, actor)
 
 
 def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
@@ -76,16 +93,26 @@ async def post_message(request: web.Request) -> web.Response:
     except BadMessage as error:
         raise _error(web.HTTPBadRequest, str(error)) from None
     # The client's id makes a resent message the same update; without one, each POST is new.
-    key = f"{PLATFORM}:{message.member}:{message.client_id or uuid.uuid4().hex}"
+    suffix = message.client_id or uuid.uuid4().hex
+    if message.actor == "staff":
+        # A staff member writes as they would to the WeCom app: only staff we know.
+        async with request.app[SESSIONS]() as session:
+            staff = await active_staff_member(session, message.sender)
+        if staff is None:
+            raise _error(web.HTTPBadRequest, f"no staff member with userid {message.sender!r}")
+        key, sender_name = f"{PLATFORM}:{STAFF_PREFIX}{message.sender}:{suffix}", staff.name
+    else:
+        key, sender_name = f"{PLATFORM}:{message.sender}:{suffix}", message.sender
     update = MessageUpdate(
         key=key,
         platform=PLATFORM,
-        sender=message.member,
+        sender=message.sender,
         text=message.text,
         sent_at=utcnow(),
-        sender_name=message.member,
+        sender_name=sender_name,
+        actor=message.actor,
     )
-    await request.app[INBOX].add(NewInboxEntry(key, PLATFORM, message.member, to_payload(update)))
+    await request.app[INBOX].add(NewInboxEntry(key, PLATFORM, message.sender, to_payload(update)))
     return web.json_response({"key": key}, status=202)
 
 
@@ -136,11 +163,24 @@ async def history(request: web.Request) -> web.Response:
     )
 
 
+def _watched(request: web.Request) -> Watched:
+    """Whom an event stream follows: ?member=<name>, or ?staff=<userid> for the staff panel."""
+    if "staff" in request.query:
+        if "member" in request.query:
+            raise _error(web.HTTPBadRequest, 'give either "member" or "staff", not both')
+        userid = request.query["staff"].strip()
+        if not userid or len(userid) > MAX_MEMBER:
+            raise _error(web.HTTPBadRequest, '"staff" must be a staff member\'s userid')
+        return staff_key(userid)
+    return _member_param(request)
+
+
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: each message delivered to the member, as it is delivered."""
-    name = _member_param(request)
+    """Server-sent events: each message delivered to the member (or to the staff
+    member), as it is delivered."""
+    watched = _watched(request)
     hub = request.app[SANDBOX_HUB]
-    queue = hub.watch(name)
+    queue = hub.watch(watched)
     try:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -159,7 +199,36 @@ async def events(request: web.Request) -> web.StreamResponse:
             await response.write(f"event: message\ndata: {data}\n\n".encode())
         return response
     finally:
-        hub.unwatch(name, queue)
+        hub.unwatch(watched, queue)
+
+
+async def staff_list(request: web.Request) -> web.Response:
+    """The active staff, for the staff panel's picker."""
+    async with request.app[SESSIONS]() as session:
+        staff = await active_staff(session)
+    return web.json_response(
+        {"staff": [{"userid": s.userid, "name": s.name, "store": s.store} for s in staff]}
+    )
+
+
+async def staff_messages(request: web.Request) -> web.Response:
+    """A staff member's conversation with the bot, oldest first: their commands and
+    the prompts sent to them."""
+    userid = request.match_info["userid"].strip()
+    async with request.app[SESSIONS]() as session:
+        staff = await active_staff_member(session, userid)
+        rows = await staff_conversation(session, PLATFORM, userid) if staff is not None else []
+    if staff is None:
+        raise _error(web.HTTPNotFound, f"no staff member with userid {userid!r}")
+    return web.json_response(
+        {
+            "staff": {"userid": staff.userid, "name": staff.name},
+            "messages": [
+                {"key": m.key, "direction": m.direction, "text": m.text, "at": m.at.isoformat()}
+                for m in rows
+            ],
+        }
+    )
 
 
 async def _close_streams(app: web.Application) -> None:
@@ -172,5 +241,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/sandbox/members", members)
     app.router.add_get("/sandbox/history", history)
     app.router.add_get("/sandbox/events", events)
+    app.router.add_get("/sandbox/staff", staff_list)
+    app.router.add_get("/sandbox/staff/{userid}/messages", staff_messages)
     app.router.add_post("/sandbox/messages", post_message)
     app.on_shutdown.append(_close_streams)
