@@ -18,7 +18,7 @@ from storage.engine import SessionFactory
 from storage.members import member_by_identity
 from storage.models import Member, OutboxEntry, Staff, StaffTask, Store
 from tests.conftest import RunningServer, start_server, write_config
-from tests.test_tagging_flow import all_handled, say
+from tests.test_tagging_flow import say
 
 REPLIES = """
 [templates]
