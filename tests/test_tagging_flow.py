@@ -14,13 +14,10 @@ from sqlalchemy import func, select, update
 from bot.app import build_app
 from bot.config import load_settings
 from bot.handler_config import handler_config
-from bot.keys import DISPATCHER, INBOX
-from handlers.updates import EventUpdate, to_payload
 from scheduler.tag_sweep import sweep_tags
 from storage.engine import SessionFactory
-from storage.inbox import NewInboxEntry
 from storage.members import member_by_identity
-from storage.models import InboxEntry, Interaction, MemberTag, Tag, utcnow
+from storage.models import InboxEntry, Interaction, MemberTag, Order, Tag, utcnow
 from storage.tags import apply_tag, ensure_tag, interests_of, tags_of
 from tests.conftest import RunningServer, eventually, start_server, write_config
 
@@ -167,12 +164,9 @@ async def test_opting_out_and_an_order_at_the_named_store_fire_event_rules(
     assert (await tags(sessions, "孙丽"))["已退订"] == ("rule", "unsubscribed", 1)
 
     async def order(number: str, store: str) -> None:
-        event = EventUpdate(
-            key=f"sandbox:order:{number}", platform="sandbox", sender="孙丽", event="order_placed",
-            occurred_at=utcnow(), detail={"order_no": number, "amount_cents": "3800", "store": store},
-        )
-        await tagged.app[INBOX].add(NewInboxEntry(event.key, "sandbox", "孙丽", to_payload(event)))
-        tagged.app[DISPATCHER].wake()
+        body = {"member": "孙丽", "order_no": number, "amount": 38.5, "store": store}
+        async with tagged.client.post(f"{tagged.base}/sandbox/orders", json=body) as response:
+            assert response.status == 202, await response.text()
         await all_handled(sessions)
 
     await order("A-1", "xuhui")
@@ -180,6 +174,10 @@ async def test_opting_out_and_an_order_at_the_named_store_fire_event_rules(
     await order("A-2", "jingan")
     await order("A-2", "jingan")  # the same order again counts once
     assert (await tags(sessions, "孙丽"))["静安门店客户"] == ("rule", "jingan-buyer", 1)
+
+    async with sessions() as session:
+        orders = (await session.execute(select(Order.order_no, Order.amount_cents))).all()
+    assert sorted(orders) == [("A-1", 3850), ("A-2", 3850)]
 
 
 async def test_the_sweep_lapses_old_rule_tags_and_tags_the_silent_until_they_write(
@@ -218,3 +216,23 @@ async def test_the_sweep_lapses_old_rule_tags_and_tags_the_silent_until_they_wri
     assert "沉睡" not in await tags(sessions, "郑红")
     async with sessions() as session:
         assert (await session.execute(select(Tag).where(Tag.name == "沉睡"))).scalars().one()
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"member": "孙丽", "amount": 10}, '"order_no" is required'),
+        ({"member": "孙丽", "order_no": "A 1", "amount": 10}, '"order_no" is required'),
+        ({"member": "孙丽", "order_no": "A-1", "amount": -1}, "non-negative"),
+        ({"member": "孙丽", "order_no": "A-1", "amount": 1.234}, "two decimals"),
+        ({"member": "孙丽", "order_no": "A-1", "amount": "lots"}, "number of yuan"),
+        ({"order_no": "A-1", "amount": 1}, '"member" is required'),
+    ],
+)
+async def test_a_bad_sandbox_order_is_refused_and_nothing_is_stored(
+    tagged: RunningServer, sessions: SessionFactory, body: dict, problem: str
+) -> None:
+    async with tagged.client.post(f"{tagged.base}/sandbox/orders", json=body) as response:
+        assert response.status == 400 and problem in (await response.json())["error"]
+    async with sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(InboxEntry))).scalar_one() == 0

@@ -18,6 +18,8 @@ from aiohttp import web
 
 from bot.keys import INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox.hub import Watched, staff_key
+from bot.platforms.sandbox.orders import post_order
+from bot.platforms.sandbox.requests import json_body, json_error
 from handlers.updates import MessageUpdate, to_payload
 from storage.inbox import NewInboxEntry
 from storage.interactions import recent_messages
@@ -77,21 +79,12 @@ def parse_message(body: Any) -> SandboxMessage:
     return SandboxMessage(sender, text, client_id, actor)
 
 
-def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
-
-
 async def post_message(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except json.JSONDecodeError as error:
-        raise _error(web.HTTPBadRequest, f"malformed JSON: {error.msg} at position {error.pos}") from None
-    except UnicodeDecodeError:
-        raise _error(web.HTTPBadRequest, "the body must be UTF-8 JSON") from None
+    body = await json_body(request)
     try:
         message = parse_message(body)
     except BadMessage as error:
-        raise _error(web.HTTPBadRequest, str(error)) from None
+        raise json_error(web.HTTPBadRequest, str(error)) from None
     # The client's id makes a resent message the same update; without one, each POST is new.
     suffix = message.client_id or uuid.uuid4().hex
     if message.actor == "staff":
@@ -99,7 +92,7 @@ async def post_message(request: web.Request) -> web.Response:
         async with request.app[SESSIONS]() as session:
             staff = await active_staff_member(session, message.sender)
         if staff is None:
-            raise _error(web.HTTPBadRequest, f"no staff member with userid {message.sender!r}")
+            raise json_error(web.HTTPBadRequest, f"no staff member with userid {message.sender!r}")
         key, sender_name = f"{PLATFORM}:{STAFF_PREFIX}{message.sender}:{suffix}", staff.name
     else:
         key, sender_name = f"{PLATFORM}:{message.sender}:{suffix}", message.sender
@@ -139,7 +132,7 @@ async def members(request: web.Request) -> web.Response:
 def _member_param(request: web.Request) -> str:
     member = request.query.get("member", "").strip()
     if not member or len(member) > MAX_MEMBER:
-        raise _error(web.HTTPBadRequest, '"member" query parameter is required')
+        raise json_error(web.HTTPBadRequest, '"member" query parameter is required')
     return member
 
 
@@ -167,10 +160,10 @@ def _watched(request: web.Request) -> Watched:
     """Whom an event stream follows: ?member=<name>, or ?staff=<userid> for the staff panel."""
     if "staff" in request.query:
         if "member" in request.query:
-            raise _error(web.HTTPBadRequest, 'give either "member" or "staff", not both')
+            raise json_error(web.HTTPBadRequest, 'give either "member" or "staff", not both')
         userid = request.query["staff"].strip()
         if not userid or len(userid) > MAX_MEMBER:
-            raise _error(web.HTTPBadRequest, '"staff" must be a staff member\'s userid')
+            raise json_error(web.HTTPBadRequest, '"staff" must be a staff member\'s userid')
         return staff_key(userid)
     return _member_param(request)
 
@@ -219,7 +212,7 @@ async def staff_messages(request: web.Request) -> web.Response:
         staff = await active_staff_member(session, userid)
         rows = await staff_conversation(session, PLATFORM, userid) if staff is not None else []
     if staff is None:
-        raise _error(web.HTTPNotFound, f"no staff member with userid {userid!r}")
+        raise json_error(web.HTTPNotFound, f"no staff member with userid {userid!r}")
     return web.json_response(
         {
             "staff": {"userid": staff.userid, "name": staff.name},
@@ -244,4 +237,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/sandbox/staff", staff_list)
     app.router.add_get("/sandbox/staff/{userid}/messages", staff_messages)
     app.router.add_post("/sandbox/messages", post_message)
+    app.router.add_post("/sandbox/orders", post_order)
     app.on_shutdown.append(_close_streams)

@@ -1,0 +1,58 @@
+"""Orders in the sandbox: stand-in for a shop system telling us a member bought
+something, so order event rules (and RFM data) can be tried without a till."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from bot.keys import INBOX
+from bot.platforms.sandbox.requests import bad_request, json_body
+from handlers.orders import ORDER_PLACED
+from handlers.updates import EventUpdate, to_payload
+from storage.inbox import NewInboxEntry
+from storage.models import utcnow
+
+PLATFORM = "sandbox"
+ORDER_NO = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class BadOrder(ValueError):
+    pass
+
+
+def parse_order(body: Any) -> EventUpdate:
+    """{"member": "王芳", "order_no": "A-1001", "amount": 38.5, "store": "jingan"}: the
+    amount in yuan, the store code optional."""
+    if not isinstance(body, dict):
+        raise BadOrder('expected a JSON object like {"member": "王芳", "order_no": "A-1001", "amount": 38.5}')
+    member, number, amount, store = body.get("member"), body.get("order_no"), body.get("amount"), body.get("store", "")
+    if not isinstance(member, str) or not member.strip() or len(member) > 64:
+        raise BadOrder('"member" is required: the member\'s name in the sandbox (at most 64 characters)')
+    if not isinstance(number, str) or not ORDER_NO.fullmatch(number):
+        raise BadOrder('"order_no" is required: 1-64 letters, digits, "-" or "_"')
+    try:
+        cents = Decimal(str(amount)) * 100
+    except InvalidOperation:
+        raise BadOrder('"amount" must be a number of yuan, such as 38.5') from None
+    if isinstance(amount, bool) or cents < 0 or cents != cents.to_integral_value():
+        raise BadOrder('"amount" must be a non-negative number of yuan with at most two decimals')
+    if not isinstance(store, str) or len(store) > 64:
+        raise BadOrder('"store" must be a store code')
+    return EventUpdate(
+        key=f"{PLATFORM}:order:{number}", platform=PLATFORM, sender=member.strip(), event=ORDER_PLACED,
+        occurred_at=utcnow(), detail={"order_no": number, "amount_cents": str(int(cents)), "store": store},
+    )
+
+
+async def post_order(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    try:
+        update = parse_order(body)
+    except BadOrder as error:
+        raise bad_request(str(error)) from None
+    await request.app[INBOX].add(NewInboxEntry(update.key, PLATFORM, update.sender, to_payload(update)))
+    return web.json_response({"key": update.key}, status=202)
