@@ -75,10 +75,10 @@ async def linked_tags_of(session: AsyncSession, member_id: int) -> Sequence[Tag]
     return (await session.execute(statement)).scalars().all()
 
 
-async def remove_unlisted_linked_tags(session: AsyncSession, member_id: int, listed: Collection[str]) -> list[Tag]:
-    """Take from the member every linked tag whose platform tag is not in `listed` (what
-    the platform says she carries); returns the tags taken."""
-    gone = [t for t in await linked_tags_of(session, member_id) if t.platform_tag_id not in listed]
+async def remove_unlisted_linked_tags(session: AsyncSession, member_id: int, carried: Collection[int]) -> list[Tag]:
+    """Take from the member every linked tag of ours not in `carried` (the ids of our tags
+    for what the platform says she carries); returns the tags taken."""
+    gone = [t for t in await linked_tags_of(session, member_id) if t.id not in carried]
     if gone:
         await session.execute(
             delete(MemberTag).where(

@@ -40,7 +40,8 @@ KF_SEND = "/cgi-bin/kf/send_msg"
 CUSTOM = "/cgi-bin/message/custom/send"
 
 
-def wecom_config(api_base: str) -> str:
+def wecom_config(api_base: str, tag_sync_group: str | None = None) -> str:
+    sync = f'tag_sync_group = "{tag_sync_group}"\n' if tag_sync_group else ""
     return f"""
 [platforms.wecom]
 corp_id = "{CORP}"
@@ -50,7 +51,7 @@ encoding_aes_key = "{AES_KEY}"
 secret = "{SECRET}"
 api_base = "{api_base}"
 retry_max_seconds = 0.01
-
+{sync}
 [platforms.wecom.channels.poster-jingan]
 tags = ["门店海报"]
 store = "jingan"

@@ -126,6 +126,43 @@ class WeComState:
         """Seed a corp tag (creating its group); returns the tag id."""
         return self._add_tags(None, group_name, [name])[1][0]
 
+    def tag_id(self, group_name: str, name: str) -> str | None:
+        """The id of the corp tag of that group and name, if there is one."""
+        return next((t for t, names in self._tag_names().items() if names == (group_name, name)), None)
+
+    def rename_tag(self, tag_id: str, name: str) -> None:
+        """An admin renames a corp tag in the console (1..30 characters, as add_corp_tag)."""
+        if not 0 < len(name) <= 30:
+            raise ValueError("corp tag names have 1..30 characters")
+        group = self._group_of(tag_id)
+        group.tags[tag_id] = (name, group.tags[tag_id][1])
+
+    def delete_tag(self, tag_id: str) -> None:
+        """An admin deletes a corp tag: gone from the list and from every customer; a group
+        left without tags goes too (WeCom keeps no empty groups)."""
+        group = self._group_of(tag_id)
+        del group.tags[tag_id]
+        if not group.tags:
+            del self.tag_groups[group.group_id]
+        for follow in self.follows:
+            follow.tags = [t for t in follow.tags if t != tag_id]
+
+    def staff_sets_tags(self, userid: str, external_userid: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        """A staff member adds or removes corp tags on her customer in the WeCom client."""
+        self.mark_tag("client", {}, {"userid": userid, "external_userid": external_userid,
+                                     "add_tag": list(add), "remove_tag": list(remove)})
+
+    def follow_tags(self, userid: str, external_userid: str) -> list[str]:
+        """The corp tag ids a staff member has on a customer."""
+        key = (userid.lower(), external_userid)
+        return next((list(f.tags) for f in self.follows if (f.userid, f.external_userid) == key), [])
+
+    def _group_of(self, tag_id: str) -> TagGroup:
+        group = next((g for g in self.tag_groups.values() if tag_id in g.tags), None)
+        if group is None:
+            raise KeyError(f"no corp tag {tag_id}")
+        return group
+
     def add_contact(
         self,
         userid: str,

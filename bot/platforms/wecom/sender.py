@@ -1,20 +1,24 @@
 """Delivery to WeCom: outbox rows into API calls, API answers into send results.
 
 Routes: "message" (a prompt to staff by app message, or a reply to a member through
-WeChat Customer Service), "welcome" (the new-contact greeting), and the requests
-"profile", "group" and "pull" whose answers are written into our storage.
+WeChat Customer Service), "welcome" (the new-contact greeting), the requests
+"profile", "group" and "pull" whose answers are written into our storage, and, when tag
+sync is on, "mark_tag" (our tags onto the customer as corp tags) and "corp_tags" (WeCom's
+renamed and deleted corp tags into ours).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from bot.platforms.wecom import kf
 from bot.platforms.wecom.client import WeComClient
-from bot.platforms.wecom.contacts import apply_contact, apply_group
+from bot.platforms.wecom.contacts import apply_contact, apply_group, earliest
+from bot.platforms.wecom.corp_tags import CorpTags, TagName, TagNameTooLong, too_long
 from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError
 from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
 from bot.platforms.wecom.updates import PLATFORM
@@ -23,10 +27,13 @@ from scheduler.delivery import OutboundMessage, SendResult
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
 from storage.inbox import InboxWriter, NewInboxEntry
-from storage.models import utcnow
+from storage.members import member_by_identity, store_and_owner
+from storage.models import Member, utcnow
 
 log = logging.getLogger(__name__)
 ALREADY_GREETED = 41051
+INVALID_TAG_ID = 40068
+SYNC_OFF = "tag sync with WeCom is off (platforms.wecom.tag_sync_group is not set): corp tags are not marked"
 
 
 class WeComSender:
@@ -37,12 +44,14 @@ class WeComSender:
         agent_id: int,
         inbox: Callable[[], InboxWriter],
         clock: Callable[[], datetime] = utcnow,
+        tag_sync_group: str | None = None,
     ):
         self._client = client
         self._sessions = sessions
         self._agent_id = agent_id
         self._inbox = inbox
         self._clock = clock
+        self.corp_tags = CorpTags(client, sessions, tag_sync_group) if tag_sync_group else None
 
     async def send(self, message: OutboundMessage) -> SendResult:
         try:
@@ -57,9 +66,13 @@ class WeComSender:
                 case "welcome":
                     return await self._welcome(message)
                 case "profile":
+                    read_at = self._clock()
                     detail = await self._client.get_external_contact(message.recipient)
                     async with self._sessions() as session, session.begin():
-                        await apply_contact(session, detail["external_contact"], detail.get("follow_user", []), self._clock())
+                        await apply_contact(
+                            session, detail["external_contact"], detail.get("follow_user", []), self._clock(),
+                            read_at=read_at if self.corp_tags is not None else None,
+                        )
                     return SendResult.sent()
                 case "group":
                     chat = await self._client.groupchat_get(message.recipient)
@@ -69,6 +82,12 @@ class WeComSender:
                 case "pull":
                     pulled = await self._pull(message.recipient.removeprefix("kf:"), str(message.meta.get("token", "")))
                     return SendResult.sent(f"{pulled} messages")
+                case "mark_tag":
+                    return await self._mark_tags(message)
+                case "corp_tags":
+                    if self.corp_tags is None:
+                        return SendResult.sent("tag sync off: corp tag list not read")
+                    return SendResult.sent(str(await self.corp_tags.apply_list()))
             return SendResult.failed(f"WeCom cannot deliver route {message.route!r}")
         except (WeComApiError, WeComRateLimited, WeComTransportError) as error:
             return result_for(error)
@@ -96,6 +115,49 @@ class WeComSender:
             raise
         return SendResult.sent()
 
+    async def _mark_tags(self, message: OutboundMessage) -> SendResult:
+        if self.corp_tags is None:
+            return SendResult.failed(SYNC_OFF)
+        try:
+            add, remove = _tag_names(message.meta, "add"), _tag_names(message.meta, "remove")
+        except ValueError as error:
+            return SendResult.failed(str(error))
+        if problem := too_long(add):
+            return SendResult.failed(str(problem))  # before any call: nothing half done
+        userid = await self._staff_of(message)
+        if userid is None:
+            return SendResult.failed(f"no staff member has {message.recipient} as a customer: nobody to mark tags as")
+        try:
+            add_ids = await self.corp_tags.ids_for(add, create=True)
+            remove_ids = [i for i in await self.corp_tags.ids_for(remove, create=False) if i not in add_ids]
+        except TagNameTooLong as error:
+            return SendResult.failed(str(error))
+        if not add_ids and not remove_ids:
+            return SendResult.sent("no corp tag to add or remove")
+        try:
+            await self._client.mark_tag(userid, message.recipient, add_ids, remove_ids)
+        except WeComApiError as error:
+            if error.errcode != INVALID_TAG_ID:
+                raise
+            # A corp tag deleted since we read the list: read it again and resolve anew.
+            self.corp_tags.forget()
+            return SendResult.retry(f"errcode {error.errcode}: {error.errmsg}")
+        return SendResult.sent()
+
+    async def _staff_of(self, message: OutboundMessage) -> str | None:
+        """Whose customer she is for mark_tag: her owner, else the staff member who added her first."""
+        async with self._sessions() as session:
+            member = (
+                await session.get(Member, message.member_id) if message.member_id is not None
+                else await member_by_identity(session, PLATFORM, message.recipient)
+            )
+            _, owner = await store_and_owner(session, member) if member is not None else (None, None)
+        if owner is not None:
+            return owner.userid
+        detail = await self._client.get_external_contact(message.recipient)
+        first = earliest(detail.get("follow_user") or [])
+        return str(first["userid"]) if first is not None else None
+
     async def _pull(self, open_kfid: str, token: str) -> int:
         """Pull every waiting Customer Service message into the inbox, then move the cursor."""
         name, pulled = kf.cursor_name(open_kfid), 0
@@ -114,3 +176,15 @@ class WeComSender:
                 await save_cursor(session, name, cursor, self._clock())
             if not page.has_more:
                 return pulled
+
+
+def _tag_names(meta: Mapping[str, Any], key: str) -> list[TagName]:
+    """[[group, name], …] from a mark_tag row's meta."""
+    names: list[TagName] = []
+    for item in meta.get(key) or ():
+        if not (isinstance(item, list | tuple) and len(item) == 2 and all(isinstance(part, str) for part in item)):
+            raise ValueError(f"mark_tag meta {key!r} holds {item!r}, not a [group, name] pair")
+        if not item[1]:
+            raise ValueError(f"mark_tag meta {key!r} holds a tag without a name")
+        names.append((item[0], item[1]))
+    return names

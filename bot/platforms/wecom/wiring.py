@@ -38,7 +38,9 @@ def add_wecom_client(
             retry_wait=_backoff(settings.retry_max_seconds),
         )
         app[WECOM_CLIENT] = wecom
-        senders["wecom"] = WeComSender(wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX])
+        senders["wecom"] = WeComSender(
+            wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX], tag_sync_group=settings.tag_sync_group
+        )
         yield
 
     app.cleanup_ctx.append(client)
