@@ -65,7 +65,88 @@ id = "diet-low-sugar"
 tag = "控糖"
 group = "饮食需求"
 keywords = ["少糖", "无糖", "控糖", "减脂"]
+
+[[tags.rules]]
+id = "occasion-birthday-cake"
+kind = "regex"
+tag = "生日蛋糕意向"
+group = "场景"
+pattern = '(生日|纪念日).{{0,6}}蛋糕'
+weight = 5
+topic = "定制蛋糕"
+
+[[tags.rules]]
+id = "intent-now"
+tag = "A级意向"
+group = "意向等级"
+keywords = ["今天要", "马上要", "现在下单", "帮我留"]
+
+[[tags.rules]]
+id = "intent-browsing"
+tag = "C级意向"
+group = "意向等级"
+keywords = ["随便看看", "先看看", "了解一下"]
+
+[[tags.rules]]
+id = "chatty"
+kind = "behaviour"
+measure = "messages"
+count = 5
+days = 7
+tag = "高互动"
+group = "活跃度"
+
+[[tags.rules]]
+id = "asleep"
+kind = "behaviour"
+measure = "silent"
+days = 60
+tag = "沉睡"
+group = "活跃度"
+
+[[tags.rules]]
+id = "unsubscribed"
+kind = "event"
+event = "opted_out"
+tag = "已退订"
+
+[[tags.groups]]
+name = "意向等级"
+exclusive = true       # a new grade replaces the old
+expire_days = 30       # and lapses after 30 days without a new hit
+
+[[tags.groups]]
+name = "活跃度"
+exclusive = true
+
+[templates]
+dir = "templates"      # the FAQ answers below live here
+
+[replies]
+max_replies = 3
+per_minutes = 10
+
+[replies.office_hours]
+start = "08:00"
+end = "21:00"
+
+[[replies.faq]]
+id = "opening-hours"
+keywords = ["几点开门", "几点关门", "营业时间"]
+template = "faq/opening_hours.txt.j2"
+
+[[replies.faq]]
+id = "delivery"
+keywords = ["外送", "配送", "送货"]
+template = "faq/delivery.txt.j2"
 """
+
+FAQ_TEMPLATES = {
+    "faq/opening_hours.txt.j2": "{{ member.name or '你' }}，两家店都是每天 8:00 开门、21:00 关门，"
+    "晚上 8 点后面包打八折哦。— {{ persona.name }}\n",
+    "faq/delivery.txt.j2": "三公里内满 68 元免费配送，下单后一小时左右送到。"
+    "{% if store %}离你最近的是{{ store.name }}。{% endif %}— {{ persona.name }}\n",
+}
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
 GIVEN = "芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红梅琳雪婷晨宇欣怡佳悦子涵浩然雨"
@@ -85,6 +166,11 @@ def write_config(directory: Path, port: int) -> Path:
     path = directory / "siyu.toml"
     if not path.exists():
         path.write_text(CONFIG.format(port=port), encoding="utf-8")
+    for name, text in FAQ_TEMPLATES.items():
+        template = directory / "templates" / name
+        if not template.exists():
+            template.parent.mkdir(parents=True, exist_ok=True)
+            template.write_text(text, encoding="utf-8")
     return path
 
 
