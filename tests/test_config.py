@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from bot.cli import main
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 
 VALID_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 
@@ -221,3 +224,26 @@ def test_a_rules_file_adds_rules_and_its_problems_name_it(tmp_path: Path) -> Non
     assert f"{tmp_path / 'rules.toml'}: rules[1].tag: required" in found
     (tmp_path / "rules.toml").write_text('[[rules]]\nid = "bread"\ntag = "x"\nkeywords = ["y"]\n')
     assert problems(tmp_path, path.read_text()) == [f"{tmp_path / 'rules.toml'}: rule id 'bread' is used twice (here and in the main file)"]
+
+
+def _keys(model: type[BaseModel]) -> set[str]:
+    """Every key name of a settings model and of the sections under it."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        names.add(name)
+        for kind in typing.get_args(field.annotation) or (field.annotation,):
+            inner = typing.get_args(kind)[0] if typing.get_origin(kind) is list else kind
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                names |= _keys(inner)
+    return names
+
+
+def test_the_example_config_is_valid_and_documents_every_key() -> None:
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    load_settings(example)
+    text = example.read_text(encoding="utf-8")
+    undocumented = sorted(
+        name for name in _keys(Settings)
+        if not re.search(rf"^[# ]*({name} *=|{name} +(REQUIRED|\w)|\[+[\w.]*\b{name}\b)", text, re.M)
+    )
+    assert undocumented == []
