@@ -13,7 +13,7 @@ from storage.engine import SessionFactory, create_database_engine, session_facto
 from storage.interactions import count_interactions
 from storage.members import find_member, identities_of, masked_phone, store_and_owner
 from storage.outbox import list_entries
-from storage.tags import tags_of
+from storage.tags import interests_of, tags_of
 
 
 @asynccontextmanager
@@ -34,6 +34,7 @@ async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
         store, owner = await store_and_owner(session, member)
         identities = await identities_of(session, member.id)
         tags = await tags_of(session, member.id)
+        interests = await interests_of(session, member.id)
         interactions = await count_interactions(session, member.id)
     birthday = None
     if member.birth_month and member.birth_day:
@@ -68,12 +69,14 @@ async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
             }
             for t in tags
         ],
+        "interests": interests,  # topic → the summed weights of the rule hits behind it
         "interactions": interactions,
     }
     if as_json:
         print_json(card)
         return 0
-    profile = [(k, v) for k, v in card.items() if k not in ("tags", "identities")]
+    profile = [(k, v) for k, v in card.items() if k not in ("tags", "identities", "interests")]
+    profile.append(("interests", ", ".join(f"{topic} {score}" for topic, score in interests.items())))
     profile.append(("identities", ", ".join(f"{i['platform']}:{i['id']}" for i in card["identities"])))
     print_table(f"member {member.id}", ("field", "value"), profile)
     print_table(

@@ -18,7 +18,7 @@ from storage.members import resolve_member
 from storage.migrate import upgrade
 from storage.models import Member, Order, Staff, Store, utcnow
 from storage.outbox import NewOutboxMessage, enqueue
-from storage.tags import apply_tag, ensure_tag
+from storage.tags import add_interest, apply_tag, ensure_tag
 from tests.conftest import write_config
 
 TODAY = date(2026, 11, 23)
@@ -50,6 +50,7 @@ def test_member_show_json_gives_profile_tags_and_interactions(config: Path, caps
             member.phone, member.unionid = "13812345678", "union-9"
             tag = await ensure_tag(session, "面包控", "口味偏好")
             await apply_tag(session, member.id, tag, "rule", "interest-bread", utcnow())
+            await add_interest(session, member.id, "烘焙", 3, utcnow())
             return member.id
 
     member_id = run(with_sessions("sqlite:///" + str(config.parent / "siyu.db"), prepare))
@@ -62,7 +63,7 @@ def test_member_show_json_gives_profile_tags_and_interactions(config: Path, caps
     assert [(t["name"], t["source"], t["source_ref"], t["hit_count"]) for t in card["tags"]] == [
         ("面包控", "rule", "interest-bread", 1)
     ]
-    assert card["interactions"] == 0
+    assert card["interactions"] == 0 and card["interests"] == {"烘焙": 3}
 
 
 def test_member_show_of_nobody_exits_1(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
