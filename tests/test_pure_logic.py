@@ -8,8 +8,9 @@ import pytest
 
 from content_templates.renderer import Renderer, RenderError
 from handlers.chain import BadHandler, checked_chain
-from handlers.config import KeywordRule
-from handlers.keywords import matching_rules, normalise
+from handlers.keywords import normalise
+from handlers.matching import MessageMatcher
+from handlers.rules import KeywordRule
 from handlers.updates import EventUpdate, MessageUpdate, from_payload, to_payload
 from scheduler.policy import hold_reason, retry_delay
 
@@ -18,16 +19,16 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
 def test_keywords_ignore_width_and_case() -> None:
     assert normalise("ＶＩＰ会员 Vip") == "vip会员 vip"
-    vip = KeywordRule("vip", "VIP意向", ("vip",))
-    assert matching_rules([vip], "我想办ＶＩＰ") == [vip]
-    assert matching_rules([vip], "我想办会员") == []
+    vip = KeywordRule(id="vip", tag="VIP意向", keywords=("vip",))
+    assert MessageMatcher([vip]).matching("我想办ＶＩＰ") == [vip]
+    assert MessageMatcher([vip]).matching("我想办会员") == []
 
 
 def test_all_rules_need_every_keyword_any_rules_one() -> None:
-    both = KeywordRule("both", "生日蛋糕", ("生日", "蛋糕"), match="all")
-    either = KeywordRule("either", "蛋糕控", ("蛋糕", "慕斯"))
-    assert matching_rules([both, either], "想订一个生日蛋糕") == [both, either]
-    assert matching_rules([both, either], "慕斯好吃") == [either]
+    both = KeywordRule(id="both", tag="生日蛋糕", keywords=("生日", "蛋糕"), match="all")
+    either = KeywordRule(id="either", tag="蛋糕控", keywords=("蛋糕", "慕斯"))
+    assert MessageMatcher([both, either]).matching("想订一个生日蛋糕") == [both, either]
+    assert MessageMatcher([both, either]).matching("慕斯好吃") == [either]
 
 
 def test_opt_out_holds_marketing_but_not_service_or_staff_prompts() -> None:
