@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from handlers.matching import valid_pattern
+from handlers.rules import EventKind
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RULE_KINDS = ("keyword", "regex", "event", "behaviour")
-EVENTS = ("added_via_channel", "joined_group", "left_group", "deleted_staff", "placed_order", "opted_out")
+EVENTS: tuple[str, ...] = get_args(EventKind)
 # Which keys belong to which kind of rule: any other kind's key is a mistake to report.
 KIND_KEYS = {
     "keyword": {"keywords", "match"},
@@ -49,7 +50,7 @@ class TagRuleSettings(_Section):
     # regex
     pattern: str | None = None
     # event
-    event: Literal[EVENTS] | None = None  # type: ignore[valid-type]
+    event: EventKind | None = None
     subject: str = ""
     # behaviour
     measure: Literal["messages", "silent"] | None = None

@@ -112,9 +112,10 @@ class HandOffPolicy:
 
     keywords: tuple[str, ...] = ("人工", "转人工", "投诉", "退款", "退货", "差评")
     angry_words: tuple[str, ...] = ("气死", "太差了", "垃圾", "骗子", "恶心", "再也不")
-    # "question": a question no FAQ answers goes to a person too; "never": only the words above.
+    # "question": a question nothing understands (no FAQ entry, no tag rule) goes to a
+    # person too; "never": only the words above do.
     unanswered: Literal["question", "never"] = "question"
-    question_markers: tuple[str, ...] = ("?", "？", "吗", "怎么", "为什么", "多少", "几点", "哪里", "能不能")
+    question_markers: tuple[str, ...] = ("?", "？", "吗", "怎么", "为什么", "多少", "几点", "哪里", "能不能", "可以吗")
     last_messages: int = 10
     notice_template: str = "persona/handoff.txt.j2"
     task_template: str = "staff/handoff.txt.j2"
