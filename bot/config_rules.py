@@ -16,7 +16,6 @@ from handlers.matching import valid_pattern
 from handlers.rules import EventKind
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-RULE_KINDS = ("keyword", "regex", "event", "behaviour")
 EVENTS: tuple[str, ...] = get_args(EventKind)
 # Which keys belong to which kind of rule: any other kind's key is a mistake to report.
 KIND_KEYS = {
