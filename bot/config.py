@@ -103,6 +103,9 @@ class ServerSettings(_Section):
     # all: receive and work in one process. webhook: only verify, store and acknowledge
     # callbacks. worker: only handle, deliver and run scheduled jobs.
     role: Literal["all", "webhook", "worker"] = "all"
+    # Bearer token for the JSON API under /api/ (Authorization: Bearer <token>). Without
+    # one the API is not served. Keep it in the environment: "env:SIYU_API_TOKEN".
+    api_token: SecretStr | None = Field(default=None, min_length=16)
 
 
 class ChannelSettings(_Section):

@@ -53,6 +53,10 @@ class Member(SQLModel, table=True):
     paid_member: bool = False
     store_id: int | None = Field(default=None, foreign_key="stores.id", index=True)
     owner_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    # The brand's own member number (CRM or till), by which imports find her.
+    member_no: str | None = Field(default=None, unique=True, max_length=64)
+    # Who brought her in: referrals count toward the super-user tiers.
+    referrer_id: int | None = Field(default=None, foreign_key="members.id", index=True)
     opted_out_at: datetime | None = None
     avatar_url: str | None = Field(default=None, max_length=512)
     remark: str | None = Field(default=None, max_length=128)  # the owner staff's note on her
@@ -200,7 +204,10 @@ class LayerAssignment(SQLModel, table=True):
     """A member's current layer in one scheme, with the metric values that led to it."""
 
     __tablename__ = "layer_assignments"
-    __table_args__ = (UniqueConstraint("member_id", "scheme"),)
+    __table_args__ = (
+        UniqueConstraint("member_id", "scheme"),
+        Index("ix_layer_assignments_scheme_layer", "scheme", "layer"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="members.id")
     scheme: str = Field(max_length=32)
@@ -220,6 +227,42 @@ class LayerMove(SQLModel, table=True):
     from_layer: str | None = Field(default=None, max_length=32)
     to_layer: str = Field(max_length=32)
     moved_at: datetime = Field(default_factory=utcnow)
+
+
+class LayerRun(SQLModel, table=True):
+    """Where the last layer computation of a scheme stopped, so the next one can take only
+    the members whose inputs changed, and the RFM cut points it scored with."""
+
+    __tablename__ = "layer_runs"
+    scheme: str = Field(primary_key=True, max_length=32)
+    ran_at: datetime
+    last_order_id: int = 0
+    last_interaction_id: int = 0
+    cut_points: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+
+
+class EngagementDay(SQLModel, table=True):
+    """One layer's engagement on one local day: the series behind the console's charts."""
+
+    __tablename__ = "engagement_days"
+    day: date = Field(primary_key=True)
+    scheme: str = Field(primary_key=True, max_length=32)
+    layer: str = Field(primary_key=True, max_length=32)
+    members: int = 0
+    joined: int = 0
+    left: int = 0
+    active: int = 0  # members who interacted that day
+    messages_in: int = 0
+    messages_out: int = 0
+    bot_replies: int = 0
+    staff_replies: int = 0
+    median_first_reply_seconds: float | None = None
+    care_sent: int = 0
+    tasks_due: int = 0
+    tasks_done_on_time: int = 0
+    orders: int = 0
+    revenue_cents: int = Field(default=0, sa_type=BigInteger)
+    computed_at: datetime = Field(default_factory=utcnow)
 
 
 class CustomerGroup(SQLModel, table=True):
