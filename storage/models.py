@@ -115,7 +115,10 @@ class InterestScore(SQLModel, table=True):
 
 class Interaction(SQLModel, table=True):
     __tablename__ = "interactions"
-    __table_args__ = (Index("ix_interactions_member_at", "member_id", "at"),)
+    __table_args__ = (
+        Index("ix_interactions_member_at", "member_id", "at"),
+        Index("ix_interactions_at", "at"),  # day ranges: engagement, windows that move
+    )
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="members.id")
     kind: str = Field(max_length=16)  # message_in | message_out | event
@@ -131,6 +134,7 @@ class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
         Index("ix_orders_member_time_amount", "member_id", "ordered_at", "amount_cents"),
+        Index("ix_orders_ordered_at", "ordered_at"),  # day ranges, and orders leaving a window
     )
     id: int | None = Field(default=None, primary_key=True)
     order_no: str = Field(unique=True, max_length=64)

@@ -49,6 +49,12 @@ def upgrade() -> None:
     with op.batch_alter_table('layer_assignments', schema=None) as batch_op:
         batch_op.create_index('ix_layer_assignments_scheme_layer', ['scheme', 'layer'], unique=False)
 
+    with op.batch_alter_table('interactions', schema=None) as batch_op:
+        batch_op.create_index('ix_interactions_at', ['at'], unique=False)
+
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.create_index('ix_orders_ordered_at', ['ordered_at'], unique=False)
+
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.add_column(sa.Column('member_no', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
         batch_op.add_column(sa.Column('referrer_id', sa.Integer(), nullable=True))
@@ -67,6 +73,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_members_referrer_id'))
         batch_op.drop_column('referrer_id')
         batch_op.drop_column('member_no')
+
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_ordered_at')
+
+    with op.batch_alter_table('interactions', schema=None) as batch_op:
+        batch_op.drop_index('ix_interactions_at')
 
     with op.batch_alter_table('layer_assignments', schema=None) as batch_op:
         batch_op.drop_index('ix_layer_assignments_scheme_layer')
