@@ -10,13 +10,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bot import inspect_cli
+from bot import inspect_cli, layers_cli
 from bot.check import problems_in, summary
 from bot.config import ConfigError, Settings, config_path, load_settings
 from bot.demo import seed, write_config
 from bot.serve import configure_logging, run_server
 from storage.engine import create_database_engine, session_factory
-from storage.migrate import upgrade
+from storage.migrate import pending_revisions, upgrade
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     show = member.add_parser("show", parents=[common, listing], help="one member: profile, tags, interactions")
     show.add_argument("id", help="our member id, or any platform id of the member (sandbox name, external_userid, openid, unionid)")
 
+    layers = commands.add_parser("layers", help="member layers (RFM value, life cycle, super users)").add_subparsers(
+        dest="layers_command", required=True
+    )
+    recompute = layers.add_parser("recompute", parents=[common, listing], help="recompute layers now")
+    recompute.add_argument("--scheme", help="only this scheme (default: every scheme)")
+    recompute.add_argument("--full", action="store_true", help="every member, not only those whose inputs changed")
+
     outbox = commands.add_parser("outbox", help="messages on their way out").add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox.add_parser("list", parents=[common, listing], help="recent outbox rows")
     outbox_list.add_argument("--status", choices=("pending", "sending", "sent", "failed", "held"))
@@ -66,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         upgrade(settings.storage.url)
         print(f"database is up to date ({settings.storage.url.split(':', 1)[0]})")
         return 0
+    if pending := pending_revisions(settings.storage.url):
+        print(f"siyu: the database is not up to date ({len(pending)} migration(s) pending): "
+              f"run `siyu db upgrade --config {path}` first", file=sys.stderr)
+        return 1
+    if args.command == "layers":
+        return asyncio.run(layers_cli.layers_recompute(settings, args.scheme, args.full, args.json))
     if args.command == "member":
         return asyncio.run(inspect_cli.member_show(settings, args.id, args.json))
     return asyncio.run(inspect_cli.outbox_list(settings, args.status, args.limit, args.json))

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
+from bot.config_layers import LayersSettings
 from bot.config_rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
 
 DEFAULT_PATH = Path("siyu.toml")
@@ -194,6 +195,7 @@ class Settings(_Section):
     tags: TagSettings = TagSettings()
     replies: ReplySettings = ReplySettings()
     handoff: HandOffSettings = HandOffSettings()
+    layers: LayersSettings = LayersSettings()
     opt_out: OptOutSettings = OptOutSettings()
     templates: TemplateSettings = TemplateSettings()
     log: LogSettings = LogSettings()

@@ -17,7 +17,7 @@ from storage.tags import interests_of, tags_of
 
 
 @asynccontextmanager
-async def _sessions(settings: Settings) -> AsyncIterator[SessionFactory]:
+async def open_sessions(settings: Settings) -> AsyncIterator[SessionFactory]:
     engine = create_database_engine(settings.storage.url)
     try:
         yield session_factory(engine)
@@ -26,7 +26,7 @@ async def _sessions(settings: Settings) -> AsyncIterator[SessionFactory]:
 
 
 async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
-    async with _sessions(settings) as sessions, sessions() as session:
+    async with open_sessions(settings) as sessions, sessions() as session:
         member = await find_member(session, reference)
         if member is None or member.id is None:
             print(f"siyu: no member {reference!r} (try our id, a platform id or a unionid)", file=sys.stderr)
@@ -88,7 +88,7 @@ async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
 
 
 async def outbox_list(settings: Settings, status: str | None, limit: int, as_json: bool) -> int:
-    async with _sessions(settings) as sessions, sessions() as session:
+    async with open_sessions(settings) as sessions, sessions() as session:
         rows = await list_entries(session, status, limit)
     records = [
         {

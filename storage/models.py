@@ -54,7 +54,7 @@ class Member(SQLModel, table=True):
     store_id: int | None = Field(default=None, foreign_key="stores.id", index=True)
     owner_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     # The brand's own member number (CRM or till), by which imports find her.
-    member_no: str | None = Field(default=None, unique=True, max_length=64)
+    member_no: str | None = Field(default=None, unique=True, index=True, max_length=64)
     # Who brought her in: referrals count toward the super-user tiers.
     referrer_id: int | None = Field(default=None, foreign_key="members.id", index=True)
     opted_out_at: datetime | None = None

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import SQLModel
 
 from storage.engine import SessionFactory, create_sync_engine
 from storage.inbox import InboxWriter, NewInboxEntry, pending_entries, record_failure
 from storage.members import find_member, masked_phone, resolve_member
-from storage.migrate import pending_revisions
+from storage.migrate import pending_revisions, upgrade
 from storage.models import InboxEntry, Member, OutboxEntry, utcnow
 from storage.outbox import NewOutboxMessage, claim_due, enqueue, release_interrupted
 from storage.tags import apply_tag, ensure_tag, tags_of
@@ -27,6 +28,42 @@ def test_migrations_build_exactly_the_models(db_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+@pytest.mark.parametrize("start", ["0002", "0003"])
+def test_every_migration_upgrades_a_database_that_holds_data(start: str, tmp_path, request: pytest.FixtureRequest) -> None:
+    """Migrations run on brands' live databases, not only on empty ones."""
+    from tests.conftest import PG_URL, _reset_postgres
+
+    urls = [f"sqlite:///{tmp_path / 'old.db'}"]
+    if PG_URL:
+        _reset_postgres(PG_URL)
+        urls.append(PG_URL)
+    for url in urls:
+        upgrade(url, start)
+        engine = create_sync_engine(url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(
+                    "INSERT INTO members (name, birthday_calendar, birthday_leap_month, paid_member, created_at, updated_at)"
+                    " VALUES ('王芳', 'solar', false, false, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                ))
+                member_id = connection.execute(text("SELECT id FROM members")).scalar_one()
+                connection.execute(text(
+                    "INSERT INTO member_identities (member_id, platform, external_id, created_at)"
+                    f" VALUES ({member_id}, 'sandbox', '王芳', '2026-01-01 00:00:00')"
+                ))
+                connection.execute(text(
+                    "INSERT INTO orders (order_no, member_id, amount_cents, ordered_at)"
+                    f" VALUES ('A-1', {member_id}, 3800, '2026-01-02 00:00:00')"
+                ))
+            upgrade(url)
+            assert pending_revisions(url) == []
+            with engine.connect() as connection:
+                assert connection.execute(text("SELECT count(*) FROM orders")).scalar_one() == 1
+                assert connection.execute(text("SELECT name FROM members")).scalar_one() == "王芳"
+        finally:
+            engine.dispose()
 
 
 async def test_the_inbox_stores_concurrent_entries_once_each(sessions: SessionFactory) -> None:
@@ -122,3 +159,19 @@ def test_phones_are_masked_for_display() -> None:
     assert masked_phone("13812345678") == "138****5678"
     assert masked_phone("12345") == "*****"
     assert masked_phone(None) is None
+
+
+def test_a_failing_migration_leaves_a_sqlite_database_as_it_was(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0003")
+    engine = create_sync_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE layer_runs (x INTEGER)"))  # in the way of 0004
+        with pytest.raises(Exception, match="layer_runs"):
+            upgrade(url)
+        with engine.connect() as connection:
+            tables = connection.execute(text("SELECT name FROM sqlite_master WHERE name = 'engagement_days'")).all()
+            assert tables == [] and pending_revisions(url) == ["0004"]
+    finally:
+        engine.dispose()
