@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from scheduler.layer_rules import INTERACTIONS, Condition, Layer, RfmSpec, Scheme, quantile_positions
+from scheduler.layer_rules import INTERACTIONS, OPERATORS, Condition, Layer, RfmSpec, Scheme, quantile_positions
 from storage.dialects import dialect_insert, upsert
 from storage.models import Interaction, LayerAssignment, LayerMove, LayerRun, Member, MemberTag, Order, Tag
 from storage.tasks import NewTask, create_task
@@ -309,9 +309,7 @@ def _metric(c: Condition, inputs: Table, now: datetime, today: date) -> ColumnEl
 
 
 def _compare(column: Any, op: str, value: Any) -> ColumnElement:
-    compared = {">=": column >= value, "<=": column <= value, ">": column > value, "<": column < value,
-                "==": column == value, "!=": column != value}[op]
-    return and_(column.is_not(None), compared)
+    return and_(column.is_not(None), OPERATORS[op](column, value))
 
 
 # ── Writing: moves, tasks, assignments ─────────────────────────────────────────────────

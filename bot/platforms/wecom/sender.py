@@ -165,7 +165,7 @@ class WeComSender:
             cursor = await load_cursor(session, name)
         while True:
             page = await self._client.kf_sync_msg(token, cursor, open_kfid)
-            updates = [u for u in map(kf.to_message, page.messages) if u is not None]
+            updates = [u for u in map(kf.to_update, page.messages) if u is not None]
             # One gather: the inbox commits the page in one batch.
             await asyncio.gather(
                 *(self._inbox().add(NewInboxEntry(u.key, PLATFORM, u.sender, to_payload(u))) for u in updates)
