@@ -8,6 +8,7 @@ from bot.app import renderer_for
 from bot.config import ConfigError, Settings, load_settings
 from bot.handler_config import handler_config
 from scheduler.cron import cron_problem
+from scheduler.layer_rules import unknown_tags
 
 SAMPLE_VARIABLES = {
     "member": {"name": "王芳"},
@@ -51,7 +52,14 @@ def problems_in(path: Path) -> tuple[Settings | None, list[str]]:
     ]:
         if template is not None:
             problems.extend(f"{path}: {key}: {p}" for p in renderer.problems(template, variables))
-    crons = [("tags.sweep_cron", settings.tags.sweep_cron)]
+    known_tags = {r.tag for r in settings.tags.rules} | set(settings.layers.known_tags)
+    if settings.platforms.wecom is not None:
+        known_tags |= {t for channel in settings.platforms.wecom.channels.values() for t in channel.tags}
+    for n, scheme in enumerate(settings.layers.schemes):
+        problems.extend(f"{path}: layers.schemes[{n}]: unknown tag {tag!r} (no tag rule, channel or layers.known_tags "
+                        "gives it)" for tag in unknown_tags(scheme.scheme(), known_tags))
+    crons = [("tags.sweep_cron", settings.tags.sweep_cron), ("layers.recompute_cron", settings.layers.recompute_cron),
+             ("layers.engagement_cron", settings.layers.engagement_cron)]
     wecom = settings.platforms.wecom
     if wecom is not None:
         crons.append(("platforms.wecom.reconcile_cron", wecom.reconcile_cron))
