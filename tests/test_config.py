@@ -230,7 +230,7 @@ def _keys(model: type[BaseModel]) -> set[str]:
     """Every key name of a settings model and of the sections under it."""
     names: set[str] = set()
     for name, field in model.model_fields.items():
-        names.add(name)
+        names.add(field.alias or name)
         for kind in typing.get_args(field.annotation) or (field.annotation,):
             inner = typing.get_args(kind)[0] if typing.get_origin(kind) is list else kind
             if isinstance(inner, type) and issubclass(inner, BaseModel):
