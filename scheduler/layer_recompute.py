@@ -44,7 +44,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from scheduler.layer_rules import INTERACTIONS, OPERATORS, Condition, Layer, RfmSpec, Scheme, quantile_positions
 from storage.dialects import dialect_insert, upsert
 from storage.models import Interaction, LayerAssignment, LayerMove, LayerRun, Member, MemberTag, Order, Tag
-from storage.tasks import NewTask, create_task
+from storage.tasks import NewTask, create_tasks
 
 log = logging.getLogger(__name__)
 Render = Callable[[str, dict[str, Any]], str]
@@ -382,13 +382,15 @@ async def _move_tasks(
         ))
     )).all()
     labels = {layer.name: layer.label or layer.name for layer in scheme.layers}
+    tasks: list[NewTask] = []
     for move_id, source, target, member_id, name, owner in rows:
         kind = "top_layer_welcome" if target == top else "at_risk"
         variables = {"kind": kind, "member": {"name": name}, "scheme": scheme.label or scheme.name,
                      "from_layer": labels.get(source, source), "to_layer": labels.get(target, target)}
         title = f"{'新晋' if kind == 'top_layer_welcome' else '流失风险'}：{name or member_id}（{labels.get(target, target)}）"
-        await create_task(session, NewTask(
+        tasks.append(NewTask(
             dedupe_key=f"layer-move:{move_id}", kind=kind, title=title[:256], due_date=today,
             staff_id=owner, member_id=member_id, body=render(TASK_TEMPLATE, variables),
-        ), now)
-    return len(rows)
+        ))
+    await create_tasks(session, tasks, now)
+    return len(tasks)

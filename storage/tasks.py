@@ -27,6 +27,16 @@ class NewTask:
     body: str = ""
 
 
+async def create_tasks(session: AsyncSession, tasks: Sequence[NewTask], now: datetime) -> None:
+    """Create many tasks in one statement; those whose dedupe key exists are skipped."""
+    if tasks:
+        await session.execute(insert_ignoring_conflicts(TASKS, session.bind.dialect.name, ["dedupe_key"]), [
+            {"dedupe_key": t.dedupe_key, "staff_id": t.staff_id, "member_id": t.member_id, "kind": t.kind,
+             "title": t.title, "body": t.body, "due_date": t.due_date, "status": "open", "created_at": now}
+            for t in tasks
+        ])
+
+
 async def create_task(session: AsyncSession, task: NewTask, now: datetime) -> StaffTask:
     """Create the task unless one with the same dedupe key exists; returns the task."""
     statement = insert_ignoring_conflicts(TASKS, session.bind.dialect.name, ["dedupe_key"]).values(
