@@ -31,6 +31,7 @@ from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.dispatcher import Dispatcher
 from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
+from scheduler.layer_jobs import recompute_layers
 from scheduler.tag_sweep import sweep_tags
 from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
@@ -56,8 +57,12 @@ def build_app(settings: Settings) -> web.Application:
     platforms = settings.platforms
     senders: dict[str, Sender] = {}
     config = handler_config(settings)
+    schemes = [s.scheme() for s in settings.layers.schemes]
     jobs: list[CronJob] = [
         CronJob("tag-sweep", settings.tags.sweep_cron, lambda: sweep_tags(app[SESSIONS], config, utcnow())),
+        CronJob("layer-recompute", settings.layers.recompute_cron, lambda: recompute_layers(
+            app[SESSIONS], schemes, settings.layers.rfm.spec(), renderer_for(settings), settings.zone, utcnow()
+        )),
     ]
     if platforms.sandbox.enabled:
         hub = SandboxHub()

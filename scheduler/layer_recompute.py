@@ -359,11 +359,11 @@ def _metrics_json(dialect: str, inputs: Table, now: datetime) -> Any:
     c = inputs.c
     pairs = {"frequency": c.freq, "monetary_cents": c.money, "r_score": c.r, "f_score": c.f, "m_score": c.m,
              "paid_member": c.paid, "referrals": c.referrals, "last_order_at": c.last_at}
-    pairs |= {name: c[name] for name in c.keys() if name.startswith("i") and name[1:].isdigit()}
+    pairs |= {f"interactions_{name[1:]}d": c[name] for name in map(str, c.keys()) if name[:1] == "i" and name[1:].isdigit()}
     build = func.json_object if dialect == "sqlite" else func.json_build_object
     args: list[Any] = []
     for key, column in pairs.items():
-        args += [literal(key), column]
+        args += [literal(key, String), column]
     return build(*args)
 
 

@@ -202,3 +202,27 @@ def test_the_shipped_schemes_load_and_check(tmp_path: Path) -> None:
     assert {"value", "lifecycle", "evolution"} <= {s.name for s in schemes}
     value = next(s for s in schemes if s.name == "value").scheme()
     assert value.top() == "super" and value.top_two() == {"super", "core"} and value.staff_tasks
+
+
+def test_siyu_layers_recompute_reports_each_scheme_and_refuses_an_unknown_one(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, db_url)
+    assert main(["layers", "recompute", "--json", "--config", str(config)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [s["scheme"] for s in report["schemes"]] == ["value", "lifecycle", "evolution"]
+    assert all(s["full"] for s in report["schemes"])
+    assert main(["layers", "recompute", "--scheme", "loyalty", "--config", str(config)]) == 1
+    assert "no layer scheme 'loyalty'" in capsys.readouterr().err
+
+
+def test_commands_on_a_database_behind_the_code_say_to_upgrade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from storage.migrate import upgrade
+    from tests.conftest import write_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0003")
+    assert main(["layers", "recompute", "--config", str(write_config(tmp_path, url))]) == 1
+    assert "run `siyu db upgrade" in capsys.readouterr().err
