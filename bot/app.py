@@ -14,6 +14,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.api import add_api_routes
 from bot.config import Settings
 from bot.handler_config import handler_config
 from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
@@ -31,6 +32,7 @@ from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.dispatcher import Dispatcher
 from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
+from scheduler.engagement import snapshot_recent
 from scheduler.layer_jobs import recompute_layers
 from scheduler.tag_sweep import sweep_tags
 from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
@@ -63,7 +65,12 @@ def build_app(settings: Settings) -> web.Application:
         CronJob("layer-recompute", settings.layers.recompute_cron, lambda: recompute_layers(
             app[SESSIONS], schemes, settings.layers.rfm.spec(), renderer_for(settings), settings.zone, utcnow()
         )),
+        CronJob("engagement-snapshot", settings.layers.engagement_cron, lambda: snapshot_recent(
+            app[SESSIONS], [s.name for s in schemes], settings.zone, utcnow()
+        )),
     ]
+    if settings.server.api_token is not None:
+        add_api_routes(app, settings.server.api_token.get_secret_value())
     if platforms.sandbox.enabled:
         hub = SandboxHub()
         app[SANDBOX_HUB] = hub

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     recompute = layers.add_parser("recompute", parents=[common, listing], help="recompute layers now")
     recompute.add_argument("--scheme", help="only this scheme (default: every scheme)")
     recompute.add_argument("--full", action="store_true", help="every member, not only those whose inputs changed")
+    layers_show_parser = layers.add_parser("show", parents=[common, listing], help="the pyramid and week over week")
+    layers_show_parser.add_argument("--scheme", default=None, help="the scheme to show (default: the first)")
 
     outbox = commands.add_parser("outbox", help="messages on their way out").add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox.add_parser("list", parents=[common, listing], help="recent outbox rows")
@@ -77,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siyu: the database is not up to date ({len(pending)} migration(s) pending): "
               f"run `siyu db upgrade --config {path}` first", file=sys.stderr)
         return 1
+    if args.command == "layers" and args.layers_command == "show":
+        return layers_cli.show(settings, args.scheme, args.json)
     if args.command == "layers":
         return asyncio.run(layers_cli.layers_recompute(settings, args.scheme, args.full, args.json))
     if args.command == "member":

@@ -1,13 +1,16 @@
-"""`siyu layers recompute`: layers computed now, by hand (the daily job does the same)."""
+"""`siyu layers recompute` (layers computed now, as the daily job does) and
+`siyu layers show` (the pyramid and week over week)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 
 from bot.app import renderer_for
 from bot.config import Settings
 from bot.inspect_cli import open_sessions
+from bot.layers_show import layers_show
 from bot.output import print_json, print_table
 from scheduler.layer_jobs import recompute_layers
 from storage.models import utcnow
@@ -34,3 +37,13 @@ async def layers_recompute(settings: Settings, scheme: str | None, full: bool, a
                     [(r["scheme"], "full" if r["full"] else "incremental", r["members"], r["moves"], r["tasks"])
                      for r in rows])
     return 0
+
+
+def show(settings: Settings, scheme_name: str | None, as_json: bool) -> int:
+    configured = settings.layers.schemes
+    chosen = next((s for s in configured if scheme_name in (None, s.name)), None)
+    if chosen is None:
+        print(f"siyu: no layer scheme {scheme_name!r} (configured: {', '.join(s.name for s in configured)})",
+              file=sys.stderr)
+        return 1
+    return asyncio.run(layers_show(settings, chosen.name, chosen.scheme().order(), as_json))

@@ -142,6 +142,6 @@ async def _card(ctx: PlatformContext, member: Member, today: date) -> dict[str, 
 
 
 def _describe(ctx: PlatformContext, at: Any, kind: str, text: str | None) -> str:
-    who = {"message_in": "她说", "message_out": "我们说"}.get(kind, "事件")
+    who = {"message_in": "她说", "message_out": "我们说", "staff_out": "同事回复"}.get(kind, "事件")
     snippet = (text or "")[:30]
     return f"{ctx.config.local(at).strftime('%m-%d %H:%M')} {who}：{snippet}"

@@ -30,3 +30,8 @@ async def snapshot_engagement(
             async with sessions() as session, session.begin():
                 written += await snapshot_day(session, scheme, day, zone, now)
     return written
+
+
+async def snapshot_recent(sessions: SessionFactory, schemes: Sequence[str], zone: ZoneInfo, now: datetime) -> int:
+    """The daily job: yesterday (now complete) and today (so far) of every scheme."""
+    return await snapshot_engagement(sessions, schemes, recent_days(now, zone), zone, now)

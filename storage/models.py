@@ -121,7 +121,7 @@ class Interaction(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="members.id")
-    kind: str = Field(max_length=16)  # message_in | message_out | event
+    kind: str = Field(max_length=16)  # message_in | message_out (ours) | staff_out (a person's) | event
     platform: str = Field(max_length=16)
     at: datetime = Field(default_factory=utcnow)
     text: str | None = Field(default=None, sa_column=Column(Text))

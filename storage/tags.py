@@ -141,6 +141,7 @@ async def tag_silent_members(
     assert tag.id is not None
     last_seen = (
         select(Interaction.member_id, func.max(Interaction.at).label("last_at"))
+        .where(Interaction.kind.not_in(("message_out", "staff_out")))  # what she did, not what we sent
         .group_by(Interaction.member_id)  # type: ignore[arg-type]
         .subquery()
     )

@@ -64,6 +64,19 @@ class Conversations(WeComState):
         self._kf_tokens[token] = (open_kfid, now)
         return token
 
+    def servicer_writes(self, open_kfid: str, external_userid: str, servicer_userid: str, text: str) -> str:
+        """A servicer (a staff member) writes to a customer from WeCom: the message shows up
+        in sync_msg with origin 5 and her userid; returns the callback Token. Messages the
+        servicer sends by hand do not use the API's reply window."""
+        now = self.clock()
+        self.kf_accounts.add(open_kfid)
+        self.kf_messages.append({"msgid": self._new_id("kfmsg"), "open_kfid": open_kfid, "external_userid": external_userid,
+                                 "send_time": int(now), "origin": 5, "servicer_userid": servicer_userid,
+                                 "msgtype": "text", "text": {"content": text}})
+        token = "ENC" + token_urlsafe(30)
+        self._kf_tokens[token] = (open_kfid, now)
+        return token
+
     def user_writes(self, openid: str) -> None:
         """A user messages the official account: opens the customer-service window."""
         self._oa_windows[openid] = Window(self.clock())
