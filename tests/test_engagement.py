@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.api import add_api_routes
 from bot.app import build_app
 from bot.config import Settings
 from bot.layers_show import layers_show
@@ -340,9 +340,14 @@ async def test_the_engagement_api_needs_the_token_and_gives_the_series(
                                   messages_in=3, median_first_reply_seconds=42.5, revenue_cents=9900))
         session.add(EngagementDay(day=today - timedelta(days=1), scheme="value", layer="super", members=1))
         session.add(EngagementDay(day=today - timedelta(days=30), scheme="value", layer="super", orders=7))
-    app = build_app(settings)
-    add_api_routes(app, API_TOKEN)
-    server = await start_server(app, http)
+    unconfigured = await start_server(build_app(settings), http)
+    try:
+        async with http.get(f"{unconfigured.base}/api/engagement", params={"scheme": "value"}) as response:
+            assert response.status == 404  # no token configured: no API
+    finally:
+        await unconfigured.stop()
+    with_token = settings.model_copy(update={"server": settings.server.model_copy(update={"api_token": SecretStr(API_TOKEN)})})
+    server = await start_server(build_app(with_token), http)
     try:
         url = f"{server.base}/api/engagement"
         bearer = {"Authorization": f"Bearer {API_TOKEN}"}
