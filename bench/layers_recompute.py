@@ -134,9 +134,9 @@ def main() -> None:
     }
     add_orders(args.db, 10_000, args.members)
     results["incremental after 10,000 orders"] = measure(args.db, False, 2)
-    print(f"\n{'run':<34}{'seconds':>9}{'members':>11}{'moves':>9}{'tasks':>7}{'peak RSS MB':>13}")
+    print(f"\n{'run':<34}{'seconds':>9}{'members':>12}{'moves':>11}{'tasks':>7}{'peak RSS MB':>13}")
     for name, r in results.items():
-        print(f"{name:<34}{r['seconds']:>9}{r['members']:>11,}{r['moves']:>9,}{r['tasks']:>7}{r['peak_rss_mb']:>13}")
+        print(f"{name:<34}{r['seconds']:>9}{r['members']:>12,}{r['moves']:>11,}{r['tasks']:>7}{r['peak_rss_mb']:>13}")
 
 
 if __name__ == "__main__":
