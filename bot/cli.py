@@ -6,17 +6,21 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot import inspect_cli, layers_cli
+from bot.app import renderer_for
 from bot.check import problems_in, summary
 from bot.config import ConfigError, Settings, config_path, load_settings
 from bot.demo import seed, write_config
 from bot.serve import configure_logging, run_server
+from scheduler.engagement import snapshot_engagement
+from scheduler.layer_jobs import recompute_layers
 from storage.engine import create_database_engine, session_factory
 from storage.migrate import pending_revisions, upgrade
+from storage.models import utcnow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,7 +128,17 @@ def _demo(args: argparse.Namespace) -> int:
     async def seed_demo() -> Any:
         engine = create_database_engine(settings.storage.url)
         try:
-            return await seed(session_factory(engine), date.today())
+            sessions = session_factory(engine)
+            result = await seed(sessions, date.today())
+            # Layers and two weeks of engagement, so `siyu layers show` has a pyramid at once.
+            schemes = [s.scheme() for s in settings.layers.schemes]
+            now = utcnow()
+            await recompute_layers(sessions, schemes, settings.layers.rfm.spec(), renderer_for(settings),
+                                   settings.zone, now)
+            today = now.astimezone(settings.zone).date()
+            days = [today - timedelta(days=n) for n in range(13, -1, -1)]
+            await snapshot_engagement(sessions, [s.name for s in schemes], days, settings.zone, now)
+            return result
         finally:
             await engine.dispose()
 
