@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Float, Index, LargeBinary, Table, Text, Unicode, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -305,3 +305,46 @@ class PlatformCursor(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=128)
     cursor: str = Field(max_length=512)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CalendarEntry(SQLModel, table=True):
+    """A piece of persona content on the operator's calendar (the console and
+    `siyu calendar load` edit these; a running server reads them at each scan)."""
+
+    __tablename__ = "calendar_entries"
+    id: str = Field(primary_key=True, max_length=64)  # the operator's own id
+    cron: str | None = Field(default=None, max_length=64)  # recurring, in the brand's zone
+    at: datetime | None = None  # or once
+    # JSON: {"scheme": "value", "layers": [...], "tags": [...], "exclude_tags": [...],
+    #        "stores": [...], "lifecycle": [...]}
+    audience: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    template: str = Field(max_length=128)
+    channel: str = Field(max_length=32)  # wecom_mass | wecom_group_mass | kf | oa | staff_task
+    title: str = Field(default="", max_length=128)
+    paused: bool = False
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SixMomentsTouch(SQLModel, table=True):
+    """One of the six planned touches of a top-layer member's year (六次互动)."""
+
+    __tablename__ = "six_moments"
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    year: int = Field(primary_key=True)  # the plan's year, from the planning day
+    slot: int = Field(primary_key=True)  # 1..6 in date order
+    kind: str = Field(max_length=32)  # birthday | anniversary | festival | preview | check_in | invitation
+    due_date: date = Field(index=True)
+    label: str = Field(default="", max_length=64)
+    task_id: int | None = Field(default=None, foreign_key="staff_tasks.id")
+    planned_at: datetime = Field(default_factory=utcnow)
+
+
+# APScheduler's job store, declared here so the migrations create it like every other
+# table (APScheduler would otherwise create it behind Alembic's back).
+SCHEDULER_JOBS = Table(
+    "apscheduler_jobs",
+    SQLModel.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

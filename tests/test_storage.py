@@ -172,6 +172,6 @@ def test_a_failing_migration_leaves_a_sqlite_database_as_it_was(tmp_path) -> Non
             upgrade(url)
         with engine.connect() as connection:
             tables = connection.execute(text("SELECT name FROM sqlite_master WHERE name = 'engagement_days'")).all()
-            assert tables == [] and pending_revisions(url) == ["0004"]
+            assert tables == [] and "0004" in pending_revisions(url)
     finally:
         engine.dispose()
