@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 
 # Kinds a member receives because they asked for it or because staff must act: these go
 # out even to a member who opted out of marketing.
@@ -38,3 +39,35 @@ def reply_window_problem(
     if replies_since >= max_replies:
         return f"{max_replies} replies already sent since the member last wrote"
     return None
+
+
+# Kinds that count against a member's weekly cap: content she did not ask for. Care,
+# service replies and staff prompts are exempt (and counted apart).
+CAPPED_KINDS = frozenset({"marketing"})
+# Kinds that wait for the morning rather than wake her: nothing she is waiting for.
+QUIET_KINDS = frozenset({"marketing", "care"})
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    start: time = time(21, 30)
+    end: time = time(8, 30)
+
+    def until(self, local: datetime) -> datetime | None:
+        """The end of the quiet hours `local` falls in (local time), or None outside them."""
+        now = local.time()
+        if self.start <= self.end:
+            inside = self.start <= now < self.end
+            return datetime.combine(local.date(), self.end, local.tzinfo) if inside else None
+        if now >= self.start:
+            return datetime.combine(local.date() + timedelta(days=1), self.end, local.tzinfo)
+        if now < self.end:
+            return datetime.combine(local.date(), self.end, local.tzinfo)
+        return None
+
+
+def cap_problem(kind: str, sent_this_week: int, cap: int | None, layer: str | None) -> str | None:
+    """Why a `kind` message would break the member's weekly cap, or None."""
+    if kind not in CAPPED_KINDS or cap is None or sent_this_week < cap:
+        return None
+    return f"weekly cap reached: {sent_this_week} of {cap} marketing messages for layer {layer or '(none)'}"
