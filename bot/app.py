@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -33,13 +33,21 @@ from handlers.dispatcher import Dispatcher
 from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
 from scheduler.engagement import snapshot_recent
+from scheduler.gate import DeliveryPolicy
 from scheduler.layer_jobs import recompute_layers
+from scheduler.policy import QuietHours
 from scheduler.tag_sweep import sweep_tags
 from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    d = settings.delivery
+    quiet = QuietHours(time.fromisoformat(d.quiet_start), time.fromisoformat(d.quiet_end)) if d.quiet_hours else None
+    return DeliveryPolicy(settings.zone, quiet, d.cap_scheme, dict(d.weekly_caps), d.default_weekly_cap)
 
 
 def renderer_for(settings: Settings) -> Renderer:
@@ -95,7 +103,7 @@ def build_app(settings: Settings) -> web.Application:
             yield
 
     async def delivery(app: web.Application) -> AsyncIterator[None]:
-        loop = DeliveryLoop(app[SESSIONS], senders)
+        loop = DeliveryLoop(app[SESSIONS], senders, policy=delivery_policy(settings))
         app[DELIVERY] = loop
         loop.start()
         yield

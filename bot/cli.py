@@ -21,6 +21,7 @@ from scheduler.layer_jobs import recompute_layers
 from storage.engine import create_database_engine, session_factory
 from storage.migrate import pending_revisions, upgrade
 from storage.models import utcnow
+from storage.outbox import STATUSES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     outbox = commands.add_parser("outbox", help="messages on their way out").add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox.add_parser("list", parents=[common, listing], help="recent outbox rows")
-    outbox_list.add_argument("--status", choices=("pending", "sending", "sent", "failed", "held"))
+    outbox_list.add_argument("--status", choices=STATUSES)
     outbox_list.add_argument("--limit", type=int, default=50)
     return parser
 

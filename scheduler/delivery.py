@@ -1,8 +1,9 @@
 """The delivery loop: a long-lived task that sends due outbox rows through the platforms.
 
-It claims rows, asks the policy gate at send time (so an opt-out that arrives after a
-message was queued still stops it), sends through the platform's `Sender`, and records
-the outcome on the row: sent, failed with the reason, or pending again after a backoff.
+It claims rows, asks the policy gate at send time (scheduler/gate.py: an opt-out that
+arrives after a message was queued still stops it; quiet hours defer; weekly caps hold),
+sends through the platform's `Sender`, and records the outcome on the row: sent, failed
+with the reason, or pending again after a backoff.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from scheduler.policy import hold_reason, retry_delay
+from scheduler.gate import DeliveryPolicy, decide
+from scheduler.policy import retry_delay
 from storage import outbox
 from storage.engine import SessionFactory
 from storage.interactions import record_interaction
-from storage.models import Member, OutboxEntry, utcnow
+from storage.models import OutboxEntry, utcnow
 
 log = logging.getLogger(__name__)
 # Routes that put words in front of a member, and so count as interactions.
@@ -72,6 +74,7 @@ class DeliveryLoop:
         sessions: SessionFactory,
         senders: Mapping[str, Sender],
         *,
+        policy: DeliveryPolicy = DeliveryPolicy(),
         clock: Callable[[], datetime] = utcnow,
         batch_size: int = 100,
         concurrency: int = 8,
@@ -81,6 +84,7 @@ class DeliveryLoop:
         self._sessions = sessions
         self._senders = dict(senders)
         self._clock = clock
+        self._policy = policy
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
@@ -149,20 +153,17 @@ class DeliveryLoop:
     async def _deliver(self, row: OutboxEntry) -> None:
         assert row.id is not None
         async with self._slots:
-            held = await self._held_back(row)
-            if held is not None:
+            async with self._sessions() as session:
+                decision = await decide(session, row, self._policy, self._clock())
+            if decision.verdict != "send":
                 async with self._sessions() as session, session.begin():
-                    await outbox.mark_held(session, row.id, held)
+                    if decision.verdict == "defer" and decision.until is not None:
+                        await outbox.mark_deferred(session, row.id, decision.until, decision.reason)
+                    else:
+                        await outbox.mark_held(session, row.id, decision.reason)
                 return
             result = await self._send(row)
             await self._record(row, result)
-
-    async def _held_back(self, row: OutboxEntry) -> str | None:
-        if row.member_id is None:
-            return None
-        async with self._sessions() as session:
-            member = await session.get(Member, row.member_id)
-        return hold_reason(row.kind, member.opted_out_at if member else None)
 
     async def _send(self, row: OutboxEntry) -> SendResult:
         sender = self._senders.get(row.platform)

@@ -178,7 +178,7 @@ class OutboxEntry(SQLModel, table=True):
     route: str = Field(default="message", max_length=32, sa_column_kwargs={"server_default": "message"})
     meta: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
     body: str = Field(sa_column=Column(Text, nullable=False))
-    # pending | sending | sent | failed | held
+    # pending | deferred (quiet hours: not before `not_before`) | sending | sent | failed | held
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
     not_before: datetime = Field(default_factory=utcnow)

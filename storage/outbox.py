@@ -1,7 +1,8 @@
 """The outbox: every message to a member or staff member, with a unique dedupe key.
 
-Rows move pending → sending → sent | failed | held. `sending` is a claim: a process
-that dies mid-send leaves it, and `release_interrupted` returns such rows on start.
+Rows move pending → sending → sent | failed | held, or wait as deferred (quiet hours)
+until `not_before`. `sending` is a claim: a process that dies mid-send leaves it, and
+`release_interrupted` returns such rows on start.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from storage.dialects import insert_ignoring_conflicts
 from storage.models import OutboxEntry
 
 OUTBOX = OutboxEntry.__table__  # type: ignore[attr-defined]
-STATUSES = ("pending", "sending", "sent", "failed", "held")
+STATUSES = ("pending", "deferred", "sending", "sent", "failed", "held")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> Sequenc
     """Claim due rows for sending. On PostgreSQL, workers skip each other's claims."""
     statement = (
         select(OutboxEntry)
-        .where(OutboxEntry.status == "pending", OutboxEntry.not_before <= now)
+        .where(OutboxEntry.status.in_(("pending", "deferred")), OutboxEntry.not_before <= now)  # type: ignore[attr-defined]
         .order_by(OutboxEntry.not_before, OutboxEntry.id)  # type: ignore[arg-type]
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -102,6 +103,21 @@ async def mark_held(session: AsyncSession, entry_id: int, reason: str) -> None:
     await session.execute(
         update(OUTBOX).where(OUTBOX.c.id == entry_id).values(status="held", last_error=reason)
     )
+
+
+async def mark_deferred(session: AsyncSession, entry_id: int, until: datetime, reason: str) -> None:
+    """Not now (quiet hours): sent when `until` comes, the reason on the row meanwhile."""
+    await session.execute(
+        update(OUTBOX).where(OUTBOX.c.id == entry_id).values(status="deferred", not_before=until, last_error=reason)
+    )
+
+
+async def marketing_sent_since(session: AsyncSession, member_id: int, since: datetime) -> int:
+    statement = select(func.count()).where(
+        OutboxEntry.member_id == member_id, OutboxEntry.kind == "marketing",
+        OutboxEntry.status == "sent", OutboxEntry.sent_at >= since,  # type: ignore[operator]
+    )
+    return int((await session.execute(statement)).scalar_one())
 
 
 async def retry_later(session: AsyncSession, entry_id: int, at: datetime, error: str) -> None:
