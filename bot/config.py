@@ -25,6 +25,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
+from bot.config_import import ImportSettings
 from bot.config_layers import LayersSettings
 from bot.config_rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
 
@@ -178,6 +179,28 @@ class OptOutSettings(_Section):
     resume_words: list[str] = ["订阅", "subscribe"]
 
 
+class DeliverySettings(_Section):
+    """Humane delivery, checked for every outbox row at send time."""
+
+    # Marketing and care written in these hours wait for the morning ("HH:MM" local; an
+    # end before the start runs past midnight). quiet_hours = false turns them off.
+    quiet_hours: bool = True
+    quiet_start: str = "21:30"
+    quiet_end: str = "08:30"
+    # Marketing (calendar content) a member receives at most per 7 days, by her layer in
+    # cap_scheme; care, service replies and staff prompts are exempt.
+    cap_scheme: str = "value"
+    weekly_caps: dict[str, int] = {"super": 4}
+    default_weekly_cap: int | None = Field(default=2, ge=0)
+
+    @field_validator("quiet_start", "quiet_end")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"{value!r} is not a time like 21:30")
+        return value
+
+
 class TemplateSettings(_Section):
     dir: str | None = None  # operator templates, searched before the shipped ones
 
@@ -196,7 +219,9 @@ class Settings(_Section):
     replies: ReplySettings = ReplySettings()
     handoff: HandOffSettings = HandOffSettings()
     layers: LayersSettings = LayersSettings()
+    delivery: DeliverySettings = DeliverySettings()
     opt_out: OptOutSettings = OptOutSettings()
+    imports: ImportSettings = Field(default=ImportSettings(), alias="import")  # [import]: a keyword in Python
     templates: TemplateSettings = TemplateSettings()
     log: LogSettings = LogSettings()
 
