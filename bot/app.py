@@ -144,7 +144,8 @@ def build_app(settings: Settings) -> web.Application:
             await task
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
-        cron = Scheduler(jobs, settings.zone)
+        cron = Scheduler(jobs, settings.zone, store_url=settings.storage.url,
+                         catch_up_seconds=settings.scheduler.catch_up_minutes * 60)
         cron.start()
         yield
         cron.close()

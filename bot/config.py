@@ -201,6 +201,12 @@ class DeliverySettings(_Section):
         return value
 
 
+class SchedulerSettings(_Section):
+    # A scheduled run that fell while the server was stopped runs once on start when it
+    # is at most this many minutes late; an older one is skipped until its next time.
+    catch_up_minutes: int = Field(default=360, ge=0, le=10080)
+
+
 class TemplateSettings(_Section):
     dir: str | None = None  # operator templates, searched before the shipped ones
 
@@ -220,6 +226,7 @@ class Settings(_Section):
     handoff: HandOffSettings = HandOffSettings()
     layers: LayersSettings = LayersSettings()
     delivery: DeliverySettings = DeliverySettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     opt_out: OptOutSettings = OptOutSettings()
     imports: ImportSettings = Field(default=ImportSettings(), alias="import")  # [import]: a keyword in Python
     templates: TemplateSettings = TemplateSettings()

@@ -1,19 +1,25 @@
 """The scheduler: a few fixed, named cron jobs on APScheduler, in the configured zone.
 
 Jobs scan tables and enqueue work; they never talk to a platform themselves and are
-never one-per-member. Coalescing and a misfire grace time mean a job that could not run
-on time (the process was busy or briefly down) runs once, not once per missed slot.
+never one-per-member. Their schedule is kept in the project's database (APScheduler's
+SQLAlchemy job store, table `apscheduler_jobs`), so a run that fell while the server was
+down is caught up once on start — coalesced, and only within the grace period — and
+never twice: every job is idempotent through outbox and task dedupe keys anyway.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+
+from storage.engine import create_sync_engine
 
 log = logging.getLogger(__name__)
 
@@ -34,35 +40,69 @@ def cron_problem(expression: str, zone: ZoneInfo) -> str | None:
     return None
 
 
+# A stored job names its function by import path, so it cannot hold our closures: it
+# names the scheduler that runs it (fresh each start) and the job, and finds them here.
+_RUNNING: dict[str, dict[str, CronJob]] = {}
+
+
+async def run_job(scheduler_key: str, name: str) -> None:
+    job = _RUNNING.get(scheduler_key, {}).get(name)
+    if job is None:
+        log.warning("job %s has no runner in this process; skipped", name)
+        return
+    log.info("job %s starting", name)
+    try:
+        result = await job.run()
+    except Exception:
+        log.exception("job %s failed", name)
+        return
+    log.info("job %s done: %s", name, result)
+
+
 class Scheduler:
-    def __init__(self, jobs: Sequence[CronJob], zone: ZoneInfo, misfire_grace_seconds: int = 3600):
-        self._scheduler = AsyncIOScheduler(timezone=zone)
-        for job in jobs:
-            self._scheduler.add_job(
-                self._logged(job),
-                CronTrigger.from_crontab(job.cron, timezone=zone),
-                id=job.name,
-                name=job.name,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=misfire_grace_seconds,
-            )
-
-    @staticmethod
-    def _logged(job: CronJob) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            log.info("job %s starting", job.name)
-            try:
-                result = await job.run()
-            except Exception:
-                log.exception("job %s failed", job.name)
-                return
-            log.info("job %s done: %s", job.name, result)
-
-        return run
+    def __init__(
+        self,
+        jobs: Sequence[CronJob],
+        zone: ZoneInfo,
+        *,
+        store_url: str | None = None,
+        catch_up_seconds: int = 6 * 3600,
+    ):
+        """`store_url`: the database that keeps the schedule; None keeps it in memory
+        (a run missed while stopped is then simply skipped)."""
+        self._key = uuid.uuid4().hex
+        self._jobs = {job.name: job for job in jobs}
+        self._zone = zone
+        self._grace = catch_up_seconds
+        self._engine = create_sync_engine(store_url) if store_url else None
+        stores = {"default": SQLAlchemyJobStore(engine=self._engine)} if self._engine else {}
+        self._scheduler = AsyncIOScheduler(timezone=zone, jobstores=stores)
 
     def start(self) -> None:
-        self._scheduler.start()
+        _RUNNING[self._key] = self._jobs
+        # Paused first, so stored jobs can be brought up to date before anything is due.
+        self._scheduler.start(paused=True)
+        for name, job in self._jobs.items():
+            trigger = CronTrigger.from_crontab(job.cron, timezone=self._zone)
+            stored = self._scheduler.get_job(name)
+            if stored is not None and str(stored.trigger) == str(trigger):
+                # Same schedule: keep its next run time, which may have passed while we were down.
+                self._scheduler.modify_job(name, args=[self._key, name], misfire_grace_time=self._grace)
+                continue
+            self._scheduler.add_job(
+                run_job, trigger, args=[self._key, name], id=name, name=name, replace_existing=True,
+                coalesce=True, max_instances=1, misfire_grace_time=self._grace,
+            )
+        for stored in self._scheduler.get_jobs():
+            if stored.id not in self._jobs:
+                stored.remove()  # a job this version no longer has
+        self._scheduler.resume()
+
+    def next_run_times(self) -> dict[str, object]:
+        return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
 
     def close(self) -> None:
         self._scheduler.shutdown(wait=False)
+        _RUNNING.pop(self._key, None)
+        if self._engine is not None:
+            self._engine.dispose()
