@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import inspect_cli, layers_cli
+from bot import import_cli, inspect_cli, layers_cli
 from bot.app import renderer_for
 from bot.check import problems_in, summary
 from bot.config import ConfigError, Settings, config_path, load_settings
@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     layers_show_parser = layers.add_parser("show", parents=[common, listing], help="the pyramid and week over week")
     layers_show_parser.add_argument("--scheme", default=None, help="the scheme to show (default: the first)")
 
+    import_cli.add_import_parser(commands, common)
+
     outbox = commands.add_parser("outbox", help="messages on their way out").add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox.add_parser("list", parents=[common, listing], help="recent outbox rows")
     outbox_list.add_argument("--status", choices=STATUSES)
@@ -84,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siyu: the database is not up to date ({len(pending)} migration(s) pending): "
               f"run `siyu db upgrade --config {path}` first", file=sys.stderr)
         return 1
+    if args.command == "import":
+        return import_cli.run_import_command(settings, args)
     if args.command == "layers" and args.layers_command == "show":
         return layers_cli.show(settings, args.scheme, args.json)
     if args.command == "layers":

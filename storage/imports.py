@@ -67,12 +67,22 @@ def staff_ids(connection: Connection) -> dict[str, int]:
     return {userid: id_ for id_, userid in connection.execute(select(STAFF.c.id, STAFF.c.userid))}
 
 
+# Statements built once, their IN lists given at execution: a statement built around a
+# list holds it in reference cycles, and the import runs with the cycle collector paused.
+_MEMBER_IDS = select(MEMBERS.c.member_no, MEMBERS.c.id).where(MEMBERS.c.member_no.in_(bindparam("keys", expanding=True)))
+_MEMBER_ROWS = select(MEMBERS.c.id, MEMBERS.c.member_no, *(MEMBERS.c[name] for name in MEMBER_COLUMNS)).where(
+    MEMBERS.c.member_no.in_(bindparam("keys", expanding=True))
+)
+_ORDER_ROWS = select(*(ORDERS.c[name] for name in ORDER_COLUMNS)).where(
+    ORDERS.c.order_no.in_(bindparam("keys", expanding=True))
+)
+
+
 def member_ids(connection: Connection, member_nos: Collection[str]) -> dict[str, int]:
     """member_no → member id, for those of `member_nos` we have: one SELECT … IN."""
     found: dict[str, int] = {}
     for keys in _slices(member_nos):
-        statement = select(MEMBERS.c.member_no, MEMBERS.c.id).where(MEMBERS.c.member_no.in_(keys))
-        found.update((no, id_) for no, id_ in connection.execute(statement))
+        found.update((no, id_) for no, id_ in connection.execute(_MEMBER_IDS, {"keys": keys}))
     return found
 
 
@@ -81,10 +91,9 @@ def member_ids(connection: Connection, member_nos: Collection[str]) -> dict[str,
 
 def members_by_no(connection: Connection, member_nos: Collection[str]) -> dict[str, dict[str, Any]]:
     """member_no → the member's id and importable columns, for those we have."""
-    columns = [MEMBERS.c.id, MEMBERS.c.member_no, *(MEMBERS.c[name] for name in MEMBER_COLUMNS)]
     found: dict[str, dict[str, Any]] = {}
     for keys in _slices(member_nos):
-        for row in connection.execute(select(*columns).where(MEMBERS.c.member_no.in_(keys))).mappings():
+        for row in connection.execute(_MEMBER_ROWS, {"keys": keys}).mappings():
             found[row["member_no"]] = dict(row)
     return found
 
@@ -170,9 +179,8 @@ def _sqlite_text(moment: datetime) -> str:
 
 def orders_by_no(connection: Connection, order_nos: Collection[str]) -> dict[str, tuple[Any, ...]]:
     """order_no → (order_no, member_id, store_id, amount_cents, ordered_at) as stored."""
-    columns = [ORDERS.c[name] for name in ORDER_COLUMNS]
     found: dict[str, tuple[Any, ...]] = {}
     for keys in _slices(order_nos):
-        for row in connection.execute(select(*columns).where(ORDERS.c.order_no.in_(keys))).tuples():
+        for row in connection.execute(_ORDER_ROWS, {"keys": keys}):
             found[row[0]] = tuple(row)
     return found

@@ -175,3 +175,22 @@ def test_a_failing_migration_leaves_a_sqlite_database_as_it_was(tmp_path) -> Non
             assert tables == [] and "0004" in pending_revisions(url)
     finally:
         engine.dispose()
+
+
+async def test_the_inbox_writes_times_as_every_other_sqlite_write_does(tmp_path) -> None:
+    """Times are text in SQLite: one form everywhere, or they sort wrongly against each other."""
+    import re
+
+    from storage.engine import create_database_engine
+
+    url = f"sqlite:///{tmp_path / 'siyu.db'}"
+    upgrade(url)
+    engine = create_database_engine(url)
+    writer = InboxWriter(engine)
+    writer.start()
+    await writer.add(NewInboxEntry("k", "sandbox", "m", "{}"))
+    await writer.close()
+    async with engine.connect() as connection:
+        stored = (await connection.execute(text("SELECT received_at FROM inbox"))).scalar_one()
+    await engine.dispose()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", stored), stored

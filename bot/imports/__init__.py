@@ -1,0 +1,8 @@
+"""`siyu import members FILE` and `siyu import orders FILE`: a brand's CRM or till export
+(CSV or XLSX) read row by row into our members and orders.
+
+- fields.py: the fields each kind of import knows and the headers they are found under;
+- reader.py: the file, streamed: header and rows with the line numbers the file counts;
+- rows.py: one cell's text into a typed value (dates, lunar birthdays, amounts…);
+- run.py: the import itself, chunk by chunk, with its report.
+"""
