@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.api import add_api_routes
 from bot.config import Settings
+from bot.config_calendar import calendar_options
 from bot.handler_config import handler_config
 from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox import routes as sandbox_routes
@@ -30,6 +31,7 @@ from bot.platforms.wecom.wiring import (
 from content_templates.renderer import Renderer
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.dispatcher import Dispatcher
+from scheduler.calendar_run import run_calendar
 from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
 from scheduler.engagement import snapshot_recent
@@ -72,6 +74,10 @@ def build_app(settings: Settings) -> web.Application:
         CronJob("tag-sweep", settings.tags.sweep_cron, lambda: sweep_tags(app[SESSIONS], config, utcnow())),
         CronJob("layer-recompute", settings.layers.recompute_cron, lambda: recompute_layers(
             app[SESSIONS], schemes, settings.layers.rfm.spec(), renderer_for(settings), settings.zone, utcnow()
+        )),
+        CronJob("content-calendar", "* * * * *", lambda: run_calendar(
+            app[SESSIONS], calendar_options(settings, config.persona.template_variables()), renderer_for(settings),
+            settings.zone, utcnow(),
         )),
         CronJob("engagement-snapshot", settings.layers.engagement_cron, lambda: snapshot_recent(
             app[SESSIONS], [s.name for s in schemes], settings.zone, utcnow()

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import import_cli, inspect_cli, layers_cli
+from bot import calendar_cli, import_cli, inspect_cli, layers_cli
 from bot.app import renderer_for
 from bot.check import problems_in, summary
 from bot.config import ConfigError, Settings, config_path, load_settings
@@ -59,6 +59,21 @@ def _parser() -> argparse.ArgumentParser:
 
     import_cli.add_import_parser(commands, common)
 
+    calendar = commands.add_parser("calendar", help="the content calendar").add_subparsers(
+        dest="calendar_command", required=True
+    )
+    calendar_load = calendar.add_parser("load", parents=[common], help="make the calendar exactly this TOML file")
+    calendar_load.add_argument("file", help="a calendar file ([[entries]])")
+    calendar_export = calendar.add_parser("export", parents=[common], help="write the calendar as TOML")
+    calendar_export.add_argument("file", nargs="?", help="where to write it (default: standard output)")
+    calendar_preview = calendar.add_parser(
+        "preview", parents=[common, listing], help="what fires, whom it reaches, what is held back"
+    )
+    calendar_preview.add_argument("--from", dest="start", type=date.fromisoformat,
+                                  help="first day, YYYY-MM-DD (default: today)")
+    calendar_preview.add_argument("--days", type=int, default=7, help="how many days (default 7)")
+    calendar_preview.add_argument("--file", help="preview this calendar file instead of the loaded calendar")
+
     outbox = commands.add_parser("outbox", help="messages on their way out").add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox.add_parser("list", parents=[common, listing], help="recent outbox rows")
     outbox_list.add_argument("--status", choices=STATUSES)
@@ -86,6 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siyu: the database is not up to date ({len(pending)} migration(s) pending): "
               f"run `siyu db upgrade --config {path}` first", file=sys.stderr)
         return 1
+    if args.command == "calendar" and args.calendar_command == "load":
+        return calendar_cli.load(settings, args.file)
+    if args.command == "calendar" and args.calendar_command == "export":
+        return calendar_cli.export(settings, args.file)
+    if args.command == "calendar":
+        return calendar_cli.preview(settings, args.start, args.days, args.json, args.file)
     if args.command == "import":
         return import_cli.run_import_command(settings, args)
     if args.command == "layers" and args.layers_command == "show":

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
+from bot.config_calendar import CalendarSettings
 from bot.config_import import ImportSettings
 from bot.config_layers import LayersSettings
 from bot.config_rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
@@ -227,6 +228,7 @@ class Settings(_Section):
     layers: LayersSettings = LayersSettings()
     delivery: DeliverySettings = DeliverySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    calendar: CalendarSettings = CalendarSettings()
     opt_out: OptOutSettings = OptOutSettings()
     imports: ImportSettings = Field(default=ImportSettings(), alias="import")  # [import]: a keyword in Python
     templates: TemplateSettings = TemplateSettings()

@@ -170,6 +170,7 @@ Audience = Literal["wecom", "oa"]
 ROUTES: dict[str, tuple[str, Audience, Handler]] = {
     "/cgi-bin/message/send": ("POST", "wecom", WeComState.message_send),
     "/cgi-bin/externalcontact/send_welcome_msg": ("POST", "wecom", WeComState.send_welcome_msg),
+    "/cgi-bin/externalcontact/add_msg_template": ("POST", "wecom", WeComState.add_msg_template),
     "/cgi-bin/externalcontact/get": ("GET", "wecom", WeComState.external_get),
     "/cgi-bin/externalcontact/list": ("GET", "wecom", WeComState.external_list),
     "/cgi-bin/externalcontact/get_follow_user_list": ("GET", "wecom", WeComState.follow_user_list),

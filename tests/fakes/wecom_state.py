@@ -1,5 +1,6 @@
 """What the fake WeCom cloud knows and decides for a corp: staff, customers, corp tags,
-groups, app messages to staff, welcome codes, and what reached a person.
+groups, app messages to staff, welcome codes, mass sends awaiting a staff member's
+confirmation, and what reached a person.
 
 Each API operation takes the parsed query/body and returns the JSON WeCom would answer,
 or raises `Refusal(errcode)`; wecom_cloud.py adds the conversation windows (Customer
@@ -9,6 +10,7 @@ follow WECOM.md §4; the clock is injected, so windows move only when a test mov
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import itertools
 import json
@@ -18,6 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 Json = dict[str, Any]
@@ -25,6 +28,11 @@ Json = dict[str, Any]
 WELCOME_CODE_TTL = 20.0
 APP_LIMITS = ((30, 60.0), (1000, 3600.0))  # per app per member; excess silently dropped
 _EXTERNAL_ID = re.compile(r"w[mo][0-9A-Za-z_-]{4,}")
+MASS_PATH = "/cgi-bin/externalcontact/add_msg_template"
+MASS_TEXT_BYTES = 4000
+MASS_MAX_CUSTOMERS = 10_000
+MASS_MAX_CHATS = 2_000
+CHINA = timezone(timedelta(hours=8))
 
 
 class Refusal(Exception):
@@ -72,6 +80,22 @@ class TagGroup:
     tags: dict[str, tuple[str, int]] = field(default_factory=dict)  # tag id -> (name, create_time)
 
 
+@dataclass(slots=True)
+class MassTemplate:
+    """One staff member's share of an add_msg_template call: waits for her to confirm."""
+
+    msgid: str
+    chat_type: str  # single | group
+    sender: str  # the staff member who must confirm it in her WeCom client
+    targets: list[str]  # external_userids, or chat_ids for a group send
+    body: Json
+    created_at: float
+    # Per target once confirmed (get_groupmsg_send_result's status): 1 sent,
+    # 2 no longer her customer, 3 over the customer's receiving cap.
+    results: dict[str, int] = field(default_factory=dict)
+    confirmed: bool = False
+
+
 def _utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
 
@@ -103,6 +127,11 @@ class WeComState:
         self._welcome_codes: dict[str, tuple[float, str, str]] = {}
         self._used_welcome_codes: set[str] = set()
         self._page_cursors: dict[str, int] = {}
+        self.mass_templates: list[MassTemplate] = []
+        # Mass messages a customer receives per natural month (WECOM.md §4.3: currently
+        # the days in the month; older rules said 4 a month or 1 a day). None: that default.
+        self.mass_receive_cap: int | None = None
+        self._mass_received: defaultdict[str, list[float]] = defaultdict(list)
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):06d}{secrets.token_hex(4)}"
@@ -241,6 +270,92 @@ class WeComState:
             sends.append(now)
             self._deliver(path, user, body, app)
         return {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": msgid}
+
+    # -- mass sends (§4.3) --------------------------------------------------------------
+
+    def add_msg_template(self, app: str, query: Json, body: Json) -> Json:
+        """Creates the send task; nothing reaches a customer until `confirm_mass_send`."""
+        chat_type = body.get("chat_type") or "single"
+        if chat_type not in ("single", "group"):
+            raise Refusal(40058, "invalid chat_type")
+        attachments = body.get("attachments") or []
+        if not isinstance(attachments, list) or len(attachments) > 9:
+            raise Refusal(40058, "attachments: at most 9")
+        if body.get("text") is not None or not attachments:  # text and attachments not both empty
+            text_content(body, MASS_TEXT_BYTES)
+        sender = str(body.get("sender") or "").lower()
+        if sender and sender not in self.staff:
+            raise Refusal(40003, "invalid userid")
+        fail_list: list[str] = []
+        if chat_type == "group":
+            tasks = self._mass_groups(sender, body.get("chat_id_list") or [])
+        else:
+            tasks, fail_list = self._mass_customers(sender, body.get("external_userid") or [])
+        if not tasks:
+            raise Refusal(41048, "no sendable customer")
+        msgid = self._new_id("msg")
+        now = self.clock()
+        self.mass_templates.extend(MassTemplate(msgid, chat_type, staff, targets, body, now) for staff, targets in tasks.items())
+        return {"errcode": 0, "errmsg": "ok", "fail_list": fail_list, "msgid": msgid}
+
+    def _mass_groups(self, sender: str, chat_ids: Any) -> dict[str, list[str]]:
+        if not sender:
+            raise Refusal(40058, "sender is required for a group mass send")
+        if not isinstance(chat_ids, list) or len(chat_ids) > MASS_MAX_CHATS:
+            raise Refusal(40058, f"chat_id_list: at most {MASS_MAX_CHATS}")
+        owned = [c for c, g in self.groups.items() if g["owner"] == sender]
+        chosen = [c for c in dict.fromkeys(chat_ids) if c in owned] if chat_ids else owned
+        return {sender: chosen} if chosen else {}
+
+    def _mass_customers(self, sender: str, external_userids: Any) -> tuple[dict[str, list[str]], list[str]]:
+        if not isinstance(external_userids, list) or len(external_userids) > MASS_MAX_CUSTOMERS:
+            raise Refusal(40058, f"external_userid: at most {MASS_MAX_CUSTOMERS}")
+        if not external_userids and not sender:
+            raise Refusal(40058, "external_userid and sender cannot both be empty")
+        follows = [f for f in self.follows if not sender or f.userid == sender]
+        if not external_userids:  # every customer of the sender
+            return ({sender: list(dict.fromkeys(f.external_userid for f in follows))} if follows else {}), []
+        tasks: dict[str, list[str]] = {}
+        fail_list = []
+        for external_userid in dict.fromkeys(str(e) for e in external_userids):
+            mine = [f for f in follows if f.external_userid == external_userid]
+            if not _EXTERNAL_ID.fullmatch(external_userid) or not mine:
+                fail_list.append(external_userid)
+                continue
+            # Without a sender, the staff member who last added (chatted with) her sends it.
+            staff = max(mine, key=lambda f: f.createtime).userid
+            tasks.setdefault(staff, []).append(external_userid)
+        return tasks, fail_list
+
+    def confirm_mass_send(self, msgid: str, userid: str | None = None) -> list[Delivery]:
+        """The staff member taps 确认发送: her share of the task reaches its targets now."""
+        path, delivered = MASS_PATH, []
+        for task in self.mass_templates:
+            if task.msgid != msgid or task.confirmed or (userid is not None and task.sender != userid.lower()):
+                continue
+            task.confirmed = True
+            for target in task.targets:
+                if task.chat_type == "single" and not any(
+                        (f.userid, f.external_userid) == (task.sender, target) for f in self.follows):
+                    task.results[target] = 2
+                    continue
+                if task.chat_type == "single" and not self._may_receive_mass(target):
+                    task.results[target] = 3
+                    continue
+                task.results[target] = 1
+                self._deliver(path, target, task.body, task.sender)
+                delivered.append(self.delivered[path][-1])
+        return delivered
+
+    def _may_receive_mass(self, external_userid: str) -> bool:
+        now = datetime.fromtimestamp(self.clock(), CHINA)
+        cap = self.mass_receive_cap or calendar.monthrange(now.year, now.month)[1]
+        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+        received = [t for t in self._mass_received[external_userid] if t >= month_start]
+        if len(received) >= cap:
+            return False
+        self._mass_received[external_userid] = [*received, self.clock()]
+        return True
 
     # -- customers (§4.4–4.8) -----------------------------------------------------------
 

@@ -31,7 +31,10 @@ DEFAULT_WAIT: WaitBaseT = wait_random_exponential(multiplier=0.5, max=10.0)
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=10)
 # Refresh this long before WeCom says the token expires, so a call never races expiry.
 TOKEN_MARGIN = 300.0
-MAX_DUPLICATE_CHECK = 4 * 3600  # WeCom's ceiling for duplicate_check_interval
+MAX_DUPLICATE_CHECK = 4 * 3600
+MASS_TEXT_BYTES = 4000  # add_msg_template text.content, at most
+MASS_CUSTOMERS = 10_000  # add_msg_template external_userid, at most
+MASS_CHATS = 2_000  # add_msg_template chat_id_list, at most  # WeCom's ceiling for duplicate_check_interval
 BATCH_USERIDS = 100  # batch/get_by_user takes at most 100 userids and 100 per page
 _CREDENTIAL_IN_TEXT = re.compile(r"((?:access_token|corpsecret|secret)=)[^&\s'\"]+", re.IGNORECASE)
 
@@ -48,6 +51,12 @@ class _CachedToken:
 class StaffMessageResult:
     msgid: str
     invalid_users: tuple[str, ...]  # lower-cased by WeCom; the others were sent
+
+
+@dataclass(frozen=True, slots=True)
+class MassSendResult:
+    msgid: str  # for get_groupmsg_task / get_groupmsg_send_result
+    fail_list: tuple[str, ...]  # customers WeCom could not include (not a customer, invalid id…)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +302,33 @@ class WeComClient(TokenedApi):
             "POST", "/cgi-bin/externalcontact/send_welcome_msg",
             body={"welcome_code": welcome_code, "text": {"content": text}},
         )
+
+    async def add_msg_template(
+        self,
+        sender: str,
+        text: str,
+        *,
+        chat_type: str = "single",
+        external_userids: Sequence[str] = (),
+        chat_ids: Sequence[str] = (),
+    ) -> MassSendResult:
+        """A mass send (企业群发, §4.3) from `sender` to her customers ("single") or her
+        customer groups ("group"). Nothing reaches anyone until she confirms it in WeCom.
+        There is no idempotency key: a retry after a lost answer may create a second task
+        for her to confirm (she sees both; WeCom's per-customer cap still holds)."""
+        if chat_type not in ("single", "group"):
+            raise ValueError("chat_type is single or group")
+        if not text or len(text.encode("utf-8")) > MASS_TEXT_BYTES:
+            raise ValueError(f"a mass send needs a text of 1..{MASS_TEXT_BYTES} bytes")
+        if len(external_userids) > MASS_CUSTOMERS or len(chat_ids) > MASS_CHATS:
+            raise ValueError(f"at most {MASS_CUSTOMERS} customers or {MASS_CHATS} groups per mass send")
+        body: Json = {"chat_type": chat_type, "sender": sender, "text": {"content": text}}
+        if chat_type == "single":
+            body["external_userid"] = list(external_userids)
+        else:
+            body["chat_id_list"] = list(chat_ids)
+        data = await self.call("POST", "/cgi-bin/externalcontact/add_msg_template", body=body)
+        return MassSendResult(str(data.get("msgid", "")), tuple(str(u) for u in data.get("fail_list") or ()))
 
     async def get_external_contact(self, external_userid: str) -> Json:
         """{external_contact, follow_user[], next_cursor} (§4.7)."""

@@ -4,7 +4,8 @@ Routes: "message" (a prompt to staff by app message, or a reply to a member thro
 WeChat Customer Service), "welcome" (the new-contact greeting), the requests
 "profile", "group" and "pull" whose answers are written into our storage, and, when tag
 sync is on, "mark_tag" (our tags onto the customer as corp tags) and "corp_tags" (WeCom's
-renamed and deleted corp tags into ours).
+renamed and deleted corp tags into ours); and "mass_send" (a content-calendar mass send a
+staff member confirms in WeCom; the customers WeCom left out are noted on the row).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
 from bot.platforms.wecom.updates import PLATFORM
 from handlers.updates import to_payload
 from scheduler.delivery import OutboundMessage, SendResult
+from storage.calendar import record_mass_send
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
 from storage.inbox import InboxWriter, NewInboxEntry
@@ -84,6 +86,8 @@ class WeComSender:
                     return SendResult.sent(f"{pulled} messages")
                 case "mark_tag":
                     return await self._mark_tags(message)
+                case "mass_send":
+                    return await self._mass_send(message)
                 case "corp_tags":
                     if self.corp_tags is None:
                         return SendResult.sent("tag sync off: corp tag list not read")
@@ -114,6 +118,28 @@ class WeComSender:
                 return SendResult.sent("already greeted")  # delivered before, or she chatted first
             raise
         return SendResult.sent()
+
+    async def _mass_send(self, message: OutboundMessage) -> SendResult:
+        """add_msg_template from the staff member the row is addressed to. An empty list
+        would mean "all her customers" to WeCom: never sent."""
+        chat_type = str(message.meta.get("chat_type") or "single")
+        key = "chat_id_list" if chat_type == "group" else "external_userid"
+        targets = message.meta.get(key)
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
+            return SendResult.failed(f"mass_send row without its {key} list: nothing sent")
+        try:
+            result = await self._client.add_msg_template(
+                message.recipient, message.body, chat_type=chat_type,
+                external_userids=targets if key == "external_userid" else (),
+                chat_ids=targets if key == "chat_id_list" else (),
+            )
+        except ValueError as error:
+            return SendResult.failed(str(error))
+        async with self._sessions() as session, session.begin():
+            await record_mass_send(session, message.id, result.msgid, result.fail_list)
+        if result.fail_list:
+            log.info("mass send %s: WeCom left out %d of %d", message.dedupe_key, len(result.fail_list), len(targets))
+        return SendResult.sent(result.msgid)
 
     async def _mark_tags(self, message: OutboundMessage) -> SendResult:
         if self.corp_tags is None:

@@ -1,0 +1,37 @@
+"""Settings for the content calendar ([calendar] in the configuration file; see
+bot/config.py). The entries themselves live in the database (`siyu calendar load`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scheduler.calendar_run import CalendarOptions
+
+
+class CalendarSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A calendar file `siyu check` validates along with the configuration (relative to
+    # the configuration file's folder). The running calendar is what was last loaded.
+    file: str | None = None
+    # After downtime, occurrences missed at most this many hours ago still fire...
+    catch_up_hours: int = Field(default=24, ge=0, le=24 * 7)
+    # ...and of each entry only the latest this many of them (0: none, missed is missed).
+    catch_up_max: int = Field(default=1, ge=0, le=100)
+
+
+def calendar_settings(settings: Any) -> CalendarSettings:
+    """`settings.calendar`, or the defaults where the settings have no [calendar]."""
+    found = getattr(settings, "calendar", None)
+    return found if isinstance(found, CalendarSettings) else CalendarSettings()
+
+
+def calendar_options(settings: Any, persona: Mapping[str, Any]) -> CalendarOptions:
+    """What the every-minute calendar job needs: the persona's template variables (from
+    `handler_config(settings).persona.template_variables()`) and the catch-up rules."""
+    found = calendar_settings(settings)
+    return CalendarOptions(dict(persona), timedelta(hours=found.catch_up_hours), found.catch_up_max)

@@ -1,0 +1,316 @@
+"""The content calendar against the database: firing due entries into the outbox and
+staff tasks, loading and exporting the calendar, and previewing the days ahead.
+
+Firing is a rescan, never one job per entry: every minute the fixed job reads the
+entries as they are now (a change from the console or `siyu calendar load` applies at
+the next scan) and enqueues each occurrence since the last scan. Every row's dedupe key
+names the entry, the occurrence and the member or staff member, so a rerun, a crash
+mid-run or a catch-up after downtime sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from content_templates.renderer import Renderer, RenderError
+from scheduler.calendar import (
+    ONE_TEXT,
+    CalendarContext,
+    EntrySpec,
+    Outcome,
+    PreviewPolicy,
+    due,
+    flags_needed,
+    occurrence_key,
+    occurrences,
+    parse_calendar,
+    simulate,
+    to_instant,
+    variables,
+)
+from storage import calendar as store
+from storage.cursors import load_cursor, save_cursor
+from storage.engine import SessionFactory
+from storage.outbox import NewOutboxMessage, enqueue
+from storage.tasks import NewTask, create_tasks
+
+log = logging.getLogger(__name__)
+CURSOR = "calendar:last_scan"
+PLATFORM = {"kf": "wecom", "oa": "oa", "wecom_mass": "wecom", "wecom_group_mass": "wecom"}
+MAX_EXTERNAL_IDS = 10_000  # add_msg_template: external_userid, at most
+MAX_CHATS = 2_000  # add_msg_template: chat_id_list, at most
+KF_WINDOW = timedelta(hours=48)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarOptions:
+    persona: Mapping[str, Any]
+    catch_up: timedelta = timedelta(hours=24)  # occurrences missed longer ago are let go
+    catch_up_max: int = 1  # of each entry, at most this many missed occurrences fire
+    batch_size: int = 1000
+    prompt_template: str = "calendar/mass_prompt.txt.j2"
+
+
+@dataclass(slots=True)
+class Fired:
+    entry: str
+    at: datetime
+    channel: str
+    members: int = 0  # members the rows and tasks reach
+    rows: int = 0  # outbox rows or staff tasks written (a rerun writes the same keys: no new ones)
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → members
+    error: str | None = None
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarReport:
+    since: datetime
+    until: datetime
+    fired: list[Fired]
+    let_go: int  # occurrences in the catch-up window beyond catch_up_max
+
+    def __str__(self) -> str:
+        return f"{len(self.fired)} occurrences fired, {sum(f.members for f in self.fired)} members, {self.let_go} let go"
+
+
+async def run_calendar(
+    sessions: SessionFactory,
+    options: CalendarOptions,
+    renderer: Renderer,
+    zone: ZoneInfo,
+    now: datetime,
+    since: datetime | None = None,
+) -> CalendarReport:
+    """Fire every occurrence in (since, now]; `since` defaults to the last scan (kept in
+    the cursor "calendar:last_scan"), or a minute ago on the very first scan."""
+    async with sessions() as session:
+        cursor = await load_cursor(session, CURSOR)
+        entries = [EntrySpec.of(row) for row in await store.list_entries(session)]
+    if since is None:
+        since = datetime.fromisoformat(cursor) if cursor else now - timedelta(minutes=1)
+    firings, let_go = due(entries, zone, since, now, options.catch_up, options.catch_up_max)
+    fired = []
+    for entry, at in firings:
+        report = Fired(entry.id, at, entry.channel)
+        try:
+            await _fire(sessions, options, renderer, zone, entry, at, now, report)
+        except RenderError as error:  # the template changed since the calendar was loaded
+            report.error = str(error)
+            log.error("calendar entry %s at %s not sent: %s", entry.id, at, error)
+        fired.append(report)
+    async with sessions() as session, session.begin():
+        if not cursor or datetime.fromisoformat(cursor) < now:
+            await save_cursor(session, CURSOR, now.isoformat(), now)
+    return CalendarReport(since, now, fired, let_go)
+
+
+async def _fire(
+    sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, zone: ZoneInfo,
+    entry: EntrySpec, at: datetime, now: datetime, report: Fired,
+) -> None:
+    key = occurrence_key(entry.id, at, zone)
+    async with sessions() as session:
+        resolved = await store.resolve(session, entry.audience)
+    if entry.channel in ("kf", "oa"):
+        await _to_members(sessions, options, renderer, entry, resolved, key, now, report)
+    elif entry.channel == "wecom_group_mass":
+        await _to_groups(sessions, options, renderer, entry, resolved, key, now, report)
+    else:
+        await _to_owners(sessions, options, renderer, entry, resolved, key, at.astimezone(zone).date(), now, report)
+
+
+async def _to_members(
+    sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec,
+    resolved: store.Resolved, key: str, now: datetime, report: Fired,
+) -> None:
+    """One row per member, in her words (name, store), to her id on the platform."""
+    platform, after = PLATFORM[entry.channel], 0
+    conversations: dict[str, str] = {}
+    if entry.channel == "kf":  # Customer Service replies only within 48 h of her last message
+        async with sessions() as session:
+            conversations = await store.kf_conversations(session, platform, now - KF_WINDOW)
+    while True:
+        async with sessions() as session:
+            page = await store.recipients(session, resolved, platform, after, options.batch_size)
+        if not page:
+            return
+        after = page[-1].member_id
+        rows = []
+        for member in page:
+            meta: dict[str, str] = {"entry": entry.id}
+            if member.external_id is None:
+                report.skip(f"no_{platform}_id")
+                continue
+            if member.opted_out:
+                report.skip("opted_out")
+                continue
+            if entry.channel == "kf":
+                if member.external_id not in conversations:
+                    report.skip("no_kf_conversation")
+                    continue
+                meta["conversation"] = conversations[member.external_id]
+            body = renderer.render(entry.template, variables(options.persona, member.name, member.store))
+            rows.append(NewOutboxMessage(
+                f"{key}:m{member.member_id}", platform, member.external_id, "marketing", body,
+                member_id=member.member_id, meta=json.dumps(meta, ensure_ascii=False),
+            ))
+        async with sessions() as session, session.begin():
+            await enqueue(session, rows, now)
+        report.members += len(rows)
+        report.rows += len(rows)
+
+
+async def _to_owners(
+    sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec,
+    resolved: store.Resolved, key: str, day: date, now: datetime, report: Fired,
+) -> None:
+    """wecom_mass: one mass send per owning staff member (she confirms it in WeCom), and a
+    prompt telling her so. staff_task: one task per owning staff member."""
+    async with sessions() as session:
+        staff, opted_out, unowned = await store.owners(session, resolved)
+    report.skip("opted_out", opted_out)
+    report.skip("no_owner", unowned)
+    owned: dict[int, list[str]] = {}
+    if entry.channel == "wecom_mass" and staff:
+        async with sessions() as session:
+            owned = await store.owned_external_ids(session, resolved, "wecom")
+    tasks = []
+    for owner in staff:
+        if not owner.active:
+            report.skip("owner_inactive", owner.members)
+            continue
+        body = renderer.render(entry.template, variables(options.persona, None, owner.store))
+        if entry.channel == "staff_task":
+            tasks.append(NewTask(f"{key}:s:{owner.userid}", "moments_post", f"发朋友圈/客户群：{entry.title or entry.id}"[:256],
+                                 day, staff_id=owner.staff_id, body=body))
+            report.members += owner.members
+            continue
+        ids = owned.get(owner.staff_id, [])
+        report.skip("no_wecom_id", owner.members - len(ids))
+        if ids:
+            await _mass_send(sessions, options, renderer, entry, key, owner.userid, owner.staff_id, body,
+                             "single", ids, now, report)
+            report.members += len(ids)
+    if tasks:
+        async with sessions() as session, session.begin():
+            await create_tasks(session, tasks, now)
+        report.rows += len(tasks)
+
+
+async def _to_groups(
+    sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec,
+    resolved: store.Resolved, key: str, now: datetime, report: Fired,
+) -> None:
+    async with sessions() as session:
+        owners = await store.group_owners(session, resolved, PLATFORM[entry.channel])
+    for owner in owners:
+        body = renderer.render(entry.template, variables(options.persona, None, owner.store))
+        await _mass_send(sessions, options, renderer, entry, key, owner.userid, owner.staff_id, body,
+                         "group", list(owner.chat_ids), now, report)
+        report.members += owner.members
+
+
+async def _mass_send(
+    sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec, key: str,
+    userid: str, staff_id: int | None, body: str, chat_type: str, targets: Sequence[str], now: datetime, report: Fired,
+) -> None:
+    """The mass-send rows (split at WeCom's limits) and the prompt to confirm them."""
+    size, target_key = (MAX_EXTERNAL_IDS, "external_userid") if chat_type == "single" else (MAX_CHATS, "chat_id_list")
+    rows = [
+        NewOutboxMessage(
+            f"{key}:s:{userid}" + (f":{n // size + 1}" if n else ""), "wecom", userid, "marketing", body,
+            staff_id=staff_id, route="mass_send",
+            meta=json.dumps({"chat_type": chat_type, target_key: list(targets[n:n + size]), "entry": entry.id},
+                            ensure_ascii=False),
+        )
+        for n in range(0, len(targets), size)
+    ]
+    prompt = renderer.render(options.prompt_template, {
+        "persona": options.persona, "title": entry.title or entry.id, "chat_type": chat_type,
+        "count": len(targets), "text": body,
+    })
+    rows.append(NewOutboxMessage(f"{key}:s:{userid}:prompt", "wecom", userid, "staff_prompt", prompt, staff_id=staff_id))
+    async with sessions() as session, session.begin():
+        await enqueue(session, rows, now)
+    report.rows += len(rows)
+
+
+# -- load and export -------------------------------------------------------------------
+
+async def load_calendar(
+    sessions: SessionFactory, text: str, where: str, context: CalendarContext, now: datetime
+) -> tuple[store.Changes | None, list[str]]:
+    """Make the calendar exactly the file, in one transaction; or change nothing and
+    return every problem found."""
+    entries, problems = parse_calendar(text, where, context)
+    if problems:
+        return None, problems
+    async with sessions() as session, session.begin():
+        unknown = set(await store.unknown_store_codes(session, [c for e in entries for c in e.audience.stores]))
+        for n, entry in enumerate(entries):
+            problems.extend(f'{where}: entries[{n}] (id "{entry.id}"): audience.stores: unknown store code "{code}"'
+                            for code in entry.audience.stores if code in unknown)
+        if problems:
+            return None, problems
+        changes = await store.replace_entries(session, [entry.row() for entry in entries], now)
+    return changes, []
+
+
+async def calendar_entries(sessions: SessionFactory) -> list[EntrySpec]:
+    async with sessions() as session:
+        return [EntrySpec.of(row) for row in await store.list_entries(session)]
+
+
+# -- preview ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    start: date
+    days: int
+    outcomes: list[Outcome]
+    samples: dict[str, str]  # entry id → one rendered text
+    paused: list[str]
+
+
+async def preview_calendar(
+    sessions: SessionFactory,
+    entries: Sequence[EntrySpec],
+    renderer: Renderer,
+    persona: Mapping[str, Any],
+    policy: PreviewPolicy,
+    cap_scheme: str,
+    start: date,
+    days: int,
+) -> Preview:
+    """Which entries fire on each day from `start`, whom they reach per layer, whom they
+    hold back and why — counted in SQL by classes of alike members, never member by member."""
+    zone = policy.zone
+    begin = to_instant(datetime.combine(start, time()), zone) - timedelta(microseconds=1)
+    end = to_instant(datetime.combine(start + timedelta(days=days), time()), zone) - timedelta(microseconds=1)
+    active = [e for e in entries if not e.paused]
+    firings = [(entry, at) for entry in active for at in occurrences(entry, zone, begin, end)]
+    firing = {entry.id: entry for entry, _ in firings}
+    samples: dict[str, str] = {}
+    async with sessions() as session:
+        resolved = {entry_id: await store.resolve(session, entry.audience) for entry_id, entry in firing.items()}
+        classes = await store.member_classes(session, resolved, cap_scheme, sorted(flags_needed(firing.values())))
+        reached = {name for member_class in classes for name in member_class.entries}
+        for entry_id, entry in firing.items():
+            sample = await store.sample_member(session, resolved[entry_id]) if entry_id in reached else None
+            name, store_name = sample or ("王芳", "示例门店")
+            try:
+                samples[entry_id] = renderer.render(entry.template, variables(
+                    persona, None if entry.channel in ONE_TEXT else name, store_name))
+            except RenderError as error:
+                samples[entry_id] = f"(cannot render: {error})"
+    return Preview(start, days, simulate(classes, firings, policy), samples, [e.id for e in entries if e.paused])
