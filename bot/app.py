@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.api import add_api_routes
 from bot.config import Settings
 from bot.config_calendar import calendar_options
+from bot.config_care import care_plan
 from bot.handler_config import handler_config
 from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox import routes as sandbox_routes
@@ -32,6 +33,7 @@ from content_templates.renderer import Renderer
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.dispatcher import Dispatcher
 from scheduler.calendar_run import run_calendar
+from scheduler.care import run_care_scan
 from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
 from scheduler.engagement import snapshot_recent
@@ -70,10 +72,14 @@ def build_app(settings: Settings) -> web.Application:
     senders: dict[str, Sender] = {}
     config = handler_config(settings)
     schemes = [s.scheme() for s in settings.layers.schemes]
+    care = care_plan(settings)
     jobs: list[CronJob] = [
         CronJob("tag-sweep", settings.tags.sweep_cron, lambda: sweep_tags(app[SESSIONS], config, utcnow())),
         CronJob("layer-recompute", settings.layers.recompute_cron, lambda: recompute_layers(
             app[SESSIONS], schemes, settings.layers.rfm.spec(), renderer_for(settings), settings.zone, utcnow()
+        )),
+        CronJob("care-scan", settings.care.scan_cron, lambda: run_care_scan(
+            app[SESSIONS], care, renderer_for(settings), settings.zone, utcnow()
         )),
         CronJob("content-calendar", "* * * * *", lambda: run_calendar(
             app[SESSIONS], calendar_options(settings, config.persona.template_variables()), renderer_for(settings),

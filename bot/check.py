@@ -8,6 +8,7 @@ from bot.app import renderer_for
 from bot.calendar_cli import calendar_file_problems
 from bot.config import ConfigError, Settings, load_settings
 from bot.config_calendar import calendar_settings
+from bot.config_care import care_problems
 from bot.handler_config import handler_config
 from scheduler.cron import cron_problem
 from scheduler.layer_rules import unknown_tags
@@ -60,6 +61,7 @@ def problems_in(path: Path) -> tuple[Settings | None, list[str]]:
     for n, scheme in enumerate(settings.layers.schemes):
         problems.extend(f"{path}: layers.schemes[{n}]: unknown tag {tag!r} (no tag rule, channel or layers.known_tags "
                         "gives it)" for tag in unknown_tags(scheme.scheme(), known_tags))
+    problems.extend(f"{path}: {p}" for p in care_problems(settings, renderer.problems))
     crons = [("tags.sweep_cron", settings.tags.sweep_cron), ("layers.recompute_cron", settings.layers.recompute_cron),
              ("layers.engagement_cron", settings.layers.engagement_cron)]
     wecom = settings.platforms.wecom

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import calendar_cli, import_cli, inspect_cli, layers_cli
+from bot import calendar_cli, care_cli, import_cli, inspect_cli, layers_cli
 from bot.app import renderer_for
 from bot.check import problems_in, summary
 from bot.config import ConfigError, Settings, config_path, load_settings
@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
 
     import_cli.add_import_parser(commands, common)
 
+    care = commands.add_parser("care", help="care: birthdays, anniversaries, festivals, win-back").add_subparsers(
+        dest="care_command", required=True
+    )
+    care_run = care.add_parser("run", parents=[common, listing], help="run the daily care scan now")
+    care_run.add_argument("--date", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                          help="the day to scan (default: today in the configured timezone)")
+    care_run.add_argument("--dry-run", action="store_true", help="show what would be enqueued; write nothing")
+
     calendar = commands.add_parser("calendar", help="the content calendar").add_subparsers(
         dest="calendar_command", required=True
     )
@@ -101,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siyu: the database is not up to date ({len(pending)} migration(s) pending): "
               f"run `siyu db upgrade --config {path}` first", file=sys.stderr)
         return 1
+    if args.command == "care":
+        return care_cli.care_run(settings, args.date, args.dry_run, args.json)
     if args.command == "calendar" and args.calendar_command == "load":
         return calendar_cli.load(settings, args.file)
     if args.command == "calendar" and args.calendar_command == "export":

@@ -26,6 +26,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 
 from bot.config_calendar import CalendarSettings
+from bot.config_care import CareSettings, SixMomentsSettings
 from bot.config_import import ImportSettings
 from bot.config_layers import LayersSettings
 from bot.config_rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
@@ -226,6 +227,8 @@ class Settings(_Section):
     replies: ReplySettings = ReplySettings()
     handoff: HandOffSettings = HandOffSettings()
     layers: LayersSettings = LayersSettings()
+    care: CareSettings = CareSettings()
+    six_moments: SixMomentsSettings = SixMomentsSettings()
     delivery: DeliverySettings = DeliverySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     calendar: CalendarSettings = CalendarSettings()

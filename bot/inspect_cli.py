@@ -9,9 +9,12 @@ from typing import Any
 
 from bot.config import Settings
 from bot.output import print_json, print_table
+from handlers.care_dates import next_care_moment
+from storage.care import plan_of
 from storage.engine import SessionFactory, create_database_engine, session_factory
 from storage.interactions import count_interactions
 from storage.members import find_member, identities_of, masked_phone, store_and_owner
+from storage.models import utcnow
 from storage.outbox import list_entries
 from storage.tags import interests_of, tags_of
 
@@ -36,6 +39,7 @@ async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
         tags = await tags_of(session, member.id)
         interests = await interests_of(session, member.id)
         interactions = await count_interactions(session, member.id)
+        plan = await plan_of(session, member.id)
     birthday = None
     if member.birth_month and member.birth_day:
         birthday = {
@@ -71,11 +75,22 @@ async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
         ],
         "interests": interests,  # topic → the summed weights of the rule hits behind it
         "interactions": interactions,
+        # The nearest of her birthday and membership anniversary (care), and her year's
+        # six planned touches if she is in the top layer (六次互动).
+        "next_care": _next_care(member, settings),
+        "six_moments": [
+            {"slot": t.slot, "year": t.year, "kind": t.kind, "due_date": t.due_date, "label": t.label,
+             "task_id": t.task_id, "task_status": status}
+            for t, status in plan
+        ],
     }
     if as_json:
         print_json(card)
         return 0
-    profile = [(k, v) for k, v in card.items() if k not in ("tags", "identities", "interests")]
+    profile = [(k, v) for k, v in card.items() if k not in ("tags", "identities", "interests", "six_moments")]
+    if (care := card["next_care"]) is not None:
+        profile = [(k, f"{care['occasion']} {care['date']} (in {care['in_days']} days)" if k == "next_care" else v)
+                   for k, v in profile]
     profile.append(("interests", ", ".join(f"{topic} {score}" for topic, score in interests.items())))
     profile.append(("identities", ", ".join(f"{i['platform']}:{i['id']}" for i in card["identities"])))
     print_table(f"member {member.id}", ("field", "value"), profile)
@@ -84,7 +99,23 @@ async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
         ("tag", "group", "source", "first seen", "last seen", "hits"),
         [(t.name, t.group, f"{t.source}:{t.source_ref}", t.first_seen, t.last_seen, t.hit_count) for t in tags],
     )
+    if card["six_moments"]:
+        print_table(
+            "six moments (六次互动)",
+            ("slot", "due", "kind", "label", "task", "status"),
+            [(t["slot"], t["due_date"], t["kind"], t["label"], t["task_id"], t["task_status"]) for t in card["six_moments"]],
+        )
     return 0
+
+
+def _next_care(member: Any, settings: Settings) -> dict[str, Any] | None:
+    today = utcnow().astimezone(settings.zone).date()
+    moment = next_care_moment(member.birth_month, member.birth_day, member.birthday_calendar,
+                              member.birthday_leap_month, member.member_since, today)
+    if moment is None:
+        return None
+    occasion, when = moment
+    return {"occasion": occasion, "date": when, "in_days": (when - today).days}
 
 
 async def outbox_list(settings: Settings, status: str | None, limit: int, as_json: bool) -> int:
