@@ -22,6 +22,10 @@ class CalendarSettings(BaseModel):
     catch_up_hours: int = Field(default=24, ge=0, le=24 * 7)
     # ...and of each entry only the latest this many of them (0: none, missed is missed).
     catch_up_max: int = Field(default=1, ge=0, le=100)
+    # WeCom mass sends a customer receives per calendar month, at most: a customer who
+    # had this many is left out of the next one. WeCom has its own cap, changed over the
+    # years (4, then 1 a day, then days-in-month); 0 leaves it to WeCom.
+    wecom_mass_per_month: int = Field(default=4, ge=0, le=31)
 
 
 def calendar_settings(settings: Any) -> CalendarSettings:
@@ -34,4 +38,5 @@ def calendar_options(settings: Any, persona: Mapping[str, Any]) -> CalendarOptio
     """What the every-minute calendar job needs: the persona's template variables (from
     `handler_config(settings).persona.template_variables()`) and the catch-up rules."""
     found = calendar_settings(settings)
-    return CalendarOptions(dict(persona), timedelta(hours=found.catch_up_hours), found.catch_up_max)
+    return CalendarOptions(dict(persona), timedelta(hours=found.catch_up_hours), found.catch_up_max,
+                           wecom_mass_per_month=found.wecom_mass_per_month or None)

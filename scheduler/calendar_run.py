@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -37,7 +38,7 @@ from scheduler.calendar import (
 from storage import calendar as store
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
-from storage.outbox import NewOutboxMessage, enqueue
+from storage.outbox import NewOutboxMessage, enqueue, mass_sends_since
 from storage.tasks import NewTask, create_tasks
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class CalendarOptions:
     catch_up_max: int = 1  # of each entry, at most this many missed occurrences fire
     batch_size: int = 1000
     prompt_template: str = "calendar/mass_prompt.txt.j2"
+    wecom_mass_per_month: int | None = None  # customers who had this many are left out
 
 
 @dataclass(slots=True)
@@ -181,9 +183,13 @@ async def _to_owners(
     report.skip("opted_out", opted_out)
     report.skip("no_owner", unowned)
     owned: dict[int, list[str]] = {}
+    received: Counter[str] = Counter()
     if entry.channel == "wecom_mass" and staff:
         async with sessions() as session:
             owned = await store.owned_external_ids(session, resolved, "wecom")
+            if options.wecom_mass_per_month:
+                month_start = datetime.combine(day.replace(day=1), time(0), now.tzinfo)
+                received = await mass_sends_since(session, month_start)
     tasks = []
     for owner in staff:
         if not owner.active:
@@ -197,6 +203,10 @@ async def _to_owners(
             continue
         ids = owned.get(owner.staff_id, [])
         report.skip("no_wecom_id", owner.members - len(ids))
+        if options.wecom_mass_per_month:
+            allowed = [i for i in ids if received[i] < options.wecom_mass_per_month]
+            report.skip("wecom_monthly_cap", len(ids) - len(allowed))
+            ids = allowed
         if ids:
             await _mass_send(sessions, options, renderer, entry, key, owner.userid, owner.staff_id, body,
                              "single", ids, now, report)

@@ -39,15 +39,16 @@ SEND = Decision("send")
 
 
 async def decide(session: AsyncSession, row: OutboxEntry, policy: DeliveryPolicy, now: datetime) -> Decision:
-    if row.member_id is None:
-        return SEND
-    member = await session.get(Member, row.member_id)
+    member = await session.get(Member, row.member_id) if row.member_id is not None else None
     if (reason := hold_reason(row.kind, member.opted_out_at if member else None)) is not None:
         return Decision("hold", reason)
+    # Also for rows to many (a WeCom mass send): the night is quiet for all of them.
     if policy.quiet is not None and row.kind in QUIET_KINDS:
         local = now.astimezone(policy.zone) if policy.zone else now
         if (until := policy.quiet.until(local)) is not None:
             return Decision("defer", f"quiet hours until {until:%m-%d %H:%M}", until)
+    if row.member_id is None:
+        return SEND
     layer = (await layers_of(session, row.member_id)).get(policy.cap_scheme)
     cap = policy.weekly_caps.get(layer or "", policy.default_cap)
     if cap is not None and row.kind == "marketing":

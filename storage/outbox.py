@@ -7,6 +7,8 @@ until `not_before`. `sending` is a claim: a process that dies mid-send leaves it
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -163,3 +165,18 @@ async def replies_since(session: AsyncSession, member_id: int, since: datetime) 
         .order_by(OutboxEntry.id.desc())  # type: ignore[union-attr]
     )
     return (await session.execute(statement)).scalars().all()
+
+
+async def mass_sends_since(session: AsyncSession, since: datetime) -> Counter[str]:
+    """How many one-to-one mass sends (WeCom add_msg_template) each customer was queued
+    since `since`, counting those not failed or held."""
+    statement = select(OutboxEntry.meta).where(
+        OutboxEntry.route == "mass_send", OutboxEntry.created_at >= since,
+        OutboxEntry.status.not_in(("failed", "held")),  # type: ignore[attr-defined]
+    )
+    received: Counter[str] = Counter()
+    for meta in (await session.execute(statement)).scalars():
+        found = json.loads(meta or "{}")
+        if found.get("chat_type") == "single":
+            received.update(found.get("external_userid", ()))
+    return received

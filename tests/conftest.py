@@ -35,6 +35,11 @@ url = "{url}"
 [platforms.sandbox]
 enabled = true
 
+# Tests run at any hour: quiet hours would hold marketing at night and not by day.
+# tests/test_delivery_policy.py tests them with a clock of its own.
+[delivery]
+quiet_hours = false
+
 [persona]
 name = "小禾"
 title = "禾麦烘焙的主理人"

@@ -411,6 +411,19 @@ async def test_a_mass_send_goes_per_owner_with_a_prompt_to_confirm_it(sessions: 
     assert len(rows) == 4
 
 
+async def test_a_customer_who_had_this_months_mass_sends_is_left_out_of_the_next(sessions: SessionFactory) -> None:
+    await seed(sessions)
+    for n in range(3):
+        await add_entry(sessions, EntrySpec(f"post-{n}", "calendar/new_season.txt.j2", "wecom_mass",
+                                            Audience(layers=("super", "ordinary", "core")), f"{n} 10 * * fri"))
+    capped = CalendarOptions(PERSONA, wecom_mass_per_month=2)
+    reports = [await run_calendar(sessions, capped, Renderer(), SHANGHAI, NOW + timedelta(minutes=n), since)
+               for n, since in ((0, NOW - timedelta(minutes=1)), (1, NOW), (2, NOW + timedelta(minutes=1)))]
+    assert [r.fired[0].skipped.get("wecom_monthly_cap", 0) for r in reports] == [0, 0, 3]
+    rows = [r for r in await outbox(sessions) if r.route == "mass_send"]
+    assert {r.dedupe_key.split(":")[1] for r in rows} == {"post-0", "post-1"}
+
+
 async def test_a_group_mass_send_goes_to_the_groups_holding_the_audience(sessions: SessionFactory) -> None:
     ids = await seed(sessions)
     async with sessions() as session, session.begin():
