@@ -17,7 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.config import Settings
 from bot.imports.fields import FIELDS
 from bot.imports.reader import ImportFileError
-from bot.imports.run import SHOWN_REJECTS, ImportReport, MappingError, report_json, run_import
+from bot.imports.report import SHOWN_REJECTS, ImportReport, report_json
+from bot.imports.run import MappingError, run_import
 from bot.output import print_json, print_table
 
 
