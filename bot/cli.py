@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import calendar_cli, care_cli, import_cli, inspect_cli, layers_cli
+from bot import calendar_cli, care_cli, import_cli, inspect_cli, layers_cli, tasks_cli
 from bot.app import renderer_for
 from bot.check import problems_in, summary
 from bot.config import ConfigError, Settings, config_path, load_settings
@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     calendar_preview.add_argument("--days", type=int, default=7, help="how many days (default 7)")
     calendar_preview.add_argument("--file", help="preview this calendar file instead of the loaded calendar")
 
+    tasks = commands.add_parser("tasks", help="staff tasks").add_subparsers(dest="tasks_command", required=True)
+    tasks_list = tasks.add_parser("list", parents=[common, listing],
+                                  help="tasks, with completion and on-time rates per staff member and store")
+    tasks_list.add_argument("--staff", metavar="USERID", help="only this staff member's tasks")
+    tasks_list.add_argument("--status", choices=tasks_cli.STATUSES, help="only tasks in this state")
+
     outbox = commands.add_parser("outbox", help="messages on their way out").add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox.add_parser("list", parents=[common, listing], help="recent outbox rows")
     outbox_list.add_argument("--status", choices=STATUSES)
@@ -109,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siyu: the database is not up to date ({len(pending)} migration(s) pending): "
               f"run `siyu db upgrade --config {path}` first", file=sys.stderr)
         return 1
+    if args.command == "tasks":
+        return asyncio.run(tasks_cli.tasks_list(settings, args.staff, args.status, args.json))
     if args.command == "care":
         return care_cli.care_run(settings, args.date, args.dry_run, args.json)
     if args.command == "calendar" and args.calendar_command == "load":

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
-from storage.models import StaffTask
+from storage.models import Member, Staff, StaffTask, Store
 
 TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 
@@ -73,3 +73,35 @@ def close_task(
 ) -> None:
     task.status, task.note, task.done_at = status, note, now
     session.add(task)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    task: StaffTask
+    staff_userid: str | None
+    staff_name: str | None
+    store: str | None
+    member_name: str | None
+
+
+async def list_tasks(
+    session: AsyncSession, *, staff_userid: str | None = None, statuses: Sequence[str] = (),
+    due_by: date | None = None, limit: int | None = None,
+) -> list[TaskRow]:
+    """Tasks with who they are for and whom they are about, by due date."""
+    statement = (
+        select(StaffTask, Staff.userid, Staff.name, Store.name, Member.name)
+        .outerjoin(Staff, Staff.id == StaffTask.staff_id)  # type: ignore[arg-type]
+        .outerjoin(Store, Store.id == Staff.store_id)  # type: ignore[arg-type]
+        .outerjoin(Member, Member.id == StaffTask.member_id)  # type: ignore[arg-type]
+        .order_by(StaffTask.due_date, StaffTask.id)  # type: ignore[arg-type]
+    )
+    if staff_userid is not None:
+        statement = statement.where(Staff.userid == staff_userid)
+    if statuses:
+        statement = statement.where(StaffTask.status.in_(statuses))  # type: ignore[attr-defined]
+    if due_by is not None:
+        statement = statement.where(StaffTask.due_date <= due_by)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [TaskRow(*row) for row in (await session.execute(statement)).all()]

@@ -1,0 +1,78 @@
+"""`siyu tasks list`: staff tasks, and how well each staff member and store gets them done."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from bot.config import Settings
+from bot.inspect_cli import open_sessions
+from bot.output import print_json, print_table
+from handlers.task_rates import Rates, TaskFact, rates
+from storage.models import utcnow
+from storage.tasks import TaskRow, list_tasks
+
+STATUSES = ("open", "overdue", "done", "skipped")
+SHOWN = 200
+
+
+async def tasks_list(settings: Settings, staff: str | None, status: str | None, as_json: bool) -> int:
+    today = utcnow().astimezone(settings.zone).date()
+    async with open_sessions(settings) as sessions, sessions() as session:
+        every = await list_tasks(session, staff_userid=staff)
+    chosen = [row for row in every if _has_status(row, status, today)]
+    listed = [_record(row, settings, today) for row in chosen]
+    summary = {"staff": _rates_by(every, today, settings, lambda r: r.staff_userid or "(unassigned)"),
+               "stores": _rates_by(every, today, settings, lambda r: r.store or "(no store)")}
+    if as_json:
+        print_json({"today": today, "tasks": listed, **summary})
+        return 0
+    print_table(
+        f"tasks{f' of {staff}' if staff else ''}{f' ({status})' if status else ''}: {len(listed)}",
+        ("id", "due", "status", "kind", "title", "staff", "member"),
+        [(t["id"], t["due_date"], t["status"], t["kind"], t["title"], t["staff"], t["member"]) for t in listed[:SHOWN]],
+    )
+    if len(listed) > SHOWN:
+        print(f"… and {len(listed) - SHOWN} more (--json lists them all)")
+    for name, rows in summary.items():
+        print_table(f"per {'staff member' if name == 'staff' else 'store'} (tasks due by {today})", ("who", "due", "done", "on time", "skipped", "overdue",
+                                                           "completion", "on-time rate"),
+                    [(who, r["due"], r["done"], r["on_time"], r["skipped"], r["overdue"], _percent(r["completion"]),
+                      _percent(r["on_time_rate"])) for who, r in rows.items()])
+    return 0
+
+
+def _has_status(row: TaskRow, status: str | None, today: date) -> bool:
+    if status == "overdue":
+        return row.task.status == "open" and row.task.due_date < today
+    return status is None or row.task.status == status
+
+
+def _fact(row: TaskRow, settings: Settings) -> TaskFact:
+    done_on = row.task.done_at.astimezone(settings.zone).date() if row.task.done_at else None
+    return TaskFact(row.task.due_date, row.task.status, done_on)
+
+
+def _record(row: TaskRow, settings: Settings, today: date) -> dict[str, Any]:
+    task = row.task
+    overdue = task.status == "open" and task.due_date < today
+    return {"id": task.id, "kind": task.kind, "title": task.title, "due_date": task.due_date,
+            "status": "overdue" if overdue else task.status, "staff": row.staff_userid, "store": row.store,
+            "member": row.member_name, "member_id": task.member_id, "done_at": task.done_at, "note": task.note}
+
+
+def _rates_by(rows: list[TaskRow], today: date, settings: Settings, key: Any) -> dict[str, dict[str, Any]]:
+    grouped: dict[str, list[TaskFact]] = defaultdict(list)
+    for row in rows:
+        grouped[key(row)].append(_fact(row, settings))
+    return {who: _as_dict(rates(facts, today)) for who, facts in sorted(grouped.items())}
+
+
+def _as_dict(r: Rates) -> dict[str, Any]:
+    return {"due": r.due, "done": r.done, "on_time": r.on_time, "skipped": r.skipped, "overdue": r.overdue,
+            "completion": r.completion, "on_time_rate": r.on_time_rate}
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
