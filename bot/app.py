@@ -40,6 +40,7 @@ from scheduler.engagement import snapshot_recent
 from scheduler.gate import DeliveryPolicy
 from scheduler.layer_jobs import recompute_layers
 from scheduler.policy import QuietHours
+from scheduler.staff_digest import send_digests
 from scheduler.tag_sweep import sweep_tags
 from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
@@ -84,6 +85,10 @@ def build_app(settings: Settings) -> web.Application:
         CronJob("content-calendar", "* * * * *", lambda: run_calendar(
             app[SESSIONS], calendar_options(settings, config.persona.template_variables()), renderer_for(settings),
             settings.zone, utcnow(),
+        )),
+        CronJob("staff-digest", settings.tasks.digest_cron, lambda: send_digests(
+            app[SESSIONS], renderer_for(settings), settings.zone, utcnow(), config.staff_platform_for("wecom"),
+            days_ahead=settings.tasks.digest_days_ahead, escalate_after_days=settings.tasks.escalate_after_days,
         )),
         CronJob("engagement-snapshot", settings.layers.engagement_cron, lambda: snapshot_recent(
             app[SESSIONS], [s.name for s in schemes], settings.zone, utcnow()

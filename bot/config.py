@@ -209,6 +209,14 @@ class SchedulerSettings(_Section):
     catch_up_minutes: int = Field(default=360, ge=0, le=10080)
 
 
+class TasksSettings(_Section):
+    # Each morning: every staff member's open tasks in one prompt, grouped by due day.
+    digest_cron: str = "0 8 * * *"
+    digest_days_ahead: int = Field(default=3, ge=0, le=30)  # tasks due this soon are included
+    # A task this many days overdue is also brought to the store manager, once.
+    escalate_after_days: int = Field(default=2, ge=1, le=60)
+
+
 class TemplateSettings(_Section):
     dir: str | None = None  # operator templates, searched before the shipped ones
 
@@ -231,6 +239,7 @@ class Settings(_Section):
     six_moments: SixMomentsSettings = SixMomentsSettings()
     delivery: DeliverySettings = DeliverySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    tasks: TasksSettings = TasksSettings()
     calendar: CalendarSettings = CalendarSettings()
     opt_out: OptOutSettings = OptOutSettings()
     imports: ImportSettings = Field(default=ImportSettings(), alias="import")  # [import]: a keyword in Python

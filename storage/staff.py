@@ -20,3 +20,17 @@ async def ensure_staff(session: AsyncSession, userid: str) -> Staff:
 
 async def store_by_code(session: AsyncSession, code: str) -> Store | None:
     return (await session.execute(select(Store).where(Store.code == code))).scalars().first()
+
+
+async def store_managers(session: AsyncSession) -> dict[str, Staff]:
+    """Each store's manager (an active staff member with role manager), by store name."""
+    statement = (
+        select(Store.name, Staff)
+        .join(Staff, Staff.store_id == Store.id)  # type: ignore[arg-type]
+        .where(Staff.role == "manager", Staff.active.is_(True))  # type: ignore[attr-defined]
+        .order_by(Staff.id)  # type: ignore[arg-type]
+    )
+    found: dict[str, Staff] = {}
+    for name, staff in (await session.execute(statement)).all():
+        found.setdefault(name, staff)
+    return found
