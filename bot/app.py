@@ -83,7 +83,7 @@ def build_app(settings: Settings) -> web.Application:
             app[SESSIONS], care, renderer_for(settings), settings.zone, utcnow()
         )),
         CronJob("content-calendar", "* * * * *", lambda: run_calendar(
-            app[SESSIONS], calendar_options(settings, config.persona.template_variables()), renderer_for(settings),
+            app[SESSIONS], calendar_options(settings.calendar, config.persona.template_variables()), renderer_for(settings),
             settings.zone, utcnow(),
         )),
         CronJob("staff-digest", settings.tasks.digest_cron, lambda: send_digests(

@@ -7,7 +7,6 @@ from pathlib import Path
 from bot.app import renderer_for
 from bot.calendar_cli import calendar_file_problems
 from bot.config import ConfigError, Settings, load_settings
-from bot.config_calendar import calendar_settings
 from bot.config_care import care_problems
 from bot.handler_config import handler_config
 from scheduler.cron import cron_problem
@@ -70,7 +69,7 @@ def problems_in(path: Path) -> tuple[Settings | None, list[str]]:
     for key, line in crons:
         if problem := cron_problem(line, settings.zone):
             problems.append(f"{path}: {key}: {problem}")
-    if calendar_file := calendar_settings(settings).file:  # the calendar operators keep in a file
+    if calendar_file := settings.calendar.file:  # the calendar operators keep in a file
         problems.extend(calendar_file_problems(settings, path.parent / calendar_file))
     return settings, sorted(set(problems), key=problems.index)
 

@@ -28,15 +28,8 @@ class CalendarSettings(BaseModel):
     wecom_mass_per_month: int = Field(default=4, ge=0, le=31)
 
 
-def calendar_settings(settings: Any) -> CalendarSettings:
-    """`settings.calendar`, or the defaults where the settings have no [calendar]."""
-    found = getattr(settings, "calendar", None)
-    return found if isinstance(found, CalendarSettings) else CalendarSettings()
-
-
-def calendar_options(settings: Any, persona: Mapping[str, Any]) -> CalendarOptions:
+def calendar_options(calendar: CalendarSettings, persona: Mapping[str, Any]) -> CalendarOptions:
     """What the every-minute calendar job needs: the persona's template variables (from
     `handler_config(settings).persona.template_variables()`) and the catch-up rules."""
-    found = calendar_settings(settings)
-    return CalendarOptions(dict(persona), timedelta(hours=found.catch_up_hours), found.catch_up_max,
-                           wecom_mass_per_month=found.wecom_mass_per_month or None)
+    return CalendarOptions(dict(persona), timedelta(hours=calendar.catch_up_hours), calendar.catch_up_max,
+                           wecom_mass_per_month=calendar.wecom_mass_per_month or None)

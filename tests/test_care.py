@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from bot.care_cli import care_run
 from bot.config import Settings
-from bot.config_care import CareLayerSettings, CareSettings, SixMomentsSettings, care_plan, care_problems
+from bot.config_care import CareLayerSettings, CareSettings, care_plan, care_problems
 from content_templates.renderer import Renderer
 from handlers.care_dates import lunar_birthday, next_birthday, solar_birthday
 from scheduler.care import CarePlan, CareRule, occurrences, run_care_scan
@@ -338,13 +338,6 @@ async def test_win_back_once_when_a_member_falls_quiet(sessions: SessionFactory)
 # ── The command ─────────────────────────────────────────────────────────────────────────
 
 
-class CareCommandSettings(Settings):
-    """Settings with the care sections (until bot/config.py declares them itself)."""
-
-    care: CareSettings = CareSettings()
-    six_moments: SixMomentsSettings = SixMomentsSettings()
-
-
 def test_care_settings_refuse_unknown_occasions_and_festivals() -> None:
     with pytest.raises(ValueError, match="unknown occasion 'birthdays'"):
         CareLayerSettings(occasions=["birthdays"])
@@ -353,8 +346,8 @@ def test_care_settings_refuse_unknown_occasions_and_festivals() -> None:
     with pytest.raises(ValueError, match="not a day of the year"):
         CareSettings(festivals=[{"name": "x", "date": "02-30"}])
     with pytest.raises(ValueError, match="no layer 'vip'"):
-        care_plan(CareCommandSettings(care=CareSettings(layers={"vip": CareLayerSettings()})))
-    plan = care_plan(CareCommandSettings())
+        care_plan(Settings(care=CareSettings(layers={"vip": CareLayerSettings()})))
+    plan = care_plan(Settings())
     assert plan.top_layer == "super" and plan.rule_for("super").gift and plan.rule_for("core").message
     assert plan.six_moments is not None and plan.six_moments.care_task_kinds == {"birthday", "anniversary"}
     assert [f.name for f in plan.festivals] == ["春节", "元宵", "妇女节", "端午", "七夕", "中秋", "重阳"]
@@ -362,13 +355,13 @@ def test_care_settings_refuse_unknown_occasions_and_festivals() -> None:
 
 def test_siyu_check_finds_care_problems(tmp_path: Path) -> None:
     renderer = Renderer()
-    assert care_problems(CareCommandSettings(), renderer.problems) == []  # the shipped templates render
+    assert care_problems(Settings(), renderer.problems) == []  # the shipped templates render
     (tmp_path / "care").mkdir()
     (tmp_path / "care" / "birthday.txt.j2").write_text("{{ member.nickname }}生日快乐")
-    broken = CareCommandSettings(care=CareSettings(scan_cron="every day"))
+    broken = Settings(care=CareSettings(scan_cron="every day"))
     found = care_problems(broken, Renderer([tmp_path]).problems)
     assert [p.split(":")[0] for p in found] == ["care.scan_cron", "care.templates.birthday"]
-    assert care_problems(CareCommandSettings(care=CareSettings(scheme="nope")), renderer.problems) == [
+    assert care_problems(Settings(care=CareSettings(scheme="nope")), renderer.problems) == [
         "care.scheme: no layer scheme 'nope' (configured: value, lifecycle, evolution)"]
 
 
@@ -376,7 +369,7 @@ async def test_care_run_prints_counts_and_samples(db_url: str, sessions: Session
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     seed = Seed(sessions)
     await seed.member("小美", birthday=(11, 23))
-    settings = CareCommandSettings(storage={"url": db_url}, six_moments={"enabled": False})
+    settings = Settings(storage={"url": db_url}, six_moments={"enabled": False})
     # care_run runs its own event loop: call it from a thread.
     code = await asyncio.to_thread(care_run, settings, TODAY, True, True)
     out = json.loads(capsys.readouterr().out)

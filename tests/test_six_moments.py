@@ -10,12 +10,13 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from bot.config import Settings
 from bot.inspect_cli import member_show
 from scheduler.care import CarePlan
 from scheduler.six_moments import MAX_GAP, MIN_GAP, SixMomentsPlan, plan_six_moments
 from storage.engine import SessionFactory
 from storage.models import LayerAssignment, SixMomentsTouch, StaffTask
-from tests.test_care import FESTIVALS, PERSONA, TODAY, CareCommandSettings, Seed, scan
+from tests.test_care import FESTIVALS, PERSONA, TODAY, Seed, scan
 
 START = date(2026, 11, 23)
 
@@ -139,7 +140,7 @@ async def test_member_show_gives_the_plan_and_the_next_care_moment(db_url: str, 
     seed = Seed(sessions)
     top = await seed.member("超级", birthday=(11, 28), since=date(2024, 3, 1), layer="super")
     await scan(sessions, PLAN)
-    settings = CareCommandSettings(storage={"url": db_url})
+    settings = Settings(storage={"url": db_url})
     assert await member_show(settings, str(top), as_json=True) == 0
     card = json.loads(capsys.readouterr().out)
     assert [t["kind"] for t in card["six_moments"]][0] == "birthday" and len(card["six_moments"]) == 6
