@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduler.policy import QUIET_KINDS, QuietHours, cap_problem, hold_reason
+from scheduler.policy import CAPPED_KINDS, QUIET_KINDS, QuietHours, cap_problem, hold_reason
 from storage.layers import layers_of
 from storage.models import Member, OutboxEntry
 from storage.outbox import marketing_sent_since
@@ -47,11 +47,11 @@ async def decide(session: AsyncSession, row: OutboxEntry, policy: DeliveryPolicy
         local = now.astimezone(policy.zone) if policy.zone else now
         if (until := policy.quiet.until(local)) is not None:
             return Decision("defer", f"quiet hours until {until:%m-%d %H:%M}", until)
-    if row.member_id is None:
-        return SEND
+    if row.member_id is None or row.kind not in CAPPED_KINDS:
+        return SEND  # service replies and care: no layer or weekly count to look up
     layer = (await layers_of(session, row.member_id)).get(policy.cap_scheme)
     cap = policy.weekly_caps.get(layer or "", policy.default_cap)
-    if cap is not None and row.kind == "marketing":
+    if cap is not None:
         sent = await marketing_sent_since(session, row.member_id, now - timedelta(days=7))
         if (problem := cap_problem(row.kind, sent, cap, layer)) is not None:
             return Decision("hold", problem)
