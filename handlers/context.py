@@ -30,5 +30,8 @@ class HandlerContext(PlatformContext):
     member: Member = field(kw_only=True)
     # Tags this update gave the member, for the handlers after tagging.
     new_tags: list[str] = field(default_factory=list, kw_only=True)
+    # Whether a keyword or regex tag rule understood the message (new tag or not): the
+    # persona then has something to say to it.
+    understood: bool = field(default=False, kw_only=True)
     # Set by a handler that has fully answered the update: the rest of the chain is skipped.
     answered: bool = field(default=False, kw_only=True)

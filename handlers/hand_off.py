@@ -24,13 +24,14 @@ from storage.tasks import NewTask, create_task, open_task_for
 KIND = "handoff_reply"
 
 
-def handoff_reason(text: str, config: HandlerConfig) -> str | None:
-    """Why this message needs a person, or None when the persona may answer it."""
+def handoff_reason(text: str, config: HandlerConfig, understood_by_tags: bool) -> str | None:
+    """Why this message needs a person, or None when the persona may answer it.
+    `understood_by_tags`: a tag rule matched it (tagging ran first and says so)."""
     if hits := config.handoff_matcher.matching(text):
         return hits[0].id  # "hand-off word" or "angry tone"
     policy = config.handoff
     # A question the persona has something for (an FAQ, a tag's tip) is answered by it.
-    understood = config.faq_matcher.matching(text) or config.message_matcher.matching(text)
+    understood = understood_by_tags or config.faq_matcher.matching(text)
     if policy.unanswered == "question" and not understood:
         folded = normalise(text)
         if any(normalise(marker) in folded for marker in policy.question_markers):
@@ -48,7 +49,7 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
         task.body = await _task_text(ctx, task.id, task.note or "")
         ctx.session.add(task)
         return ()
-    reason = handoff_reason(update.text, ctx.config)
+    reason = handoff_reason(update.text, ctx.config, ctx.understood)
     if reason is None:
         return ()
     ctx.answered = True

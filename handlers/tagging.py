@@ -21,6 +21,7 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     member_id = ctx.member.id
     assert member_id is not None
     fired: list[TagRule] = list(ctx.config.message_matcher.matching(update.text))
+    ctx.understood = bool(fired)
     for rule in ctx.config.rules_of(BehaviourRule):
         if rule.measure == "messages":
             # This message is already recorded, so it counts.

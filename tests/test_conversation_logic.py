@@ -63,13 +63,14 @@ def config(**changes) -> HandlerConfig:
     ],
 )
 def test_what_goes_to_a_person(text: str, reason: str | None) -> None:
-    assert handoff_reason(text, config()) == reason
+    rules = config()
+    assert handoff_reason(text, rules, bool(rules.message_matcher.matching(text))) == reason
 
 
 def test_unanswered_questions_can_stay_with_the_persona() -> None:
     quiet = config(handoff=HandOffPolicy(unanswered="never"))
-    assert handoff_reason("你们的会员卡怎么办理？", quiet) is None
-    assert handoff_reason("我要退款", quiet) == "hand-off word"
+    assert handoff_reason("你们的会员卡怎么办理？", quiet, False) is None
+    assert handoff_reason("我要退款", quiet, False) == "hand-off word"
 
 
 @pytest.mark.parametrize(
