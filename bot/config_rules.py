@@ -12,6 +12,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from handlers.config import HandOffPolicy
 from handlers.matching import valid_pattern
 from handlers.rules import EventKind
 
@@ -178,13 +179,16 @@ class ReplySettings(_Section):
         return self
 
 
+_HANDOFF = HandOffPolicy()  # the word lists and templates are the handlers' own defaults
+
+
 class HandOffSettings(_Section):
-    keywords: list[str] = ["人工", "转人工", "投诉", "退款", "退货", "差评"]
-    angry_words: list[str] = ["气死", "太差了", "垃圾", "骗子", "恶心", "再也不"]
-    unanswered: Literal["question", "never"] = "question"
-    question_markers: list[str] = ["?", "？", "吗", "怎么", "为什么", "多少", "几点", "哪里", "能不能", "可以吗"]
-    last_messages: int = Field(default=10, ge=1, le=50)
-    notice_template: str = "persona/handoff.txt.j2"
-    task_template: str = "staff/handoff.txt.j2"
+    keywords: list[str] = list(_HANDOFF.keywords)
+    angry_words: list[str] = list(_HANDOFF.angry_words)
+    unanswered: Literal["question", "never"] = _HANDOFF.unanswered
+    question_markers: list[str] = list(_HANDOFF.question_markers)
+    last_messages: int = Field(default=_HANDOFF.last_messages, ge=1, le=50)
+    notice_template: str = _HANDOFF.notice_template
+    task_template: str = _HANDOFF.task_template
 
     _blank = field_validator("keywords", "angry_words", "question_markers")(_no_blank)
