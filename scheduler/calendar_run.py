@@ -128,7 +128,7 @@ async def _fire(
     elif entry.channel == "wecom_group_mass":
         await _to_groups(sessions, options, renderer, entry, resolved, key, now, report)
     else:
-        await _to_owners(sessions, options, renderer, entry, resolved, key, at.astimezone(zone).date(), now, report)
+        await _to_owners(sessions, options, renderer, entry, resolved, key, at.astimezone(zone), now, report)
 
 
 async def _to_members(
@@ -174,10 +174,12 @@ async def _to_members(
 
 async def _to_owners(
     sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec,
-    resolved: store.Resolved, key: str, day: date, now: datetime, report: Fired,
+    resolved: store.Resolved, key: str, local: datetime, now: datetime, report: Fired,
 ) -> None:
     """wecom_mass: one mass send per owning staff member (she confirms it in WeCom), and a
-    prompt telling her so. staff_task: one task per owning staff member."""
+    prompt telling her so. staff_task: one task per owning staff member. `local`: the
+    occurrence in the brand's time zone."""
+    day = local.date()
     async with sessions() as session:
         staff, opted_out, unowned = await store.owners(session, resolved)
     report.skip("opted_out", opted_out)
@@ -188,7 +190,7 @@ async def _to_owners(
         async with sessions() as session:
             owned = await store.owned_external_ids(session, resolved, "wecom")
             if options.wecom_mass_per_month:
-                month_start = datetime.combine(day.replace(day=1), time(0), now.tzinfo)
+                month_start = datetime.combine(day.replace(day=1), time(0), local.tzinfo)  # the brand's month
                 received = await mass_sends_since(session, month_start)
     tasks = []
     for owner in staff:

@@ -282,13 +282,16 @@ def _condition(layer: Layer, inputs: Table, tag_ids: dict[str, list[int]], now: 
     return and_(true(), *parts)
 
 
+# "Days since" compared through the moment itself: more days is an earlier moment.
+FLIPPED = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}
+
+
 def _metric(c: Condition, inputs: Table, now: datetime, today: date) -> ColumnElement:
     """The condition as SQL, with `Condition.holds`'s meaning: a missing value never holds."""
     col = inputs.c
     if c.metric == "recency_days":
-        # Days since the last order, compared through the time it happened: later is fewer days.
         moment = now - timedelta(days=float(c.value))
-        flipped = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}[c.op]
+        flipped = FLIPPED[c.op]
         if c.op in ("==", "!="):
             day_start, day_end = moment - timedelta(days=1), moment
             inside = and_(col.last_at > day_start, col.last_at <= day_end)
@@ -296,8 +299,7 @@ def _metric(c: Condition, inputs: Table, now: datetime, today: date) -> ColumnEl
         return _compare(col.last_at, flipped, moment)
     if c.metric == "days_since_joining":
         day = today - timedelta(days=int(c.value))
-        flipped = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}[c.op]
-        return _compare(col.joined, flipped, day)
+        return _compare(col.joined, FLIPPED[c.op], day)
     if c.metric == "paid_member":
         return _compare(col.paid, c.op, true() if c.value else false())
     if c.metric == "monetary":
