@@ -12,7 +12,7 @@ from handlers.rules import BehaviourRule, TagRule
 from handlers.tag_engine import give_tags, sync_actions
 from handlers.updates import MessageUpdate, Update
 from storage.interactions import messages_since
-from storage.tags import ensure_tag, remove_member_tags
+from storage.tags import remove_rule_tags
 
 
 async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
@@ -28,12 +28,10 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
             if await messages_since(ctx.session, member_id, ctx.now - timedelta(days=rule.days)) >= rule.count:
                 fired.append(rule)
     change = await give_tags(ctx.session, ctx.config, member_id, fired, ctx.now)
-    # Whoever writes is no longer silent.
-    for rule in ctx.config.rules_of(BehaviourRule):
-        if rule.measure == "silent":
-            tag = await ensure_tag(ctx.session, rule.tag, rule.group)
-            assert tag.id is not None
-            if await remove_member_tags(ctx.session, member_id, [tag.id]):
-                change.removed.append((rule.group, rule.tag))
+    # Whoever writes is no longer silent: one statement, whatever the number of rules.
+    silent = [rule for rule in ctx.config.rules_of(BehaviourRule) if rule.measure == "silent"]
+    if silent:
+        gone = await remove_rule_tags(ctx.session, member_id, [rule.id for rule in silent])
+        change.removed.extend((rule.group, rule.tag) for rule in silent if rule.id in gone)
     ctx.new_tags.extend(name for _, name in change.added)
     return sync_actions(ctx.config, update.platform, update.sender, change)

@@ -103,6 +103,17 @@ async def remove_member_tags(session: AsyncSession, member_id: int, tag_ids: Seq
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def remove_rule_tags(session: AsyncSession, member_id: int, rule_ids: Sequence[str]) -> set[str]:
+    """Take from the member the tags these rules gave her; returns the rules that had."""
+    result = await session.execute(
+        delete(MemberTag)
+        .where(MemberTag.member_id == member_id, MemberTag.source == "rule",
+               MemberTag.source_ref.in_(rule_ids))  # type: ignore[union-attr]
+        .returning(MemberTag.source_ref)
+    )
+    return {ref for ref in result.scalars() if ref}
+
+
 async def add_interest(session: AsyncSession, member_id: int, topic: str, weight: int, now: datetime) -> None:
     score = await session.get(InterestScore, (member_id, topic))
     if score is None:
