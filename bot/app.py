@@ -18,6 +18,7 @@ from bot.api import add_api_routes
 from bot.config import Settings
 from bot.config_calendar import calendar_options
 from bot.config_care import care_plan
+from bot.console.site import add_console, console_secret
 from bot.handler_config import handler_config
 from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox import routes as sandbox_routes
@@ -96,6 +97,9 @@ def build_app(settings: Settings) -> web.Application:
     ]
     if settings.server.api_token is not None:
         add_api_routes(app, settings.server.api_token.get_secret_value())
+    secret = console_secret(settings)
+    if settings.console.users:
+        add_console(app, settings, secret)
     if platforms.sandbox.enabled:
         hub = SandboxHub()
         app[SANDBOX_HUB] = hub

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from bot.config_calendar import CalendarSettings
 from bot.config_care import CareSettings, SixMomentsSettings
+from bot.config_console import ConsoleSettings
 from bot.config_import import ImportSettings
 from bot.config_layers import LayersSettings
 from bot.config_rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
@@ -244,6 +245,7 @@ class Settings(_Section):
     opt_out: OptOutSettings = OptOutSettings()
     imports: ImportSettings = Field(default=ImportSettings(), alias="import")  # [import]: a keyword in Python
     templates: TemplateSettings = TemplateSettings()
+    console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("timezone")

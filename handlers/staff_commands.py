@@ -8,20 +8,16 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, Literal
 
 from handlers.actions import Action, PromptStaff
-from handlers.care_dates import next_care_moment
 from handlers.context import PlatformContext
+from handlers.member_card import member_card
 from handlers.updates import MessageUpdate, Update
-from storage.interactions import last_interaction
-from storage.layers import layers_of
-from storage.members import masked_phone, search_members
-from storage.models import Member, Staff, StaffTask
+from storage.members import search_members
+from storage.models import Staff, StaffTask
 from storage.staff import ensure_staff
-from storage.tags import tags_of
-from storage.tasks import close_task, open_tasks_of
+from storage.tasks import close_task, in_store, open_tasks_of
 
 Verb = Literal["done", "skip", "find", "tasks", "help"]
 VERBS: dict[str, Verb] = {
@@ -29,7 +25,6 @@ VERBS: dict[str, Verb] = {
     "任务": "tasks", "tasks": "tasks", "帮助": "help", "help": "help",
 }
 TASK_ID = re.compile(r"#?(\d{1,12})\s*(.*)", re.S)
-CARE_NAMES = {"birthday": "生日", "anniversary": "入会周年"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +100,7 @@ async def _close(ctx: PlatformContext, staff: Staff, command: Command) -> dict[s
 
 async def _manages(ctx: PlatformContext, staff: Staff, task: StaffTask) -> bool:
     """A store manager may close the tasks of the store's staff."""
-    if staff.role != "manager" or staff.store_id is None or task.staff_id is None:
-        return False
-    assignee = await ctx.session.get(Staff, task.staff_id)
-    return assignee is not None and assignee.store_id == staff.store_id
+    return staff.role == "manager" and await in_store(ctx.session, task, staff.store_id)
 
 
 async def _find(ctx: PlatformContext, staff: Staff, query: str, limit: int = 3) -> dict[str, Any]:
@@ -118,30 +110,6 @@ async def _find(ctx: PlatformContext, staff: Staff, query: str, limit: int = 3) 
     today = ctx.config.local(ctx.now).date()
     return {
         "query": query,
-        "members": [await _card(ctx, m, today) for m in found[:limit]],
+        "members": [await member_card(ctx.session, m, today, ctx.config.zone) for m in found[:limit]],
         "more": len(found) > limit,
     }
-
-
-async def _card(ctx: PlatformContext, member: Member, today: date) -> dict[str, Any]:
-    assert member.id is not None
-    last = await last_interaction(ctx.session, member.id)
-    care = next_care_moment(
-        member.birth_month, member.birth_day, member.birthday_calendar, member.birthday_leap_month,
-        member.member_since, today,
-    )
-    return {
-        "name": member.name,
-        "phone": masked_phone(member.phone),
-        "opted_out": member.opted_out_at is not None,
-        "layers": await layers_of(ctx.session, member.id),
-        "tags": [t.name for t in await tags_of(ctx.session, member.id)][:8],
-        "last_interaction": _describe(ctx, last.at, last.kind, last.text) if last else None,
-        "next_care": f"{CARE_NAMES[care[0]]} {care[1].strftime('%Y-%m-%d')}" if care else None,
-    }
-
-
-def _describe(ctx: PlatformContext, at: Any, kind: str, text: str | None) -> str:
-    who = {"message_in": "她说", "message_out": "我们说", "staff_out": "同事回复"}.get(kind, "事件")
-    snippet = (text or "")[:30]
-    return f"{ctx.config.local(at).strftime('%m-%d %H:%M')} {who}：{snippet}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -68,6 +68,14 @@ async def open_tasks_of(session: AsyncSession, staff_id: int, limit: int = 20) -
     return (await session.execute(statement)).scalars().all()
 
 
+async def in_store(session: AsyncSession, task: StaffTask, store_id: int | None) -> bool:
+    """Whether the task's assignee works at the store (whose manager may act on it)."""
+    if store_id is None or task.staff_id is None:
+        return False
+    assignee = await session.get(Staff, task.staff_id)
+    return assignee is not None and assignee.store_id == store_id
+
+
 def close_task(
     session: AsyncSession, task: StaffTask, status: Literal["done", "skipped"], note: str | None, now: datetime
 ) -> None:
@@ -86,7 +94,7 @@ class TaskRow:
 
 async def list_tasks(
     session: AsyncSession, *, staff_userid: str | None = None, statuses: Sequence[str] = (),
-    due_by: date | None = None, limit: int | None = None,
+    due_by: date | None = None, limit: int | None = None, staff_id: int | None = None, store_id: int | None = None,
 ) -> list[TaskRow]:
     """Tasks with who they are for and whom they are about, by due date."""
     statement = (
@@ -98,6 +106,12 @@ async def list_tasks(
     )
     if staff_userid is not None:
         statement = statement.where(Staff.userid == staff_userid)
+    if staff_id is not None and store_id is not None:  # a manager: her own and the store's
+        statement = statement.where(or_(StaffTask.staff_id == staff_id, Staff.store_id == store_id))
+    elif staff_id is not None:
+        statement = statement.where(StaffTask.staff_id == staff_id)
+    elif store_id is not None:
+        statement = statement.where(Staff.store_id == store_id)
     if statuses:
         statement = statement.where(StaffTask.status.in_(statuses))  # type: ignore[attr-defined]
     if due_by is not None:

@@ -1,0 +1,60 @@
+"""Who is looking, and what they may see.
+
+Operators see everything. A staff login sees the tasks assigned to its staff member and
+the members that staff member owns; a store manager sees the whole store's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Member, StaffTask
+from storage.staff import staff_by_userid
+from storage.tasks import in_store
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    login: str
+    role: Literal["operator", "staff"]
+    staff_id: int | None = None
+    store_id: int | None = None  # set for a store manager only
+    name: str = ""
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    def member_scope(self) -> ColumnElement[bool]:
+        """A WHERE clause on members: those this viewer may read."""
+        if self.is_operator:
+            return true()
+        if self.staff_id is None:
+            return false()
+        owned = Member.owner_staff_id == self.staff_id
+        return or_(owned, Member.store_id == self.store_id) if self.store_id is not None else owned
+
+    def may_read_member(self, member: Member) -> bool:
+        if self.is_operator:
+            return True
+        if self.staff_id is not None and member.owner_staff_id == self.staff_id:
+            return True
+        return self.store_id is not None and member.store_id == self.store_id
+
+    async def may_act_on_task(self, session: AsyncSession, task: StaffTask) -> bool:
+        if self.is_operator or (self.staff_id is not None and task.staff_id == self.staff_id):
+            return True
+        return await in_store(session, task, self.store_id)
+
+
+async def staff_viewer(session: AsyncSession, login: str, staff_userid: str) -> Viewer | None:
+    """The viewer for a staff login, or None when that staff member is unknown or has left."""
+    staff = await staff_by_userid(session, staff_userid)
+    if staff is None or not staff.active:
+        return None
+    store = staff.store_id if staff.role == "manager" else None
+    return Viewer(login, "staff", staff.id, store, staff.name)

@@ -1,0 +1,40 @@
+"""Task links for staff prompts: a signed, expiring URL that opens a task page (or the
+staff member's task list) without a password.
+
+Staff act from their phone, where no one types a password: the link itself, signed with
+the console secret, says which staff member it is for and until when it holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
+
+
+def _signature(secret: bytes, path: str, staff_userid: str, until: int) -> str:
+    message = f"{path}\n{staff_userid}\n{until}".encode()
+    return base64.urlsafe_b64encode(hmac.digest(secret, message, hashlib.sha256)).decode().rstrip("=")
+
+
+def signed_link(base_url: str, secret: bytes, path: str, staff_userid: str, now: datetime, days: int) -> str:
+    """`path` (under /admin/tasks) for `staff_userid`, good for `days` days."""
+    until = int((now + timedelta(days=days)).timestamp())
+    query = urlencode({"as": staff_userid, "until": until, "sig": _signature(secret, path, staff_userid, until)})
+    return f"{base_url}{path}?{query}"
+
+
+def link_holder(secret: bytes, path: str, query: Mapping[str, str], now: datetime) -> str | None:
+    """The staff userid a link to `path` was signed for, if genuine and unexpired."""
+    userid, until, given = query.get("as", ""), query.get("until", ""), query.get("sig", "")
+    if not (userid and until.isdigit() and given):
+        return None
+    expected = _signature(secret, path, userid, int(until))
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return None
+    if datetime.fromtimestamp(int(until), timezone.utc) < now:
+        return None
+    return userid

@@ -1,0 +1,55 @@
+"""Console pages: our own Jinja2 templates (autoescaped), with the viewer's language.
+
+Operator-written content goes through the sandboxed renderer in `content_templates`;
+these templates are the project's own.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from bot.console.i18n import translator
+
+STATIC = Path(__file__).with_name("static")
+
+_environment = Environment(
+    loader=PackageLoader("bot.console", "templates"),
+    autoescape=select_autoescape(default=True),
+    undefined=StrictUndefined,  # a misspelt variable is an error, not an empty cell
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _day(value: date | datetime | None, pattern: str = "%Y-%m-%d") -> str:
+    return value.strftime(pattern) if value is not None else "—"
+
+
+_environment.filters["day"] = _day
+
+# (path, Chinese label, operators only)
+NAV = (
+    ("/admin/overview", "概览", True),
+    ("/admin/members", "会员", False),
+    ("/admin/calendar", "内容日历", True),
+    ("/admin/rules", "标签与分层", True),
+    ("/admin/staff", "店员", True),
+    ("/admin/tasks", "任务", False),
+)
+
+
+def render(request: web.Request, template: str, *, http_status: int = 200, **context: Any) -> web.Response:
+    language = request.get("language", "zh")
+    viewer = request.get("viewer")
+    nav = [(path, label) for path, label, operators in NAV if viewer is not None and (viewer.is_operator or not operators)]
+    page = _environment.get_template(template).render(
+        _=translator(language), language=language, viewer=viewer, csrf=request.get("csrf", ""),
+        path=request.path, path_qs=request.path_qs, nav=nav, **context,
+    )
+    return web.Response(text=page, status=http_status, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})

@@ -1,0 +1,202 @@
+"""The console sub-application at /admin/: sessions, login, CSRF, language, pages.
+
+Sessions live in an encrypted cookie (aiohttp-session with Fernet), so any server
+process can read them and nothing is stored per login. Every POST carries the session's
+CSRF token, in the form or in the X-CSRF-Token header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from aiohttp import web
+from aiohttp_session import get_session, new_session, session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from bot.config import Settings
+from bot.config_console import ConsoleUser
+from bot.console import calendar_page, members_page, overview_page, rules_page, staff_page, tasks_page
+from bot.console.access import Viewer, staff_viewer
+from bot.console.i18n import LANGUAGES
+from bot.console.links import link_holder
+from bot.console.passwords import verify_password
+from bot.console.render import STATIC, render
+from bot.keys import SESSIONS
+from storage.models import utcnow
+
+COOKIE = "siyu_console"
+VIEWER = "viewer"
+OPEN_PATHS = ("/admin/login", "/admin/static/")
+MAX_FAILURES, FAILURE_WINDOW = 5, 15 * 60
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def console_secret(settings: Settings) -> bytes:
+    """The key that signs sessions and task links: configured, or new for this process."""
+    configured = settings.console.secret
+    return configured.get_secret_value().encode() if configured else secrets.token_bytes(32)
+
+
+def console_base_url(settings: Settings) -> str:
+    return settings.console.public_url or f"http://{settings.server.host}:{settings.server.port}"
+
+
+def add_console(app: web.Application, settings: Settings, secret: bytes) -> None:
+    """Serve the console under /admin/ on `app`."""
+    fernet_key = hashlib.sha256(b"console-session:" + secret).digest()  # 32 bytes, as Fernet wants
+    cookies = EncryptedCookieStorage(
+        fernet_key, cookie_name=COOKIE, max_age=settings.console.session_hours * 3600, httponly=True,
+        samesite="Lax", secure=console_base_url(settings).startswith("https://"), path="/admin",
+    )
+    console = web.Application(middlewares=[session_middleware(cookies), _signed_in, _csrf_checked])
+    console["secret"] = secret
+    console["users"] = {user.login: user for user in settings.console.users}
+    console["failures"] = {}
+    console["language"] = settings.console.language
+    console.router.add_get("/login", login_page)
+    console.router.add_post("/login", log_in)
+    console.router.add_post("/logout", log_out)
+    console.router.add_get("/language/{language}", switch_language)
+    console.router.add_static("/static/", STATIC)
+    console.router.add_get("", home)
+    console.router.add_get("/", home)
+    for page in (overview_page, members_page, calendar_page, rules_page, staff_page, tasks_page):
+        page.add_routes(console)
+    app.add_subapp("/admin", console)
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    viewer: Viewer = request[VIEWER]
+    raise web.HTTPFound("/admin/overview" if viewer.is_operator else "/admin/tasks")
+
+
+def operators_only(request: web.Request) -> Viewer:
+    viewer: Viewer = request[VIEWER]
+    if not viewer.is_operator:
+        raise web.HTTPForbidden(text="operators only / 仅运营可见")
+    return viewer
+
+
+# -- middlewares -------------------------------------------------------------------------
+
+@web.middleware
+async def _signed_in(request: web.Request, handler: Handler) -> web.StreamResponse:
+    session = await get_session(request)
+    request["language"] = session.get("language") or request.app["language"]
+    request["csrf"] = session.setdefault("csrf", secrets.token_urlsafe(24))
+    if request.path.startswith(OPEN_PATHS):
+        return await handler(request)
+    viewer = await _viewer_of(request, session)
+    if viewer is None:
+        viewer = await _follow_task_link(request)
+    if viewer is None:
+        if request.method == "GET":
+            raise web.HTTPFound(f"/admin/login?next={quote(request.path_qs)}")
+        raise web.HTTPUnauthorized(text="please log in / 请先登录")
+    request[VIEWER] = viewer
+    return await handler(request)
+
+
+@web.middleware
+async def _csrf_checked(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method == "POST":
+        session = await get_session(request)
+        expected = session.get("csrf", "")
+        given = request.headers.get("X-CSRF-Token", "")
+        if not given and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            given = str((await request.post()).get("csrf", ""))
+        if not expected or not hmac.compare_digest(given.encode(), str(expected).encode()):
+            raise web.HTTPForbidden(text="this form has expired: reload the page and try again / 表单已过期，请刷新页面后重试")
+    return await handler(request)
+
+
+async def _viewer_of(request: web.Request, session: dict) -> Viewer | None:
+    login = session.get("login")
+    if not login:
+        return None
+    user: ConsoleUser | None = request.app["users"].get(login)
+    if user is not None and user.role == "operator":
+        return Viewer(login, "operator", name=login)
+    staff_userid = user.staff if user is not None else session.get("staff")
+    if not staff_userid or (user is None and not session.get("by_link")):
+        return None  # a login removed from the config since
+    async with request.config_dict[SESSIONS]() as db:
+        return await staff_viewer(db, login, staff_userid)
+
+
+async def _follow_task_link(request: web.Request) -> Viewer | None:
+    """A genuine task link signs its staff member in, and lands on the page without it."""
+    if request.method != "GET" or not request.path.startswith("/admin/tasks") or "sig" not in request.query:
+        return None
+    userid = link_holder(request.app["secret"], request.path, request.query, utcnow())
+    if userid is None:
+        return None
+    async with request.config_dict[SESSIONS]() as db:
+        viewer = await staff_viewer(db, userid, userid)
+    if viewer is None:
+        return None
+    session = await new_session(request)
+    session.update({"login": userid, "staff": userid, "by_link": True, "csrf": secrets.token_urlsafe(24)})
+    raise web.HTTPFound(request.path)
+
+
+# -- login, logout, language -------------------------------------------------------------
+
+async def login_page(request: web.Request, problem: str | None = None, status: int = 200) -> web.Response:
+    return render(request, "login.html", http_status=status, problem=problem, next=_safe_next(request.query.get("next")),
+                  login=request.query.get("login", ""))
+
+
+async def log_in(request: web.Request) -> web.Response:
+    form = await request.post()
+    login, password = str(form.get("login", "")).strip(), str(form.get("password", ""))
+    failures: dict[str, list[float]] = request.app["failures"]
+    recent = [t for t in failures.get(login, []) if time.monotonic() - t < FAILURE_WINDOW]
+    if len(recent) >= MAX_FAILURES:
+        return await login_page(request, "尝试次数过多，请 15 分钟后再试", status=429)
+    user: ConsoleUser | None = request.app["users"].get(login)
+    if user is None or not _password_matches(user, password):
+        failures[login] = [*recent, time.monotonic()]
+        return await login_page(request, "登录名或密码不对", status=401)
+    failures.pop(login, None)
+    language = (await get_session(request)).get("language")
+    session = await new_session(request)  # a fresh session: no fixation
+    session.update({"login": login, "csrf": secrets.token_urlsafe(24)})
+    if language:
+        session["language"] = language
+    raise web.HTTPFound(_safe_next(str(form.get("next", ""))) or "/admin/")
+
+
+def _password_matches(user: ConsoleUser, password: str) -> bool:
+    if user.password_hash is not None and verify_password(password, user.password_hash):
+        return True
+    token = user.token.get_secret_value() if user.token is not None else None
+    return token is not None and hmac.compare_digest(password.encode(), token.encode())
+
+
+async def log_out(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    session.invalidate()
+    raise web.HTTPFound("/admin/login")
+
+
+async def switch_language(request: web.Request) -> web.Response:
+    language = request.match_info["language"]
+    if language not in LANGUAGES:
+        raise web.HTTPNotFound()
+    session = await get_session(request)
+    session["language"] = language
+    raise web.HTTPFound(_safe_next(request.query.get("next")) or "/admin/")
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path inside the console: never a redirect to somewhere else."""
+    if target and target.startswith("/admin") and not target.startswith("//"):
+        return target
+    return None

@@ -1,0 +1,44 @@
+"""The member card staff see before a touch: who she is, her layers and tags, what was
+said last, and her next care day. Shared by the `查` command and the console's task page."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.care_dates import next_care_moment
+from storage.interactions import last_interaction
+from storage.layers import layers_of
+from storage.members import masked_phone
+from storage.models import Member
+from storage.tags import tags_of
+
+CARE_NAMES = {"birthday": "生日", "anniversary": "入会周年"}
+SPEAKERS = {"message_in": "她说", "message_out": "我们说", "staff_out": "同事回复"}
+
+
+async def member_card(session: AsyncSession, member: Member, today: date, zone: ZoneInfo | None) -> dict[str, Any]:
+    assert member.id is not None
+    last = await last_interaction(session, member.id)
+    care = next_care_moment(
+        member.birth_month, member.birth_day, member.birthday_calendar, member.birthday_leap_month,
+        member.member_since, today,
+    )
+    return {
+        "id": member.id,
+        "name": member.name,
+        "phone": masked_phone(member.phone),
+        "opted_out": member.opted_out_at is not None,
+        "layers": await layers_of(session, member.id),
+        "tags": [t.name for t in await tags_of(session, member.id)][:8],
+        "last_interaction": _describe(last.at, last.kind, last.text, zone) if last else None,
+        "next_care": f"{CARE_NAMES[care[0]]} {care[1].strftime('%Y-%m-%d')}" if care else None,
+    }
+
+
+def _describe(at: datetime, kind: str, text: str | None, zone: ZoneInfo | None) -> str:
+    local = at.astimezone(zone) if zone else at
+    return f"{local.strftime('%m-%d %H:%M')} {SPEAKERS.get(kind, '事件')}：{(text or '')[:30]}"
