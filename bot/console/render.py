@@ -14,6 +14,7 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot.console.i18n import translator
+from bot.console.keys import CSRF, LANGUAGE, VIEWER
 
 STATIC = Path(__file__).with_name("static")
 
@@ -44,11 +45,11 @@ NAV = (
 
 
 def render(request: web.Request, template: str, *, http_status: int = 200, **context: Any) -> web.Response:
-    language = request.get("language", "zh")
-    viewer = request.get("viewer")
+    language = request.get(LANGUAGE, "zh")
+    viewer = request.get(VIEWER)
     nav = [(path, label) for path, label, operators in NAV if viewer is not None and (viewer.is_operator or not operators)]
     page = _environment.get_template(template).render(
-        _=translator(language), language=language, viewer=viewer, csrf=request.get("csrf", ""),
+        _=translator(language), language=language, viewer=viewer, csrf=request.get(CSRF, ""),
         path=request.path, path_qs=request.path_qs, nav=nav, **context,
     )
     return web.Response(text=page, status=http_status, content_type="text/html", charset="utf-8",

@@ -1,12 +1,13 @@
 """The console sub-application at /admin/: sessions, login, CSRF, language, pages.
 
-Sessions live in an encrypted cookie (aiohttp-session with Fernet), so any server
-process can read them and nothing is stored per login. Every POST carries the session's
+Sessions live in an encrypted cookie (`bot.console.cookies`), so any server process
+can read them and nothing is stored per login. Every POST carries the session's
 CSRF token, in the form or in the X-CSRF-Token header.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -15,24 +16,27 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
-from aiohttp_session import get_session, new_session, session_middleware
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.config import Settings
 from bot.config_console import ConsoleUser
 from bot.console import calendar_page, members_page, overview_page, rules_page, staff_page, tasks_page
 from bot.console.access import Viewer, staff_viewer
+from bot.console.cookies import SESSION, ConsoleSession, session_middleware
 from bot.console.i18n import LANGUAGES
+from bot.console.keys import CSRF, LANGUAGE, VIEWER
 from bot.console.links import link_holder
 from bot.console.passwords import verify_password
 from bot.console.render import STATIC, render
 from bot.keys import SESSIONS
 from storage.models import utcnow
 
-COOKIE = "siyu_console"
-VIEWER = "viewer"
 OPEN_PATHS = ("/admin/login", "/admin/static/")
 MAX_FAILURES, FAILURE_WINDOW = 5, 15 * 60
+
+SECRET = web.AppKey("console_secret", bytes)
+USERS = web.AppKey("console_users", dict)  # login → ConsoleUser
+FAILURES = web.AppKey("console_failures", dict)  # login → monotonic times of recent failures
+DEFAULT_LANGUAGE = web.AppKey("console_language", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -49,16 +53,14 @@ def console_base_url(settings: Settings) -> str:
 
 def add_console(app: web.Application, settings: Settings, secret: bytes) -> None:
     """Serve the console under /admin/ on `app`."""
-    fernet_key = hashlib.sha256(b"console-session:" + secret).digest()  # 32 bytes, as Fernet wants
-    cookies = EncryptedCookieStorage(
-        fernet_key, cookie_name=COOKIE, max_age=settings.console.session_hours * 3600, httponly=True,
-        samesite="Lax", secure=console_base_url(settings).startswith("https://"), path="/admin",
-    )
-    console = web.Application(middlewares=[session_middleware(cookies), _signed_in, _csrf_checked])
-    console["secret"] = secret
-    console["users"] = {user.login: user for user in settings.console.users}
-    console["failures"] = {}
-    console["language"] = settings.console.language
+    fernet_key = base64.urlsafe_b64encode(hashlib.sha256(b"console-session:" + secret).digest())
+    sessions = session_middleware(fernet_key, settings.console.session_hours * 3600,
+                                  secure=console_base_url(settings).startswith("https://"))
+    console = web.Application(middlewares=[sessions, _signed_in, _csrf_checked])
+    console[SECRET] = secret
+    console[USERS] = {user.login: user for user in settings.console.users}
+    console[FAILURES] = {}
+    console[DEFAULT_LANGUAGE] = settings.console.language
     console.router.add_get("/login", login_page)
     console.router.add_post("/login", log_in)
     console.router.add_post("/logout", log_out)
@@ -87,9 +89,9 @@ def operators_only(request: web.Request) -> Viewer:
 
 @web.middleware
 async def _signed_in(request: web.Request, handler: Handler) -> web.StreamResponse:
-    session = await get_session(request)
-    request["language"] = session.get("language") or request.app["language"]
-    request["csrf"] = session.setdefault("csrf", secrets.token_urlsafe(24))
+    session = request[SESSION]
+    request[LANGUAGE] = session.get("language") or request.app[DEFAULT_LANGUAGE]
+    request[CSRF] = session.setdefault("csrf", secrets.token_urlsafe(24))
     if request.path.startswith(OPEN_PATHS):
         return await handler(request)
     viewer = await _viewer_of(request, session)
@@ -106,7 +108,7 @@ async def _signed_in(request: web.Request, handler: Handler) -> web.StreamRespon
 @web.middleware
 async def _csrf_checked(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method == "POST":
-        session = await get_session(request)
+        session = request[SESSION]
         expected = session.get("csrf", "")
         given = request.headers.get("X-CSRF-Token", "")
         if not given and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -116,11 +118,11 @@ async def _csrf_checked(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
-async def _viewer_of(request: web.Request, session: dict) -> Viewer | None:
+async def _viewer_of(request: web.Request, session: ConsoleSession) -> Viewer | None:
     login = session.get("login")
     if not login:
         return None
-    user: ConsoleUser | None = request.app["users"].get(login)
+    user: ConsoleUser | None = request.app[USERS].get(login)
     if user is not None and user.role == "operator":
         return Viewer(login, "operator", name=login)
     staff_userid = user.staff if user is not None else session.get("staff")
@@ -134,15 +136,14 @@ async def _follow_task_link(request: web.Request) -> Viewer | None:
     """A genuine task link signs its staff member in, and lands on the page without it."""
     if request.method != "GET" or not request.path.startswith("/admin/tasks") or "sig" not in request.query:
         return None
-    userid = link_holder(request.app["secret"], request.path, request.query, utcnow())
+    userid = link_holder(request.app[SECRET], request.path, request.query, utcnow())
     if userid is None:
         return None
     async with request.config_dict[SESSIONS]() as db:
         viewer = await staff_viewer(db, userid, userid)
     if viewer is None:
         return None
-    session = await new_session(request)
-    session.update({"login": userid, "staff": userid, "by_link": True, "csrf": secrets.token_urlsafe(24)})
+    request[SESSION].renew(login=userid, staff=userid, by_link=True, csrf=secrets.token_urlsafe(24))
     raise web.HTTPFound(request.path)
 
 
@@ -156,18 +157,18 @@ async def login_page(request: web.Request, problem: str | None = None, status: i
 async def log_in(request: web.Request) -> web.Response:
     form = await request.post()
     login, password = str(form.get("login", "")).strip(), str(form.get("password", ""))
-    failures: dict[str, list[float]] = request.app["failures"]
+    failures: dict[str, list[float]] = request.app[FAILURES]
     recent = [t for t in failures.get(login, []) if time.monotonic() - t < FAILURE_WINDOW]
     if len(recent) >= MAX_FAILURES:
         return await login_page(request, "尝试次数过多，请 15 分钟后再试", status=429)
-    user: ConsoleUser | None = request.app["users"].get(login)
+    user: ConsoleUser | None = request.app[USERS].get(login)
     if user is None or not _password_matches(user, password):
         failures[login] = [*recent, time.monotonic()]
         return await login_page(request, "登录名或密码不对", status=401)
     failures.pop(login, None)
-    language = (await get_session(request)).get("language")
-    session = await new_session(request)  # a fresh session: no fixation
-    session.update({"login": login, "csrf": secrets.token_urlsafe(24)})
+    session = request[SESSION]
+    language = session.get("language")
+    session.renew(login=login, csrf=secrets.token_urlsafe(24))  # a fresh session: no fixation
     if language:
         session["language"] = language
     raise web.HTTPFound(_safe_next(str(form.get("next", ""))) or "/admin/")
@@ -181,8 +182,7 @@ def _password_matches(user: ConsoleUser, password: str) -> bool:
 
 
 async def log_out(request: web.Request) -> web.Response:
-    session = await get_session(request)
-    session.invalidate()
+    request[SESSION].end()
     raise web.HTTPFound("/admin/login")
 
 
@@ -190,7 +190,7 @@ async def switch_language(request: web.Request) -> web.Response:
     language = request.match_info["language"]
     if language not in LANGUAGES:
         raise web.HTTPNotFound()
-    session = await get_session(request)
+    session = request[SESSION]
     session["language"] = language
     raise web.HTTPFound(_safe_next(request.query.get("next")) or "/admin/")
 

@@ -9,6 +9,7 @@ from typing import Literal
 from aiohttp import web
 
 from bot.console.access import Viewer
+from bot.console.keys import VIEWER
 from bot.console.render import render
 from bot.keys import SESSIONS, SETTINGS
 from handlers.member_card import member_card
@@ -32,7 +33,7 @@ def add_routes(console: web.Application) -> None:
 
 
 async def task_list(request: web.Request) -> web.Response:
-    viewer: Viewer = request["viewer"]
+    viewer: Viewer = request[VIEWER]
     status = request.query.get("status", "open")
     status = status if status in STATUSES else "open"
     today = datetime.now(request.config_dict[SETTINGS].zone).date()
@@ -50,7 +51,7 @@ async def task_list(request: web.Request) -> web.Response:
 
 
 async def _task_for(request: web.Request, session) -> StaffTask:  # type: ignore[no-untyped-def]
-    viewer: Viewer = request["viewer"]
+    viewer: Viewer = request[VIEWER]
     task = await session.get(StaffTask, int(request.match_info["id"]))
     if task is None:
         raise web.HTTPNotFound(text="no such task / 没有这个任务")
@@ -87,7 +88,9 @@ async def _close(request: web.Request, status: Literal["done", "skipped"]) -> we
         return await task_page(request, problem="跳过需要写原因", status=400)
     async with request.config_dict[SESSIONS]() as session, session.begin():
         task = await _task_for(request, session)
-        if task.status != "open":
-            return await task_page(request, problem="这个任务已经处理过了", status=409)
-        close_task(session, task, status, note or None, utcnow())
+        already = task.status != "open"
+        if not already:
+            close_task(session, task, status, note or None, utcnow())
+    if already:  # another tab or a retry got there first
+        return await task_page(request, problem="这个任务已经处理过了", status=409)
     raise web.HTTPFound(f"/admin/tasks/{task.id}?closed={status}")

@@ -1,0 +1,99 @@
+"""Console logins, roles and CSRF, through the real server and database."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import pytest
+
+from tests.console_harness import OPERATOR_TOKEN, ConsoleClient, ConsoleServer, LoginRefused
+
+LogIn = Callable[..., Awaitable[ConsoleClient]]
+
+
+async def test_pages_need_a_login_and_send_the_visitor_back_after_it(console: ConsoleServer) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(console.base + "/admin/tasks?status=all") as response:
+            assert response.status == 200
+            assert response.url.path == "/admin/login"
+            page = await response.text()
+        assert 'name="next" value="/admin/tasks?status=all"' in page
+        async with http.post(console.base + "/admin/tasks/1/done", data={}) as response:
+            assert response.status == 401  # no session, no form
+
+
+async def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_login(
+    console: ConsoleServer, log_in: LogIn
+) -> None:
+    with pytest.raises(LoginRefused) as refused:
+        await log_in("ops", "not-the-password")
+    assert refused.value.status == 401 and "登录名或密码不对" in refused.value.page
+    for _ in range(4):
+        with pytest.raises(LoginRefused):
+            await log_in("ops", "still-wrong")
+    # Five failures: even the right password waits now, and other logins do not.
+    with pytest.raises(LoginRefused) as locked:
+        await log_in("ops")
+    assert locked.value.status == 429 and "15 分钟" in locked.value.page
+    await log_in("robot", OPERATOR_TOKEN)
+
+
+async def test_an_operator_may_log_in_with_a_token(console: ConsoleServer, log_in: LogIn) -> None:
+    client = await log_in("robot", OPERATOR_TOKEN)
+    assert "全部任务" in await client.get("/admin/tasks")
+
+
+async def test_a_form_without_the_csrf_token_is_refused_and_changes_nothing(
+    console: ConsoleServer, log_in: LogIn
+) -> None:
+    client = await log_in("liuyang")
+    task = console.brand.tasks["birthday"]
+    refused = await client.post(f"/admin/tasks/{task}/done", {}, expect=403, csrf=False)
+    assert "表单已过期" in refused
+    forged = await client.post(f"/admin/tasks/{task}/done", {"csrf": "guessed"}, expect=403, csrf=False)
+    assert "表单已过期" in forged
+    assert "待办" in await client.get(f"/admin/tasks/{task}")
+
+
+async def test_staff_see_their_own_tasks_and_not_another_stores(console: ConsoleServer, log_in: LogIn) -> None:
+    liuyang = await log_in("liuyang")
+    mine = await liuyang.get("/admin/tasks")
+    assert "王芳 生日" in mine and "赵雪" not in mine
+    await liuyang.get(f"/admin/tasks/{console.brand.tasks['revisit']}", expect=403)
+    # Operators' pages are not for staff.
+    await liuyang.get("/admin/overview", expect=403)
+
+    # 陈静 manages 静安店: she sees 刘洋's task, and still not 徐汇店's.
+    chenjing = await log_in("chenjing")
+    store = await chenjing.get("/admin/tasks")
+    assert "王芳 生日" in store and "赵雪" not in store
+
+
+async def test_a_staff_member_marks_a_task_done_and_skips_one_only_with_a_reason(
+    console: ConsoleServer, log_in: LogIn
+) -> None:
+    zhoumin = await log_in("zhoumin")
+    task = console.brand.tasks["revisit"]
+    page = await zhoumin.get(f"/admin/tasks/{task}")
+    assert "逾期" in page
+    assert "需要写原因" in await zhoumin.post(f"/admin/tasks/{task}/skip", {"note": "  "}, expect=400)
+    done = await zhoumin.post(f"/admin/tasks/{task}/done", {"note": "打过电话了"})
+    assert "已标记为完成" in done and "打过电话了" in done
+    # A second click (another tab, a retry) does not close it twice.
+    assert "已经处理过了" in await zhoumin.post(f"/admin/tasks/{task}/done", {}, expect=409)
+    assert f'data-task="{task}"' in await zhoumin.get("/admin/tasks?status=done")
+
+
+async def test_logging_out_ends_the_session(console: ConsoleServer, log_in: LogIn) -> None:
+    client = await log_in("ops")
+    await client.post("/admin/logout", {})
+    page = await client.get("/admin/tasks")
+    assert re.search(r'data-testid="login-form"', page)
+
+
+async def test_the_console_speaks_english_on_request(console: ConsoleServer, log_in: LogIn) -> None:
+    client = await log_in("liuyang")
+    page = await client.get("/admin/language/en?next=/admin/tasks")
+    assert "My tasks" in page and "我的任务" not in page
