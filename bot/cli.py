@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import calendar_cli, care_cli, import_cli, inspect_cli, layers_cli, tasks_cli
+from bot import calendar_cli, care_cli, console_cli, import_cli, inspect_cli, layers_cli, tasks_cli
 from bot.app import renderer_for
 from bot.check import problems_in, summary
 from bot.config import ConfigError, Settings, config_path, load_settings
@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     tasks_list.add_argument("--staff", metavar="USERID", help="only this staff member's tasks")
     tasks_list.add_argument("--status", choices=tasks_cli.STATUSES, help="only tasks in this state")
 
+    console = commands.add_parser("console", help="the operator console at /admin/").add_subparsers(
+        dest="console_command", required=True
+    )
+    console.add_parser("hash-password", help="print the hash of a password (read from stdin, or asked twice) "
+                       "for password_hash in [[console.users]]")
+
     outbox = commands.add_parser("outbox", help="messages on their way out").add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox.add_parser("list", parents=[common, listing], help="recent outbox rows")
     outbox_list.add_argument("--status", choices=STATUSES)
@@ -99,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "console":
+        return console_cli.hash_password_command()
     path = config_path(args.config)
     if args.command == "check":
         return _check(path)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from bot.console.passwords import is_password_hash
+
+
+def _at_least(length: int):  # noqa: ANN202 - a validator
+    def check(secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < length:
+            raise ValueError(f"must be {length} characters or more")
+        return secret
+
+    return check
 
 
 class ConsoleUser(BaseModel):
@@ -21,7 +30,7 @@ class ConsoleUser(BaseModel):
     # `siyu console hash-password` prints one; the plain password is never stored.
     password_hash: str | None = None
     # Or a long random token typed in the password field ("env:NAME" keeps it out of the file).
-    token: SecretStr | None = Field(default=None, min_length=16)
+    token: Annotated[SecretStr | None, AfterValidator(_at_least(16))] = None
 
     @field_validator("password_hash")
     @classmethod
@@ -49,7 +58,7 @@ class ConsoleSettings(BaseModel):
     public_url: str | None = None
     # Signs session cookies and task links: 32 or more characters, from the environment.
     # Unset: a new secret each start, so everyone logs in again after a restart.
-    secret: SecretStr | None = Field(default=None, min_length=32)
+    secret: Annotated[SecretStr | None, AfterValidator(_at_least(32))] = None
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     # How long a task link in a staff prompt opens that task without a password.
     task_link_days: int = Field(default=7, ge=1, le=60)

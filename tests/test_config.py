@@ -247,3 +247,24 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
         if not re.search(rf"^[# ]*({name} *=|{name} +(REQUIRED|\w)|\[+[\w.]*\b{name}\b)", text, re.M)
     )
     assert undocumented == []
+
+
+def test_console_users_are_checked(tmp_path: Path) -> None:
+    found = problems(tmp_path, """
+        [console]
+        secret = "too-short"
+        [[console.users]]
+        login = "ops"
+        password_hash = "plain-text-password"
+        [[console.users]]
+        login = "clerk"
+        role = "staff"
+        token = "a-token-long-enough-000"
+        [[console.users]]
+        login = "nobody"
+    """)
+    text = "\n".join(found)
+    assert "console.secret: must be 32 characters or more" in text
+    assert "console.users[0].password_hash: is not a hash from `siyu console hash-password`" in text
+    assert "user 'clerk' has role staff: name the staff userid in `staff`" in text
+    assert "user 'nobody' needs password_hash or token" in text

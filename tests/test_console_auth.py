@@ -2,15 +2,55 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import pytest
 
+from bot.cli import main
+from bot.console.links import link_holder, signed_link
+from bot.console.passwords import hash_password, verify_password
 from tests.console_harness import OPERATOR_TOKEN, ConsoleClient, ConsoleServer, LoginRefused
 
 LogIn = Callable[..., Awaitable[ConsoleClient]]
+NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+SECRET = b"k" * 32
+
+
+def test_a_password_hash_verifies_only_its_password_and_is_salted() -> None:
+    first, second = hash_password("禾麦 bakery 2026"), hash_password("禾麦 bakery 2026")
+    assert first != second  # salted
+    assert verify_password("禾麦 bakery 2026", first) and verify_password("禾麦 bakery 2026", second)
+    assert not verify_password("禾麦 bakery 2027", first)
+    assert not verify_password("禾麦 bakery 2026", "scrypt$1$1$1$bad$bad")
+
+
+def test_hash_password_reads_stdin_and_refuses_a_short_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
+    assert main(["console", "hash-password"]) == 0
+    assert verify_password("a-long-enough-password", capsys.readouterr().out.strip())
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["console", "hash-password"]) == 1
+    assert "at least 8 characters" in capsys.readouterr().err
+
+
+def test_a_task_link_holds_for_its_path_and_staff_until_it_expires() -> None:
+    link = signed_link("https://ops.example.com", SECRET, "/admin/tasks/12", "liuyang", NOW, days=7)
+    url = urlsplit(link)
+    assert link.startswith("https://ops.example.com/admin/tasks/12?")
+    query = dict(parse_qsl(url.query))
+    assert link_holder(SECRET, "/admin/tasks/12", query, NOW) == "liuyang"
+    assert link_holder(SECRET, "/admin/tasks/12", query, NOW + timedelta(days=8)) is None  # expired
+    assert link_holder(SECRET, "/admin/tasks/13", query, NOW) is None  # another task
+    assert link_holder(b"x" * 32, "/admin/tasks/12", query, NOW) is None  # another secret
+    assert link_holder(SECRET, "/admin/tasks/12", query | {"as": "chenjing"}, NOW) is None
+    assert link_holder(SECRET, "/admin/tasks/12", query | {"until": str(int(query["until"]) + 86400)}, NOW) is None
 
 
 async def test_pages_need_a_login_and_send_the_visitor_back_after_it(console: ConsoleServer) -> None:

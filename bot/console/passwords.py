@@ -36,7 +36,10 @@ def verify_password(password: str, stored: str) -> bool:
     if found is None:
         return False
     n, r, p = (int(found.group(i)) for i in (1, 2, 3))
-    salt, expected = base64.urlsafe_b64decode(found.group(4)), base64.urlsafe_b64decode(found.group(5))
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=len(expected),
-                            maxmem=128 * n * r * p + 1024 * 1024)
+    try:
+        salt, expected = base64.urlsafe_b64decode(found.group(4)), base64.urlsafe_b64decode(found.group(5))
+        digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=len(expected),
+                                maxmem=128 * n * r * p + 1024 * 1024)
+    except ValueError:  # damaged base64 (binascii.Error is one) or impossible costs
+        return False
     return hmac.compare_digest(digest, expected)
