@@ -14,8 +14,10 @@ from bot import calendar_cli, care_cli, console_cli, import_cli, inspect_cli, la
 from bot.app import renderer_for
 from bot.check import problems_in, summary
 from bot.config import ConfigError, Settings, config_path, load_settings
-from bot.demo import seed, write_config
+from bot.config_care import care_plan
+from bot.demo import DEMO_PASSWORD, seed, write_config
 from bot.serve import configure_logging, run_server
+from scheduler.care import run_care_scan
 from scheduler.engagement import snapshot_engagement
 from scheduler.layer_jobs import recompute_layers
 from storage.engine import create_database_engine, session_factory
@@ -190,6 +192,8 @@ def _demo(args: argparse.Namespace) -> int:
             today = now.astimezone(settings.zone).date()
             days = [today - timedelta(days=n) for n in range(13, -1, -1)]
             await snapshot_engagement(sessions, [s.name for s in schemes], days, settings.zone, now)
+            # Today's birthdays: greetings and gift tasks, so the console has a care queue.
+            await run_care_scan(sessions, care_plan(settings), renderer_for(settings), settings.zone, now)
             return result
         finally:
             await engine.dispose()
@@ -200,6 +204,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     def announce(base: str) -> None:
         print(f"  chat as a member:  {base}/sandbox", flush=True)
+        if settings.console.users:
+            print(f"  operator console:  {base}/admin/  (log in as ops, or chenjing / liuyang for staff;"
+                  f" password {DEMO_PASSWORD})", flush=True)
         print(f"  health:            {base}/healthz", flush=True)
         print(f"  other commands:    siyu member show {result.example_member} --config {path}", flush=True)
         print("  Ctrl-C stops the demo; run it again to pick up where you left off.", flush=True)

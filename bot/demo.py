@@ -7,6 +7,7 @@ birthdays placed on the day it is first run.
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,9 +15,11 @@ from pathlib import Path
 from lunardate import LunarDate
 from sqlalchemy import func, select
 
+from bot.console.passwords import hash_password
 from storage.engine import SessionFactory
 from storage.models import Member, MemberIdentity, Order, Staff, Store
 
+DEMO_PASSWORD = "siyu-demo"  # the demo's console logins; a real brand hashes its own
 MEMBERS = 500
 ORDERS = 5000
 SOLAR_BIRTHDAYS_TODAY = 4
@@ -36,6 +39,28 @@ port = {port}
 
 [platforms.sandbox]
 enabled = true
+
+# The operator console at /admin/. Every demo login's password is "{password}".
+[console]
+secret = "{secret}"
+public_url = "http://127.0.0.1:{port}"
+
+[[console.users]]
+login = "ops"
+role = "operator"
+password_hash = "{password_hash}"
+
+[[console.users]]
+login = "chenjing"        # 静安店's manager: her store's tasks and members
+role = "staff"
+staff = "chenjing"
+password_hash = "{password_hash}"
+
+[[console.users]]
+login = "liuyang"         # a staff member of 静安店: his own
+role = "staff"
+staff = "liuyang"
+password_hash = "{password_hash}"
 
 [persona]
 name = "小禾"
@@ -165,7 +190,9 @@ def write_config(directory: Path, port: int) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "siyu.toml"
     if not path.exists():
-        path.write_text(CONFIG.format(port=port), encoding="utf-8")
+        text = CONFIG.format(port=port, password=DEMO_PASSWORD, password_hash=hash_password(DEMO_PASSWORD),
+                             secret=secrets.token_urlsafe(32))
+        path.write_text(text, encoding="utf-8")
     for name, text in FAQ_TEMPLATES.items():
         template = directory / "templates" / name
         if not template.exists():
