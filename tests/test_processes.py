@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import select
 
+from bot.demo import DEMO_PASSWORD
 from storage.engine import create_database_engine, session_factory
 from storage.members import member_by_identity
 from storage.models import InboxEntry, OutboxEntry
@@ -58,7 +60,7 @@ async def read_until(process: asyncio.subprocess.Process, marker: str, timeout: 
 async def test_demo_serves_a_chat_where_a_message_gets_a_persona_reply_and_a_tag(tmp_path: Path) -> None:
     port = free_port()
     async with siyu(["demo", "--dir", "shop", "--port", str(port)], cwd=tmp_path) as process:
-        printed = await read_until(process, "/sandbox")
+        printed = await read_until(process, "/healthz")
         assert "seeded 500 members and 5000 orders" in printed
         base = f"http://127.0.0.1:{port}"
         assert f"{base}/sandbox" in printed
@@ -72,6 +74,16 @@ async def test_demo_serves_a_chat_where_a_message_gets_a_persona_reply_and_a_tag
                     assert sent.status == 202
                 reply = await next_event(stream)
         assert "小禾" in reply["text"]
+        # The operator console is there too, with the printed demo login.
+        assert f"{base}/admin/" in printed and DEMO_PASSWORD in printed
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.get(f"{base}/admin/") as login:
+                token = re.search(r'name="csrf-token" content="([^"]+)"', await login.text())
+            assert token is not None
+            form = {"login": "ops", "password": DEMO_PASSWORD, "csrf": token.group(1), "next": "/admin/tasks"}
+            async with browser.post(f"{base}/admin/login", data=form) as landed:
+                assert landed.status == 200 and landed.url.path == "/admin/tasks"
+                assert "生日" in await landed.text()  # today's birthday gift tasks from the care scan
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
             assert await process.wait() == 0
