@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
@@ -15,31 +12,13 @@ from bot.keys import DELIVERY
 from storage.engine import SessionFactory
 from storage.models import InboxEntry, OutboxEntry, Staff, StaffTask, Store, utcnow
 from storage.outbox import NewOutboxMessage, enqueue
+from tests.browser_harness import needs_chromium, screenshot_path
 from tests.conftest import RunningServer, eventually
 
 pytest.importorskip("playwright", reason="browser tests need the playwright package (pip install -e '.[test]')")
-from playwright.async_api import Browser, async_playwright, expect  # noqa: E402
+from playwright.async_api import Browser, expect  # noqa: E402
 
-CHROMIUM = os.environ.get("SIYU_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-# Screenshots go to $SIYU_SCREENSHOTS when set (docs/screenshots is refreshed that way),
-# else to the test's temporary folder.
-SCREENSHOTS = os.environ.get("SIYU_SCREENSHOTS")
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="browser tests need chromium on PATH (apt-get install chromium) or SIYU_CHROMIUM"
-)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield browser
-        await browser.close()
+pytestmark = needs_chromium
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -61,7 +40,7 @@ async def test_a_member_chats_and_the_persona_reply_appears_without_reloading(
     await expect(replies).to_have_count(1)
     await expect(replies.first).to_contain_text("面包控")
     await expect(page.get_by_test_id("member-list")).to_contain_text("王芳")
-    await page.screenshot(path=str(Path(SCREENSHOTS or tmp_path) / "sandbox-chat.png"))
+    await page.screenshot(path=str(screenshot_path(tmp_path, "sandbox-chat.png")))
 
     # A reload shows the same conversation from history, once.
     await page.reload()
@@ -120,7 +99,7 @@ async def test_a_staff_member_sends_a_command_and_prompts_arrive_without_reloadi
     await expect(prompts).to_have_count(await sent_prompts(sessions, "chenjing"))
     # The member chat never saw any of it.
     await expect(page.locator('[data-testid="message"]')).to_have_count(0)
-    shot = Path(SCREENSHOTS or tmp_path) / "sandbox-staff.png"
+    shot = screenshot_path(tmp_path, "sandbox-staff.png")
     await page.screenshot(path=str(shot))
 
     # A reload on the staff tab shows the same conversation from history, once.
