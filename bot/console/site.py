@@ -19,7 +19,6 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.config_console import ConsoleUser
-from bot.console import calendar_page, members_page, overview_page, rules_page, staff_page, tasks_page
 from bot.console.access import Viewer, staff_viewer
 from bot.console.cookies import SESSION, ConsoleSession, session_middleware
 from bot.console.i18n import LANGUAGES
@@ -53,6 +52,9 @@ def console_base_url(settings: Settings) -> str:
 
 def add_console(app: web.Application, settings: Settings, secret: bytes) -> None:
     """Serve the console under /admin/ on `app`."""
+    # Imported here: the pages use this module's helpers (operators_only).
+    from bot.console import calendar_page, members_page, overview_page, rules_page, staff_page, tasks_page
+
     fernet_key = base64.urlsafe_b64encode(hashlib.sha256(b"console-session:" + secret).digest())
     sessions = session_middleware(fernet_key, settings.console.session_hours * 3600,
                                   secure=console_base_url(settings).startswith("https://"))
@@ -149,9 +151,13 @@ async def _follow_task_link(request: web.Request) -> Viewer | None:
 
 # -- login, logout, language -------------------------------------------------------------
 
-async def login_page(request: web.Request, problem: str | None = None, status: int = 200) -> web.Response:
-    return render(request, "login.html", http_status=status, problem=problem, next=_safe_next(request.query.get("next")),
-                  login=request.query.get("login", ""))
+async def login_page(request: web.Request) -> web.Response:
+    return _login_form(request, None, 200, request.query.get("login", ""), request.query.get("next"))
+
+
+def _login_form(request: web.Request, problem: str | None, status: int, login: str, next_path: str | None) -> web.Response:
+    """The form again, keeping what was typed (but never the password)."""
+    return render(request, "login.html", http_status=status, problem=problem, next=_safe_next(next_path), login=login)
 
 
 async def log_in(request: web.Request) -> web.Response:
@@ -159,19 +165,20 @@ async def log_in(request: web.Request) -> web.Response:
     login, password = str(form.get("login", "")).strip(), str(form.get("password", ""))
     failures: dict[str, list[float]] = request.app[FAILURES]
     recent = [t for t in failures.get(login, []) if time.monotonic() - t < FAILURE_WINDOW]
+    next_path = str(form.get("next", ""))
     if len(recent) >= MAX_FAILURES:
-        return await login_page(request, "尝试次数过多，请 15 分钟后再试", status=429)
+        return _login_form(request, "尝试次数过多，请 15 分钟后再试", 429, login, next_path)
     user: ConsoleUser | None = request.app[USERS].get(login)
     if user is None or not _password_matches(user, password):
         failures[login] = [*recent, time.monotonic()]
-        return await login_page(request, "登录名或密码不对", status=401)
+        return _login_form(request, "登录名或密码不对", 401, login, next_path)
     failures.pop(login, None)
     session = request[SESSION]
     language = session.get("language")
     session.renew(login=login, csrf=secrets.token_urlsafe(24))  # a fresh session: no fixation
     if language:
         session["language"] = language
-    raise web.HTTPFound(_safe_next(str(form.get("next", ""))) or "/admin/")
+    raise web.HTTPFound(_safe_next(next_path) or "/admin/")
 
 
 def _password_matches(user: ConsoleUser, password: str) -> bool:
