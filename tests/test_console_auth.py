@@ -137,3 +137,14 @@ async def test_the_console_speaks_english_on_request(console: ConsoleServer, log
     client = await log_in("liuyang")
     page = await client.get("/admin/language/en?next=/admin/tasks")
     assert "My tasks" in page and "我的任务" not in page
+
+
+async def test_an_operator_narrows_the_task_list_to_one_staff_member(console: ConsoleServer, log_in: LogIn) -> None:
+    client = await log_in("ops")
+    everyone = await client.get("/admin/tasks?status=all")
+    assert "王芳 生日" in everyone and "流失回访：赵雪" in everyone
+    one = await client.get("/admin/tasks?status=all&staff=zhoumin")
+    assert "流失回访：赵雪" in one and "王芳 生日" not in one
+    # Staff cannot widen or shift their view with the same parameter.
+    liuyang = await log_in("liuyang")
+    assert "流失回访：赵雪" not in await liuyang.get("/admin/tasks?status=all&staff=zhoumin")

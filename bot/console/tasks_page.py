@@ -36,17 +36,19 @@ async def task_list(request: web.Request) -> web.Response:
     viewer: Viewer = request[VIEWER]
     status = request.query.get("status", "open")
     status = status if status in STATUSES else "open"
+    # Operators may narrow the list to one staff member (the staff page links here).
+    only = request.query.get("staff", "").strip() or None if viewer.is_operator else None
     today = datetime.now(request.config_dict[SETTINGS].zone).date()
     statuses = {"open": ["open"], "overdue": ["open"], "done": ["done"], "skipped": ["skipped"], "all": []}[status]
     async with request.config_dict[SESSIONS]() as session:
         rows = await list_tasks(
-            session, statuses=statuses, limit=LIMIT,
+            session, statuses=statuses, limit=LIMIT, staff_userid=only,
             staff_id=None if viewer.is_operator else (viewer.staff_id or -1),
             store_id=None if viewer.is_operator else viewer.store_id,
         )
     if status == "overdue":
         rows = [r for r in rows if r.task.due_date < today]
-    return render(request, "tasks.html", rows=rows, status=status, statuses=STATUSES, today=today,
+    return render(request, "tasks.html", rows=rows, status=status, statuses=STATUSES, today=today, only=only,
                   kinds=KIND_LABELS, limit=LIMIT)
 
 
