@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.actions import MarkTags, TagName
 from handlers.config import HandlerConfig
 from handlers.rules import EventKind, EventRule, TagRule
+from storage.models import Tag
 from storage.tags import add_interest, apply_tag, ensure_tag, remove_member_tags, tags_in_group
 
 
@@ -43,6 +44,19 @@ def winners(rules: Sequence[TagRule], config: HandlerConfig) -> list[TagRule]:
     return chosen
 
 
+async def clear_exclusive_group(
+    session: AsyncSession, config: HandlerConfig, member_id: int, tag: Tag, now: datetime
+) -> list[tuple[str, str]]:
+    """Before `tag` is given: in an exclusive group a new grade replaces the old one,
+    whoever set it. Returns the (group, name) of the tags taken."""
+    group = config.tag_groups.get(tag.group)
+    if group is None or not group.exclusive:
+        return []
+    others = [t for t in await tags_in_group(session, member_id, tag.group) if t.id != tag.id]
+    await remove_member_tags(session, member_id, [t.id for t in others if t.id is not None], now)
+    return [(t.group, t.name) for t in others]
+
+
 async def give_tags(
     session: AsyncSession, config: HandlerConfig, member_id: int, rules: Sequence[TagRule], now: datetime
 ) -> TagChange:
@@ -50,12 +64,7 @@ async def give_tags(
     change = TagChange()
     for rule in winners(rules, config):
         tag = await ensure_tag(session, rule.tag, rule.group)
-        group = config.tag_groups.get(rule.group)
-        if group is not None and group.exclusive:
-            # A new grade replaces the old one, whoever set it.
-            others = [t for t in await tags_in_group(session, member_id, rule.group) if t.id != tag.id]
-            await remove_member_tags(session, member_id, [t.id for t in others if t.id is not None])
-            change.removed.extend((t.group, t.name) for t in others)
+        change.removed.extend(await clear_exclusive_group(session, config, member_id, tag, now))
         if await apply_tag(session, member_id, tag, "rule", rule.id, now):
             change.added.append((rule.group, rule.tag))
         if rule.weight:

@@ -27,7 +27,7 @@ async def sweep_tags(sessions: SessionFactory, config: HandlerConfig, now: datet
     async with sessions() as session, session.begin():
         for group in config.tag_groups.values():
             if group.expire_days:
-                lapsed += await expire_rule_tags(session, group.name, now - timedelta(days=group.expire_days))
+                lapsed += await expire_rule_tags(session, group.name, now - timedelta(days=group.expire_days), now)
         for rule in config.rules_of(BehaviourRule):
             if rule.measure == "silent":
                 tag = await ensure_tag(session, rule.tag, rule.group)

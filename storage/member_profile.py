@@ -165,12 +165,6 @@ async def claim_for_staff(session: AsyncSession, member_id: int, tag_id: int, so
     )
 
 
-async def mark_changed(session: AsyncSession, member_id: int, now: datetime) -> None:
-    """Note an edit on the member, so the next incremental layer run takes her again:
-    a removed tag leaves no row behind whose time that run could see."""
-    await session.execute(update(Member).where(Member.id == member_id).values(updated_at=now))  # type: ignore[arg-type]
-
-
 # ── One member's record ────────────────────────────────────────────────────────────────
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import MemberTag, OutboxEntry, Tag
+from storage.tags import mark_members_changed, remove_member_tags
 
 MARK_ROUTE = "mark_tag"
 
@@ -52,16 +53,16 @@ async def rename_tag(session: AsyncSession, tag: Tag, name: str) -> bool:
     return True
 
 
-async def unlink_tag(session: AsyncSession, tag: Tag) -> int:
+async def unlink_tag(session: AsyncSession, tag: Tag, now: datetime) -> int:
     """The platform tag is gone: forget the link and take the tag from the members the
     platform gave it to (source "platform"); tags our rules or staff gave stay. Returns
     how many members lost it."""
     assert tag.id is not None
     tag.platform_tag_id = None
     session.add(tag)
-    result = await session.execute(
-        delete(MemberTag).where(MemberTag.tag_id == tag.id, MemberTag.source == "platform")  # type: ignore[arg-type]
-    )
+    given = (MemberTag.tag_id == tag.id, MemberTag.source == "platform")
+    await mark_members_changed(session, select(MemberTag.member_id).where(*given), now)
+    result = await session.execute(delete(MemberTag).where(*given))  # type: ignore[arg-type]
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -75,17 +76,13 @@ async def linked_tags_of(session: AsyncSession, member_id: int) -> Sequence[Tag]
     return (await session.execute(statement)).scalars().all()
 
 
-async def remove_unlisted_linked_tags(session: AsyncSession, member_id: int, carried: Collection[int]) -> list[Tag]:
+async def remove_unlisted_linked_tags(
+    session: AsyncSession, member_id: int, carried: Collection[int], now: datetime
+) -> list[Tag]:
     """Take from the member every linked tag of ours not in `carried` (the ids of our tags
     for what the platform says she carries); returns the tags taken."""
     gone = [t for t in await linked_tags_of(session, member_id) if t.id not in carried]
-    if gone:
-        await session.execute(
-            delete(MemberTag).where(
-                MemberTag.member_id == member_id,
-                MemberTag.tag_id.in_([t.id for t in gone]),  # type: ignore[attr-defined]
-            )
-        )
+    await remove_member_tags(session, member_id, [t.id for t in gone if t.id is not None], now)
     return gone
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import Select, delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -93,14 +94,25 @@ async def tags_in_group(session: AsyncSession, member_id: int, group: str) -> Se
     return (await session.execute(statement)).scalars().all()
 
 
-async def remove_member_tags(session: AsyncSession, member_id: int, tag_ids: Sequence[int]) -> int:
+async def mark_members_changed(session: AsyncSession, which: Any, now: datetime) -> None:
+    """Note an edit on members (`which`: a member id or a SELECT of ids), so the next
+    incremental layer run takes them again: a removed tag leaves no row behind whose
+    time that run could see."""
+    chosen = Member.id.in_(which) if isinstance(which, Select) else Member.id == which  # type: ignore[union-attr]
+    await session.execute(update(Member).where(chosen).values(updated_at=now))
+
+
+async def remove_member_tags(session: AsyncSession, member_id: int, tag_ids: Sequence[int], now: datetime) -> int:
     """Take the tags from the member; returns how many she had."""
     if not tag_ids:
         return 0
     result = await session.execute(
         delete(MemberTag).where(MemberTag.member_id == member_id, MemberTag.tag_id.in_(tag_ids))  # type: ignore[attr-defined]
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    removed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if removed:
+        await mark_members_changed(session, member_id, now)
+    return removed
 
 
 async def remove_rule_tags(session: AsyncSession, member_id: int, rule_ids: Sequence[str]) -> set[str]:
@@ -130,17 +142,16 @@ async def interests_of(session: AsyncSession, member_id: int) -> dict[str, int]:
     return {topic: score for topic, score in (await session.execute(statement)).all()}
 
 
-async def expire_rule_tags(session: AsyncSession, group: str, last_hit_before: datetime) -> int:
+async def expire_rule_tags(session: AsyncSession, group: str, last_hit_before: datetime, now: datetime) -> int:
     """Remove the group's rule-given tags not hit since `last_hit_before`; returns how many.
     Tags staff or a platform set stay: only a rule's own judgement lapses."""
-    in_group = select(Tag.id).where(Tag.group == group)
-    result = await session.execute(
-        delete(MemberTag).where(
-            MemberTag.tag_id.in_(in_group),  # type: ignore[attr-defined]
-            MemberTag.source == "rule",
-            MemberTag.last_seen < last_hit_before,
-        )
+    lapsed = (
+        MemberTag.tag_id.in_(select(Tag.id).where(Tag.group == group)),  # type: ignore[attr-defined]
+        MemberTag.source == "rule",
+        MemberTag.last_seen < last_hit_before,
     )
+    await mark_members_changed(session, select(MemberTag.member_id).where(*lapsed), now)
+    result = await session.execute(delete(MemberTag).where(*lapsed))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

@@ -203,10 +203,16 @@ async def test_the_sweep_lapses_old_rule_tags_and_tags_the_silent_until_they_wri
         await session.execute(update(type(zheng)).where(type(zheng).id == zheng.id).values(
             created_at=now - timedelta(days=90)))
 
+    async with sessions() as session, session.begin():
+        await session.execute(update(type(wu)).values(updated_at=now - timedelta(days=1)))
     report = await sweep_tags(sessions, handler_config(load_settings(config_path)), now)
 
     assert report.lapsed == 1
     assert set(await tags(sessions, "吴静")) == {"面包控"}  # the staff's tag stays
+    async with sessions() as session:
+        changed = {m.name: m.updated_at.replace(tzinfo=None) for m in (await session.execute(select(type(wu)))).scalars()}
+    # The lapse counts as a change: the next incremental layer run looks at her again.
+    assert changed["吴静"] == now.replace(tzinfo=None) and changed["郑红"] < now.replace(tzinfo=None)
     assert (await tags(sessions, "郑红"))["沉睡"] == ("rule", "asleep", 1)
     assert "沉睡" not in await tags(sessions, "吴静")  # she wrote today
     again = await sweep_tags(sessions, handler_config(load_settings(config_path)), now)

@@ -33,7 +33,7 @@ from bot.handler_config import handler_config
 from bot.keys import DELIVERY, SESSIONS, SETTINGS
 from handlers.care_dates import next_anniversary, next_birthday
 from handlers.config import HandlerConfig
-from handlers.tag_engine import TagChange, sync_actions, tag_event
+from handlers.tag_engine import TagChange, clear_exclusive_group, sync_actions, tag_event
 from scheduler.six_moments import LABELS as MOMENT_LABELS
 from storage import member_profile as profile
 from storage.care import plan_of
@@ -41,7 +41,14 @@ from storage.members import identities_of, masked_phone, store_and_owner
 from storage.models import Member, MemberIdentity, Staff, Tag, utcnow
 from storage.outbox import NewOutboxMessage, enqueue
 from storage.platform_tags import MARK_ROUTE, tag_named
-from storage.tags import apply_tag, ensure_tag, interests_of, remove_member_tags, tags_in_group, tags_of
+from storage.tags import (
+    apply_tag,
+    ensure_tag,
+    interests_of,
+    mark_members_changed,
+    remove_member_tags,
+    tags_of,
+)
 
 log = logging.getLogger(__name__)
 PER_PAGE, MAX_PAGE = 50, 10_000
@@ -295,17 +302,13 @@ async def add_tag(request: web.Request) -> web.Response:
             problem = None
             assert tag.id is not None
             change = TagChange()
-            kind = config.tag_groups.get(tag.group)
-            if kind is not None and kind.exclusive:  # a new grade replaces the old one, as for rules
-                others = [t for t in await tags_in_group(session, member.id, tag.group) if t.id != tag.id]
-                await remove_member_tags(session, member.id, [t.id for t in others if t.id is not None])
-                change.removed.extend((t.group, t.name) for t in others)
+            change.removed.extend(await clear_exclusive_group(session, config, member.id, tag, now))
             ref = await _staff_ref(session, viewer)
             if await apply_tag(session, member.id, tag, "staff", ref, now):
                 change.added.append((tag.group, tag.name))
             else:
                 await profile.claim_for_staff(session, member.id, tag.id, ref)
-            await profile.mark_changed(session, member.id, now)
+            await mark_members_changed(session, member.id, now)
             synced = await _queue_sync(session, config, member.id, change, now)
     if problem is not None:
         return await member_page(request, problem=problem, status=400)
@@ -322,11 +325,10 @@ async def remove_tag(request: web.Request) -> web.Response:
         member = await _member_for(request, session)
         assert member.id is not None
         tag = await tag_named(session, group, name)
-        removed = tag is not None and tag.id is not None and await remove_member_tags(session, member.id, [tag.id]) > 0
+        removed = tag is not None and tag.id is not None and await remove_member_tags(session, member.id, [tag.id], now) > 0
         synced = False
         if removed:
             assert tag is not None
-            await profile.mark_changed(session, member.id, now)
             synced = await _queue_sync(session, config, member.id, TagChange(removed=[(tag.group, tag.name)]), now)
     if synced:
         _wake_delivery(request)

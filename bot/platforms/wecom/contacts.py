@@ -76,7 +76,7 @@ async def apply_contact(
                 stored = await ensure_tag(session, str(tag["tag_name"]), str(group))
             await apply_tag(session, member.id, stored, "platform", f"wecom:{follow.get('userid')}", now)
     if read_at is not None and follow_users and not await marks_in_flight(session, member.id, PLATFORM, read_at):
-        for gone in await remove_unlisted_linked_tags(session, member.id, carried):
+        for gone in await remove_unlisted_linked_tags(session, member.id, carried, now):
             log.info("member %s: corp tag %s (our %s/%s) was removed in WeCom; removed here too",
                      member.id, gone.platform_tag_id, gone.group, gone.name)
     return member

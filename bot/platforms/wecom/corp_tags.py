@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.platforms.wecom.client import WeComClient
 from storage.engine import SessionFactory
+from storage.models import utcnow
 from storage.platform_tags import link_tag, linked_tags, rename_tag, tag_named, unlink_tag
 from storage.tags import ensure_tag
 
@@ -157,7 +158,7 @@ class CorpTags:
                     if corp is None:
                         log.info("WeCom corp tag %s of our tag %s/%s is gone: unlinking it",
                                  tag.platform_tag_id, tag.group, tag.name)
-                        untagged += await unlink_tag(session, tag)
+                        untagged += await unlink_tag(session, tag, utcnow())
                         unlinked += 1
                     elif corp.name != tag.name:
                         old = tag.name
