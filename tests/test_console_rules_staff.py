@@ -254,6 +254,7 @@ async def test_staff_page_shows_work_and_rates_per_staff_member_and_store(
     assert figures(row(page, "staff-row", "data-staff", "zhoumin")) == ("1", "1", "0", "0", "0%", "0%", "1")
     assert figures(row(page, "staff-row", "data-staff", "chenjing")) == ("0", "0", "0", "0", "—", "—", "0")
     assert figures(row(page, "store-row", "data-store", "静安店")) == ("2", "1", "2", "1", "75%", "25%", "2")
+    assert f'id="store-{console.brand.stores["jingan"]}"' in page  # the overview links each store here
     assert figures(row(page, "store-row", "data-store", "徐汇店")) == ("1", "1", "0", "0", "0%", "0%", "1")
     assert figures(row(page, "store-row", "data-store", "(unassigned)"))[:2] == ("1", "1")
     total = re.search(r'data-testid="store-total">(.*?)</tr>', page, re.S)

@@ -94,6 +94,7 @@ def figures_by_staff(work: Mapping[int | None, OpenWork], groups: Iterable[DueGr
 
 @dataclass(frozen=True, slots=True)
 class StoreLine:
+    store_id: int | None
     name: str | None  # None: staff with no store
     staff: int  # active staff
     figures: Figures
@@ -108,7 +109,7 @@ def store_lines(entries: Sequence[StaffEntry], figures: Mapping[int | None, Figu
         names.setdefault(e.store_id, e.store)
         active[e.store_id] += e.active
         sums[e.store_id] = sums[e.store_id] + figures.get(e.id, Figures())
-    return [StoreLine(names[store], active[store], sums[store]) for store in names]
+    return [StoreLine(store, names[store], active[store], sums[store]) for store in names]
 
 
 @dataclass(frozen=True, slots=True)
