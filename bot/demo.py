@@ -15,9 +15,15 @@ from pathlib import Path
 from lunardate import LunarDate
 from sqlalchemy import func, select
 
+from bot.app import renderer_for
+from bot.config import Settings
+from bot.config_care import care_plan
 from bot.console.passwords import hash_password
-from storage.engine import SessionFactory
-from storage.models import Member, MemberIdentity, Order, Staff, Store
+from scheduler.care import run_care_scan
+from scheduler.engagement import snapshot_engagement
+from scheduler.layer_jobs import recompute_layers
+from storage.engine import SessionFactory, create_database_engine, session_factory
+from storage.models import Member, MemberIdentity, Order, Staff, Store, utcnow
 
 DEMO_PASSWORD = "siyu-demo"  # the demo's console logins; a real brand hashes its own
 MEMBERS = 500
@@ -296,3 +302,22 @@ async def seed(sessions: SessionFactory, today: date) -> DemoResult:
             for number, buyer in enumerate(buyers, start=1)
         )
     return DemoResult(True, MEMBERS, ORDERS, members[0].name or "")
+
+
+async def prepare_demo(settings: Settings) -> DemoResult:
+    """Seed the brand (once), then compute what a brand that has run a while would have:
+    layers, two weeks of engagement, and today's care (greetings and gift tasks)."""
+    engine = create_database_engine(settings.storage.url)
+    try:
+        sessions = session_factory(engine)
+        result = await seed(sessions, date.today())
+        schemes = [s.scheme() for s in settings.layers.schemes]
+        now = utcnow()
+        await recompute_layers(sessions, schemes, settings.layers.rfm.spec(), renderer_for(settings), settings.zone, now)
+        today = now.astimezone(settings.zone).date()
+        days = [today - timedelta(days=n) for n in range(13, -1, -1)]
+        await snapshot_engagement(sessions, [s.name for s in schemes], days, settings.zone, now)
+        await run_care_scan(sessions, care_plan(settings), renderer_for(settings), settings.zone, now)
+        return result
+    finally:
+        await engine.dispose()
