@@ -4,17 +4,25 @@ preview, mark a task done. Each page's screenshot is kept for the README."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from bot.app import build_app
+from bot.config import load_settings
+from bot.demo import DEMO_PASSWORD, DemoResult, prepare_demo, write_config
+from storage.migrate import upgrade
 from tests.browser_harness import needs_chromium, screenshot_path
+from tests.conftest import RunningServer, start_server
 from tests.console_harness import PASSWORD, ConsoleServer
 
 pytest.importorskip("playwright", reason="browser tests need the playwright package (pip install -e '.[test]')")
 from playwright.async_api import Browser, Page, expect  # noqa: E402
 
-pytestmark = [needs_chromium, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+pytestmark = needs_chromium
+ON_SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 VIEWPORT = {"width": 1280, "height": 860}
 
 
@@ -29,6 +37,7 @@ async def logged_in(browser: Browser, console: ConsoleServer, login: str, start:
     return page
 
 
+@ON_SQLITE
 async def test_a_staff_member_logs_in_and_marks_a_task_done(
     console: ConsoleServer, browser: Browser, tmp_path: Path
 ) -> None:
@@ -59,3 +68,59 @@ async def test_a_staff_member_logs_in_and_marks_a_task_done(
     await expect(page.get_by_test_id("task-status")).to_contain_text("已完成")
     await page.goto(console.base + "/admin/tasks")
     await expect(page.get_by_test_id("no-tasks")).to_be_visible()
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[tuple[RunningServer, DemoResult]]:
+    """The demo brand (500 members, orders, layers, engagement, today's care) served."""
+    settings = load_settings(write_config(tmp_path / "demo", 8080))
+    upgrade(settings.storage.url)
+    result = await prepare_demo(settings)
+    async with aiohttp.ClientSession() as http:
+        running = await start_server(build_app(settings), http)
+        yield running, result
+        await running.stop()
+
+
+async def test_an_operator_logs_in_finds_a_member_and_sees_why_she_has_her_tags(
+    demo: tuple[RunningServer, DemoResult], browser: Browser, tmp_path: Path
+) -> None:
+    server, seeded = demo
+    member = seeded.example_member
+    await server.post_message(member, "想买全麦吐司，有推荐吗")  # a rule tags her 面包控
+
+    page = await browser.new_page(viewport=VIEWPORT, locale="zh-CN")
+    await page.goto(server.base + "/admin/")
+    await page.get_by_test_id("login-name").fill("ops")
+    await page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
+    await page.get_by_test_id("login-button").click()
+    await expect(page.get_by_test_id("pyramid-row").first).to_be_visible()
+    await expect(page.get_by_test_id("chart").first).to_be_visible()
+    await page.screenshot(path=screenshot_path(tmp_path, "console-overview.png"), full_page=True)
+
+    await page.get_by_test_id("nav").get_by_role("link", name="会员").click()
+    await page.get_by_test_id("member-search-q").fill(member)
+    await page.get_by_test_id("member-search-button").click()
+    rows = page.get_by_test_id("member-row")
+    await expect(rows.filter(has_text=member)).to_have_count(1)
+    await page.screenshot(path=screenshot_path(tmp_path, "console-members.png"))
+
+    await rows.filter(has_text=member).get_by_role("link").first.click()
+    await expect(page.get_by_test_id("member-name")).to_contain_text(member)
+    bread = page.get_by_test_id("tag-row").filter(has_text="面包控")
+    await expect(bread).to_contain_text("interest-bread")  # the rule that gave it
+    await expect(page.get_by_test_id("member-timeline")).to_contain_text("想买全麦吐司")
+    await page.screenshot(path=screenshot_path(tmp_path, "console-member.png"), full_page=True)
+
+    # The same page in English.
+    await page.get_by_test_id("language").click()
+    await expect(page.get_by_test_id("member-tags")).to_contain_text("interest-bread")
+    await expect(page.get_by_test_id("nav")).to_contain_text("Members")
+
+    await page.goto(server.base + "/admin/rules")
+    await expect(page.get_by_test_id("rule-row").filter(has_text="interest-bread")).to_be_visible()
+    await page.get_by_test_id("language").click()  # back to Chinese for the pictures
+    await page.screenshot(path=screenshot_path(tmp_path, "console-rules.png"), full_page=True)
+    await page.goto(server.base + "/admin/staff")
+    await expect(page.get_by_test_id("staff-row").filter(has_text="陈静")).to_be_visible()
+    await page.screenshot(path=screenshot_path(tmp_path, "console-staff.png"), full_page=True)
