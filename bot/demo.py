@@ -23,9 +23,11 @@ from scheduler.care import run_care_scan
 from scheduler.engagement import snapshot_engagement
 from scheduler.layer_jobs import recompute_layers
 from storage.engine import SessionFactory, create_database_engine, session_factory
-from storage.models import Member, MemberIdentity, Order, Staff, Store, utcnow
+from storage.models import Interaction, Member, MemberIdentity, Order, Staff, Store, utcnow
 
 DEMO_PASSWORD = "siyu-demo"  # the demo's console logins; a real brand hashes its own
+CHAT_DAYS = 14
+CHAT_LINES = ("今天有全麦吐司吗", "蛋糕可以预订吗", "几点关门呀", "上次的可颂很好吃", "有少糖的面包吗", "周末有活动吗")
 MEMBERS = 500
 ORDERS = 5000
 SOLAR_BIRTHDAYS_TODAY = 4
@@ -281,6 +283,10 @@ async def seed(sessions: SessionFactory, today: date) -> DemoResult:
                     owner_staff_id=owner.id,
                 )
             )
+            # On the books since she joined, so the engagement history has her from then.
+            since = members[-1].member_since
+            assert since is not None
+            members[-1].created_at = datetime.combine(since, datetime.min.time(), tzinfo=timezone.utc)
         session.add_all(members)
         await session.flush()
         session.add_all(
@@ -301,7 +307,27 @@ async def seed(sessions: SessionFactory, today: date) -> DemoResult:
             )
             for number, buyer in enumerate(buyers, start=1)
         )
+        session.add_all(_recent_chats(rng, members, today))
     return DemoResult(True, MEMBERS, ORDERS, members[0].name or "")
+
+
+def _recent_chats(rng: random.Random, members: list[Member], today: date) -> list[Interaction]:
+    """Two weeks of conversations: some members write most days, most now and then, and
+    each message gets the persona's reply a little later."""
+    chats: list[Interaction] = []
+    start = datetime.combine(today, datetime.min.time(), tzinfo=timezone.utc) - timedelta(days=CHAT_DAYS)
+    for member in members:
+        chatty = rng.random() < 0.1
+        for day in range(CHAT_DAYS):
+            if rng.random() > (0.5 if chatty else 0.04):
+                continue
+            said = start + timedelta(days=day, minutes=rng.randrange(1 * 60, 13 * 60))  # 09:00–21:00 local
+            assert member.id is not None
+            chats.append(Interaction(member_id=member.id, kind="message_in", platform="sandbox", at=said,
+                                     text=rng.choice(CHAT_LINES)))
+            chats.append(Interaction(member_id=member.id, kind="message_out", platform="sandbox",
+                                     at=said + timedelta(seconds=rng.randrange(2, 40)), text="（小禾的回复）"))
+    return chats
 
 
 async def prepare_demo(settings: Settings) -> DemoResult:
