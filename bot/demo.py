@@ -16,9 +16,11 @@ from lunardate import LunarDate
 from sqlalchemy import func, select
 
 from bot.app import renderer_for
+from bot.calendar_cli import calendar_context
 from bot.config import Settings
 from bot.config_care import care_plan
 from bot.console.passwords import hash_password
+from scheduler.calendar_run import load_calendar
 from scheduler.care import run_care_scan
 from scheduler.engagement import snapshot_engagement
 from scheduler.layer_jobs import recompute_layers
@@ -172,6 +174,26 @@ template = "faq/opening_hours.txt.j2"
 id = "delivery"
 keywords = ["外送", "配送", "送货"]
 template = "faq/delivery.txt.j2"
+"""
+
+# The operator's content calendar. The demo has only the sandbox, where no one may send
+# marketing to members, so its entries ask staff to post (Moments, customer groups).
+CALENDAR = """\
+[[entries]]
+id = "friday-moments"
+title = "周五朋友圈：周末新品"
+cron = "0 10 * * fri"
+channel = "staff_task"
+template = "calendar/moments_post.txt.j2"
+audience = { everyone = true }
+
+[[entries]]
+id = "jingan-class"
+title = "静安店客户群：烘焙小课堂"
+cron = "0 15 * * tue"
+channel = "staff_task"
+template = "calendar/new_season.txt.j2"
+audience = { stores = ["jingan"] }
 """
 
 FAQ_TEMPLATES = {
@@ -337,6 +359,9 @@ async def prepare_demo(settings: Settings) -> DemoResult:
     try:
         sessions = session_factory(engine)
         result = await seed(sessions, date.today())
+        if result.created:
+            _, problems = await load_calendar(sessions, CALENDAR, "demo calendar", calendar_context(settings), utcnow())
+            assert not problems, problems
         schemes = [s.scheme() for s in settings.layers.schemes]
         now = utcnow()
         await recompute_layers(sessions, schemes, settings.layers.rfm.spec(), renderer_for(settings), settings.zone, now)

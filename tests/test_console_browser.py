@@ -121,6 +121,9 @@ async def test_an_operator_logs_in_finds_a_member_and_sees_why_she_has_her_tags(
     await expect(page.get_by_test_id("rule-row").filter(has_text="interest-bread")).to_be_visible()
     await page.get_by_test_id("language").click()  # back to Chinese for the pictures
     await page.screenshot(path=screenshot_path(tmp_path, "console-rules.png"), full_page=True)
+    await page.goto(server.base + "/admin/calendar")
+    await expect(page.locator('[data-testid="calendar-entry"][data-entry="friday-moments"]').first).to_be_visible()
+    await page.screenshot(path=screenshot_path(tmp_path, "console-calendar.png"), full_page=True)
     await page.goto(server.base + "/admin/staff")
     await expect(page.get_by_test_id("staff-row").filter(has_text="陈静")).to_be_visible()
     await page.screenshot(path=screenshot_path(tmp_path, "console-staff.png"), full_page=True)
