@@ -18,6 +18,7 @@ from bot.api import add_api_routes
 from bot.config import Settings
 from bot.config_calendar import calendar_options
 from bot.config_care import care_plan
+from bot.console.prompt_links import LINKS, prompt_link_builder
 from bot.console.site import add_console, console_secret
 from bot.handler_config import handler_config
 from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
@@ -100,10 +101,12 @@ def build_app(settings: Settings) -> web.Application:
     secret = console_secret(settings)
     if settings.console.users:
         add_console(app, settings, secret)
+    links = prompt_link_builder(settings, secret)  # task links in staff prompts (none without the console)
+    app[LINKS] = links
     if platforms.sandbox.enabled:
         hub = SandboxHub()
         app[SANDBOX_HUB] = hub
-        senders["sandbox"] = SandboxSender(hub)
+        senders["sandbox"] = SandboxSender(hub, links)
         if receives:
             sandbox_routes.add_routes(app)
     if receives and platforms.wecom is not None:
@@ -177,7 +180,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([database, http])
     if works:
         if platforms.wecom is not None:
-            add_wecom_client(app, platforms.wecom, senders, jobs)
+            add_wecom_client(app, platforms.wecom, senders, jobs, links)
         if platforms.oa is not None:
             add_official_account_client(app, platforms.oa, senders)
         app.cleanup_ctx.extend([delivery, dispatcher])

@@ -6,23 +6,15 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 from bot import calendar_cli, care_cli, console_cli, import_cli, inspect_cli, layers_cli, tasks_cli
-from bot.app import renderer_for
 from bot.check import problems_in, summary
 from bot.config import ConfigError, Settings, config_path, load_settings
-from bot.config_care import care_plan
-from bot.demo import DEMO_PASSWORD, seed, write_config
+from bot.demo import DEMO_PASSWORD, prepare_demo, write_config
 from bot.serve import configure_logging, run_server
-from scheduler.care import run_care_scan
-from scheduler.engagement import snapshot_engagement
-from scheduler.layer_jobs import recompute_layers
-from storage.engine import create_database_engine, session_factory
 from storage.migrate import pending_revisions, upgrade
-from storage.models import utcnow
 from storage.outbox import STATUSES
 
 
@@ -89,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
                                   help="tasks, with completion and on-time rates per staff member and store")
     tasks_list.add_argument("--staff", metavar="USERID", help="only this staff member's tasks")
     tasks_list.add_argument("--status", choices=tasks_cli.STATUSES, help="only tasks in this state")
+    reassign = tasks.add_parser("reassign", parents=[common, listing],
+                                help="a staff member who left: her open tasks and members to a colleague")
+    reassign.add_argument("--from", dest="from_staff", required=True, metavar="USERID",
+                          help="the staff member who left (she becomes inactive)")
+    reassign.add_argument("--to", dest="to_staff", metavar="USERID",
+                          help="who takes over (default: her store's manager)")
 
     console = commands.add_parser("console", help="the operator console at /admin/").add_subparsers(
         dest="console_command", required=True
@@ -125,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siyu: the database is not up to date ({len(pending)} migration(s) pending): "
               f"run `siyu db upgrade --config {path}` first", file=sys.stderr)
         return 1
+    if args.command == "tasks" and args.tasks_command == "reassign":
+        return asyncio.run(tasks_cli.tasks_reassign(settings, args.from_staff, args.to_staff, args.json))
     if args.command == "tasks":
         return asyncio.run(tasks_cli.tasks_list(settings, args.staff, args.status, args.json))
     if args.command == "care":
@@ -179,26 +179,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 1
     upgrade(settings.storage.url)
 
-    async def seed_demo() -> Any:
-        engine = create_database_engine(settings.storage.url)
-        try:
-            sessions = session_factory(engine)
-            result = await seed(sessions, date.today())
-            # Layers and two weeks of engagement, so `siyu layers show` has a pyramid at once.
-            schemes = [s.scheme() for s in settings.layers.schemes]
-            now = utcnow()
-            await recompute_layers(sessions, schemes, settings.layers.rfm.spec(), renderer_for(settings),
-                                   settings.zone, now)
-            today = now.astimezone(settings.zone).date()
-            days = [today - timedelta(days=n) for n in range(13, -1, -1)]
-            await snapshot_engagement(sessions, [s.name for s in schemes], days, settings.zone, now)
-            # Today's birthdays: greetings and gift tasks, so the console has a care queue.
-            await run_care_scan(sessions, care_plan(settings), renderer_for(settings), settings.zone, now)
-            return result
-        finally:
-            await engine.dispose()
-
-    result = asyncio.run(seed_demo())
+    result = asyncio.run(prepare_demo(settings))
     what = "seeded" if result.created else "reusing"
     print(f"siyu demo: {what} {result.members} members and {result.orders} orders in {args.dir}/", flush=True)
 

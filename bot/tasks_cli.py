@@ -1,16 +1,26 @@
-"""`siyu tasks list`: staff tasks, and how well each staff member and store gets them done."""
+"""`siyu tasks list`: staff tasks, and how well each staff member and store gets them done.
+`siyu tasks reassign`: a staff member's open tasks and members to a colleague, where the
+platform does not say that she left (the sandbox)."""
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from datetime import date
 from typing import Any
 
+from bot.app import renderer_for
 from bot.config import Settings
+from bot.handler_config import handler_config
 from bot.inspect_cli import open_sessions
 from bot.output import print_json, print_table
+from handlers.outbound import prompt_meta
+from handlers.staff_changes import TASK_LIST, hand_over_work
 from handlers.task_rates import Rates, TaskFact, rates
 from storage.models import utcnow
+from storage.outbox import NewOutboxMessage, enqueue
+from storage.reassign import successor_of
+from storage.staff import staff_by_userid
 from storage.tasks import TaskRow, list_tasks
 
 STATUSES = ("open", "overdue", "done", "skipped")
@@ -76,3 +86,46 @@ def _as_dict(r: Rates) -> dict[str, Any]:
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
+
+
+async def tasks_reassign(settings: Settings, leaving_userid: str, to_userid: str | None, as_json: bool) -> int:
+    """Hand `leaving_userid`'s open tasks and members to `to_userid` (default: her store's
+    manager), mark her inactive, prompt the receiver, and print what moved."""
+    now = utcnow()
+    platform = handler_config(settings).staff_platform_for("wecom")
+    async with open_sessions(settings) as sessions, sessions() as session, session.begin():
+        leaving = await staff_by_userid(session, leaving_userid)
+        if leaving is None:
+            return _refuse(f"no staff member {leaving_userid!r}")
+        to = await staff_by_userid(session, to_userid) if to_userid else await successor_of(session, leaving)
+        if to is None:
+            return _refuse(f"no active staff member {to_userid!r}" if to_userid else
+                           f"{leaving_userid}'s store has no other active manager: name who takes over with --to USERID")
+        if not to.active or to.id == leaving.id:
+            return _refuse(f"{to.userid} cannot take over: {'inactive' if not to.active else 'the same staff member'}")
+        done = await hand_over_work(session, renderer_for(settings), leaving, to, show=SHOWN)
+        if done.prompt is not None and platform is not None:
+            await enqueue(session, [NewOutboxMessage(
+                f"handover:{leaving.userid}:{now:%Y%m%dT%H%M%S}", platform, to.userid, "staff_prompt", done.prompt,
+                staff_id=to.id, meta=prompt_meta(TASK_LIST, f"工作交接：{leaving.name or leaving.userid}"),
+            )], now)
+    moved = [{"id": r.task.id, "due_date": r.task.due_date, "kind": r.task.kind, "title": r.task.title,
+              "member": r.member_name} for r in done.tasks]
+    if as_json:
+        print_json({"from": leaving.userid, "to": to.userid, "tasks": done.moved.tasks,
+                    "members": done.moved.members, "moved_tasks": moved, "prompted": done.prompt is not None
+                    and platform is not None})
+        return 0
+    print(f"{leaving.userid} ({leaving.name}) is now inactive: {done.moved.tasks} open task(s) and "
+          f"{done.moved.members} member(s) moved to {to.userid} ({to.name})")
+    if moved:
+        print_table("tasks moved", ("id", "due", "kind", "title", "member"),
+                    [(t["id"], t["due_date"], t["kind"], t["title"], t["member"]) for t in moved])
+        if done.moved.tasks > len(moved):
+            print(f"… and {done.moved.tasks - len(moved)} more")
+    return 0
+
+
+def _refuse(problem: str) -> int:
+    print(f"siyu: {problem}; nothing moved", file=sys.stderr)
+    return 1

@@ -25,11 +25,15 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class PromptStaff:
-    """A prompt to a staff member on the platform's staff channel."""
+    """A prompt to a staff member on the platform's staff channel. `link` is a console
+    path (a task's page, or the task list) the platform may offer as a button or link;
+    `title` heads the prompt where the platform shows one (a WeCom text card)."""
 
     platform: str
     staff_userid: str
     text: str
+    link: str | None = None
+    title: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from handlers import (
     orders,
     platform_events,
     record_interaction,
+    staff_changes,
     staff_commands,
     tagging,
 )
@@ -38,7 +39,7 @@ MEMBER_CHAIN: tuple[Handler, ...] = (
     hand_off.handle,
     auto_reply.handle,
 )
-PLATFORM_CHAIN: tuple[PlatformHandler, ...] = (platform_events.handle, staff_commands.handle)
+PLATFORM_CHAIN: tuple[PlatformHandler, ...] = (platform_events.handle, staff_changes.handle, staff_commands.handle)
 
 
 class BadHandler(TypeError):

@@ -3,6 +3,8 @@
 New contacts get their owner, store and channel tags, the persona's welcome (only when
 the platform hands us a welcome code: without one, the staff already greeted her or the
 console sends its own), and a profile fetch. Churn is recorded, and the owner prompted.
+A customer transferred to a colleague (在职/离职继承) takes her open tasks along; a
+transfer that failed stays with her owner, who is told why.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from handlers.context import HandlerContext
 from handlers.tag_engine import sync_actions, tag_event
 from handlers.updates import EventUpdate, Update
 from storage.members import store_and_owner
+from storage.reassign import follow_new_owner
 from storage.staff import ensure_staff, staff_by_userid, store_by_code
 from storage.tags import apply_tag, ensure_tag, tags_of
 from storage.tasks import NewTask, create_task
@@ -22,6 +25,7 @@ from storage.tasks import NewTask, create_task
 ADDED = ("add_external_contact", "add_half_external_contact")
 TRANSFERRED = "DELETE_BY_TRANSFER"
 CHANNEL_TAG_GROUP = "渠道"
+TRANSFER_FAILED_TEMPLATE = "staff/transfer_failed.txt.j2"
 
 
 async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
@@ -35,6 +39,8 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
         return await _record_churn(update, ctx, "deleted_staff")
     if update.event == "del_external_contact" and update.detail.get("Source") != TRANSFERRED:
         return await _record_churn(update, ctx, "deleted_by_staff")
+    if update.event == "transfer_fail":
+        return await _transfer_failed(update, ctx)
     return ()
 
 
@@ -44,8 +50,12 @@ async def _welcome_new_contact(update: EventUpdate, ctx: HandlerContext) -> Sequ
     owner_userid = (channel.owner if channel and channel.owner else None) or detail.get("UserID")
     if owner_userid:
         owner = await ensure_staff(ctx.session, owner_userid)
+        previous = member.owner_staff_id
         member.owner_staff_id = owner.id
         member.store_id = owner.store_id or member.store_id
+        if member.id is not None and owner.id is not None and previous != owner.id:
+            # A transfer (or a colleague adding her): her open work goes to whoever owns her now.
+            await follow_new_owner(ctx.session, member.id, previous, owner.id)
     if channel is not None:
         if channel.store and (store := await store_by_code(ctx.session, channel.store)):
             member.store_id = store.id
@@ -99,7 +109,7 @@ async def _record_churn(update: EventUpdate, ctx: HandlerContext, reason: str) -
             "when": local.strftime("%m-%d %H:%M"),
         },
     )
-    await create_task(
+    task = await create_task(
         ctx.session,
         NewTask(
             dedupe_key=f"churn:{member.id}:{update.key}",
@@ -112,4 +122,25 @@ async def _record_churn(update: EventUpdate, ctx: HandlerContext, reason: str) -
         ),
         ctx.now,
     )
-    return (PromptStaff(update.platform, owner.userid, text),)
+    return (PromptStaff(update.platform, owner.userid, text, link=f"/admin/tasks/{task.id}", title=task.title),)
+
+
+async def _transfer_failed(update: EventUpdate, ctx: HandlerContext) -> Sequence[Action]:
+    """The customer refused the colleague, or the colleague has too many customers: she
+    stays with her owner, who hears of it. (UserID names the colleague who was to take
+    her over, not the owner.)"""
+    member = ctx.member
+    _, owner = await store_and_owner(ctx.session, member)
+    platform = ctx.config.staff_platform_for(update.platform)
+    if owner is None or not owner.active or platform is None:
+        return ()
+    taker_userid = update.detail.get("UserID", "")
+    taker = await staff_by_userid(ctx.session, taker_userid) if taker_userid else None
+    local = ctx.config.local(update.occurred_at)
+    text = ctx.renderer.render(TRANSFER_FAILED_TEMPLATE, {
+        "member": {"name": member.name, "external_id": update.sender},
+        "taker": taker.name if taker is not None else taker_userid,
+        "reason": update.detail.get("FailReason", ""),
+        "when": local.strftime("%m-%d %H:%M"),
+    })
+    return (PromptStaff(platform, owner.userid, text),)

@@ -73,7 +73,7 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     actions: list[Action] = [Reply(_notice(ctx, await conversation_variables(ctx, update.text)))]
     platform = ctx.config.staff_platform_for(update.platform)
     if owner is not None and platform is not None:
-        actions.append(PromptStaff(platform, owner.userid, task.body))
+        actions.append(PromptStaff(platform, owner.userid, task.body, link=f"/admin/tasks/{task.id}", title=task.title))
     return actions
 
 

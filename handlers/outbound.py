@@ -21,6 +21,13 @@ from handlers.updates import MessageUpdate, Update
 from storage.outbox import NewOutboxMessage
 
 
+def prompt_meta(link: str | None, title: str = "") -> str:
+    """The meta of a staff prompt row: the console path it points at, and its heading."""
+    if link is None:
+        return "{}"
+    return json.dumps({"link": link, "title": title}, ensure_ascii=False)
+
+
 def outbox_rows(
     inbox_id: int, update: Update, member_id: int | None, actions: Sequence[Action]
 ) -> list[NewOutboxMessage]:
@@ -40,8 +47,8 @@ def _row(key: str, update: Update, member_id: int | None, action: Action) -> New
                 f"welcome:{key}", update.platform, update.sender, "service", text, member_id=member_id,
                 route="welcome", meta=json.dumps({"welcome_code": code}),
             )
-        case PromptStaff(platform=platform, staff_userid=userid, text=text):
-            return NewOutboxMessage(f"prompt:{key}", platform, userid, "staff_prompt", text)
+        case PromptStaff(platform=platform, staff_userid=userid, text=text, link=link, title=title):
+            return NewOutboxMessage(f"prompt:{key}", platform, userid, "staff_prompt", text, meta=prompt_meta(link, title))
         case FetchProfile(platform=platform, external_id=external_id):
             return NewOutboxMessage(
                 f"profile:{key}", platform, external_id, "request", "", member_id=member_id, route="profile"

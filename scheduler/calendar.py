@@ -12,7 +12,7 @@ import json
 import re
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -45,6 +45,8 @@ class EntrySpec:
     at: datetime | None = None  # aware, UTC
     title: str = ""
     paused: bool = False
+    # Running state, not content (never in a file): when it was last resumed.
+    resumed_at: datetime | None = field(default=None, compare=False)
 
     def row(self) -> CalendarEntry:
         return CalendarEntry(id=self.id, cron=self.cron, at=self.at, audience=self.audience.to_json(),
@@ -53,7 +55,8 @@ class EntrySpec:
     @classmethod
     def of(cls, row: CalendarEntry) -> EntrySpec:
         return cls(row.id, row.template, row.channel, Audience.from_json(row.audience), row.cron,
-                   row.at.astimezone(UTC) if row.at else None, row.title, row.paused)
+                   row.at.astimezone(UTC) if row.at else None, row.title, row.paused,
+                   row.resumed_at.astimezone(UTC) if row.resumed_at else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,9 @@ class CalendarContext:
     schemes: Mapping[str, Sequence[str]]  # scheme name → its layer names
     renderer: Renderer
     persona: Mapping[str, Any]
+    # Tags an audience may name besides those in the database (tag rules, channels,
+    # layers.known_tags): a tag no one could ever have is a typo.
+    known_tags: frozenset[str] = frozenset()
 
 
 def variables(persona: Mapping[str, Any], member_name: str | None, store_name: str | None) -> dict[str, Any]:
@@ -153,6 +159,17 @@ def template_problems(template: str, channel: str, context: CalendarContext) -> 
     if "None" in text:
         return ['prints "None" for a member without a name: write {{ member.name or "你好" }} or test it with {% if %}']
     return []
+
+
+def name_problems(entry: EntrySpec, unknown_stores: Container[str], unknown_tags: Container[str]) -> list[str]:
+    """An entry's store codes and tags the database (and, for tags, the configuration)
+    does not know: the part of checking an entry that needs the database's answer."""
+    audience = entry.audience
+    problems = [f'audience.stores: unknown store code "{code}"' for code in audience.stores if code in unknown_stores]
+    for key in ("tags", "exclude_tags"):
+        problems.extend(f'audience.{key}: unknown tag "{tag}" (no tag of that name yet, and no tag rule, channel or '
+                        "layers.known_tags gives it)" for tag in getattr(audience, key) if tag in unknown_tags)
+    return problems
 
 
 def parse_at(value: Any, zone: ZoneInfo) -> tuple[datetime | None, str | None]:
@@ -294,6 +311,18 @@ def occurrences(entry: EntrySpec, zone: ZoneInfo, start: datetime, end: datetime
     return sorted(found)
 
 
+def next_times(entry: EntrySpec, zone: ZoneInfo, after: datetime, count: int = 5) -> list[datetime]:
+    """The entry's next `count` times after `after`, in UTC (fewer for a one-off, or a
+    cron line that fires more rarely than that in 8 years). Windows grow, so a line that
+    fires every minute expands an hour, not a year."""
+    found: list[datetime] = []
+    for span in (timedelta(hours=1), timedelta(days=1), timedelta(days=31), timedelta(days=366), timedelta(days=8 * 366)):
+        found = occurrences(entry, zone, after, after + span)
+        if len(found) >= count:
+            break
+    return found[:count]
+
+
 def occurrence_key(entry_id: str, at: datetime, zone: ZoneInfo) -> str:
     """The dedupe key prefix of one occurrence: the same wherever and however often it runs."""
     return f"cal:{entry_id}:{at.astimezone(zone):%Y%m%dT%H%M}"
@@ -302,15 +331,16 @@ def occurrence_key(entry_id: str, at: datetime, zone: ZoneInfo) -> str:
 def due(
     entries: Sequence[EntrySpec], zone: ZoneInfo, since: datetime, now: datetime, catch_up: timedelta, catch_up_max: int
 ) -> tuple[list[tuple[EntrySpec, datetime]], int]:
-    """The occurrences to fire in (since, now]: none older than `catch_up`, and of each
-    entry only the latest `catch_up_max`; and how many in that window are let go."""
+    """The occurrences to fire in (since, now]: none older than `catch_up`, none of a
+    paused entry nor of one from before it was resumed, and of each entry only the
+    latest `catch_up_max`; and how many in that window are let go."""
     start = max(since, now - catch_up)
     skipped = 0
     fire: list[tuple[EntrySpec, datetime]] = []
     for entry in entries:
         if entry.paused:
             continue
-        times = occurrences(entry, zone, start, now)
+        times = occurrences(entry, zone, max(start, entry.resumed_at or start), now)
         kept = times[-catch_up_max:] if catch_up_max > 0 else []
         skipped += len(times) - len(kept)
         fire.extend((entry, at) for at in kept)

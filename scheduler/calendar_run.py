@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from content_templates.renderer import Renderer, RenderError
 from scheduler.calendar import (
@@ -28,6 +30,8 @@ from scheduler.calendar import (
     PreviewPolicy,
     due,
     flags_needed,
+    name_problems,
+    next_times,
     occurrence_key,
     occurrences,
     parse_calendar,
@@ -236,7 +240,10 @@ async def _mass_send(
     sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec, key: str,
     userid: str, staff_id: int | None, body: str, chat_type: str, targets: Sequence[str], now: datetime, report: Fired,
 ) -> None:
-    """The mass-send rows (split at WeCom's limits) and the prompt to confirm them."""
+    """The mass-send rows (split at WeCom's limits), a task to confirm them (due the day of
+    the occurrence) and the prompt, which links to the task."""
+    from storage.tasks import create_task  # here, so this change stays within this function
+
     size, target_key = (MAX_EXTERNAL_IDS, "external_userid") if chat_type == "single" else (MAX_CHATS, "chat_id_list")
     rows = [
         NewOutboxMessage(
@@ -251,10 +258,17 @@ async def _mass_send(
         "persona": options.persona, "title": entry.title or entry.id, "chat_type": chat_type,
         "count": len(targets), "text": body,
     })
-    rows.append(NewOutboxMessage(f"{key}:s:{userid}:prompt", "wecom", userid, "staff_prompt", prompt, staff_id=staff_id))
+    title = f"群发确认：{entry.title or entry.id}"[:256]
+    day = datetime.strptime(key.rsplit(":", 1)[-1], "%Y%m%dT%H%M").date()  # occurrence_key ends with local time
     async with sessions() as session, session.begin():
+        task = await create_task(session, NewTask(f"{key}:s:{userid}:confirm", "mass_send_confirm", title, day,
+                                                  staff_id=staff_id, body=prompt), now)
+        rows.append(NewOutboxMessage(
+            f"{key}:s:{userid}:prompt", "wecom", userid, "staff_prompt", prompt, staff_id=staff_id,
+            meta=json.dumps({"link": f"/admin/tasks/{task.id}", "title": title}, ensure_ascii=False),
+        ))
         await enqueue(session, rows, now)
-    report.rows += len(rows)
+    report.rows += len(rows) + 1  # and the task
 
 
 # -- load and export -------------------------------------------------------------------
@@ -268,14 +282,58 @@ async def load_calendar(
     if problems:
         return None, problems
     async with sessions() as session, session.begin():
-        unknown = set(await store.unknown_store_codes(session, [c for e in entries for c in e.audience.stores]))
-        for n, entry in enumerate(entries):
-            problems.extend(f'{where}: entries[{n}] (id "{entry.id}"): audience.stores: unknown store code "{code}"'
-                            for code in entry.audience.stores if code in unknown)
+        for n, found in enumerate(await _names_unknown(session, entries, context.known_tags)):
+            problems.extend(f'{where}: entries[{n}] (id "{entries[n].id}"): {problem}' for problem in found)
         if problems:
             return None, problems
         changes = await store.replace_entries(session, [entry.row() for entry in entries], now)
     return changes, []
+
+
+async def _names_unknown(session: AsyncSession, entries: Sequence[EntrySpec], known_tags: Collection[str]) -> list[list[str]]:
+    """Per entry, the store codes and tags in its audience nothing knows (one query each)."""
+    stores = set(await store.unknown_store_codes(session, [c for e in entries for c in e.audience.stores]))
+    named = [t for e in entries for t in (*e.audience.tags, *e.audience.exclude_tags) if t not in known_tags]
+    tags = set(await store.unknown_tag_names(session, named))
+    return [name_problems(entry, stores, tags) for entry in entries]
+
+
+async def entry_problems(sessions: SessionFactory, entry: EntrySpec, known_tags: Collection[str], new: bool) -> list[str]:
+    """What loading would find wrong with `entry` beyond the entry itself: unknown store
+    codes and tags, and (for a new entry) an id another entry has."""
+    async with sessions() as session:
+        return await _entry_problems(session, entry, known_tags, new)
+
+
+async def _entry_problems(session: AsyncSession, entry: EntrySpec, known_tags: Collection[str], new: bool) -> list[str]:
+    problems = (await _names_unknown(session, [entry], known_tags))[0]
+    if new and await store.get_entry(session, entry.id) is not None:
+        problems.insert(0, taken(entry.id))
+    return problems
+
+
+def taken(entry_id: str) -> str:
+    return f'id: "{entry_id}" is taken by another entry'
+
+
+async def save_entry(
+    sessions: SessionFactory, entry: EntrySpec, known_tags: Collection[str], now: datetime, new: bool
+) -> tuple[str | None, list[str]]:
+    """Store one checked entry (`new`: it must not exist yet; else it replaces the entry
+    with its id), by the rules of loading a file and leaving every other entry as it is:
+    ("added" | "changed" | "unchanged", []), or (None, the problems) and nothing changed."""
+    async with sessions() as session, session.begin():
+        if problems := await _entry_problems(session, entry, known_tags, new):
+            return None, problems
+        if not new and await store.get_entry(session, entry.id) is None:
+            return None, [f'id: there is no entry "{entry.id}" any more']
+        return await store.put_entry(session, entry.row(), now), []
+
+
+async def set_paused(sessions: SessionFactory, entry_id: str, paused: bool, now: datetime) -> bool | None:
+    """Pause or resume an entry: whether it changed (None: no such entry)."""
+    async with sessions() as session, session.begin():
+        return await store.set_paused(session, entry_id, paused, now)
 
 
 async def calendar_entries(sessions: SessionFactory) -> list[EntrySpec]:
@@ -319,10 +377,55 @@ async def preview_calendar(
         reached = {name for member_class in classes for name in member_class.entries}
         for entry_id, entry in firing.items():
             sample = await store.sample_member(session, resolved[entry_id]) if entry_id in reached else None
-            name, store_name = sample or ("王芳", "示例门店")
-            try:
-                samples[entry_id] = renderer.render(entry.template, variables(
-                    persona, None if entry.channel in ONE_TEXT else name, store_name))
-            except RenderError as error:
-                samples[entry_id] = f"(cannot render: {error})"
+            samples[entry_id] = sample_text(renderer, persona, entry, sample)
     return Preview(start, days, simulate(classes, firings, policy), samples, [e.id for e in entries if e.paused])
+
+
+MADE_UP = ("王芳", "示例门店")  # the sample member when the audience holds no one
+
+
+def sample_text(renderer: Renderer, persona: Mapping[str, Any], entry: EntrySpec,
+                sample: tuple[str | None, str | None] | None) -> str:
+    """The entry's text for one member (name, store), or for a made-up one; one text for
+    many carries no member's name."""
+    name, store_name = sample or MADE_UP
+    try:
+        return renderer.render(entry.template, variables(persona, None if entry.channel in ONE_TEXT else name, store_name))
+    except RenderError as error:
+        return f"(cannot render: {error})"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPreview:
+    """One entry as the console shows it while it is written."""
+
+    text: str  # rendered for `sample`
+    sample: tuple[str | None, str | None] | None  # a real audience member's name and store; None: made up
+    upcoming: list[datetime]  # the next fire times, in the brand's zone
+    outcome: Outcome  # the next occurrence (or one now, if none is left) as the preview counts it
+
+
+async def preview_entry(
+    sessions: SessionFactory, entry: EntrySpec, renderer: Renderer, persona: Mapping[str, Any],
+    policy: PreviewPolicy, cap_scheme: str, now: datetime, classes: Sequence[store.MemberClass] | None = None,
+) -> EntryPreview:
+    """The text for a sample member of the audience, the next five times, and whom the
+    next occurrence reaches and holds back (before weekly caps: one send alone never
+    meets them) — counted as the preview counts, in one pass over the members (none when
+    `classes`, from `entry_classes`, are given)."""
+    upcoming = next_times(entry, policy.zone, now)
+    if classes is None:
+        classes = await entry_classes(sessions, entry, cap_scheme)
+    async with sessions() as session:
+        sample = await store.sample_member(session, await store.resolve(session, entry.audience)) if classes else None
+    (outcome,) = simulate(classes, [(entry, upcoming[0] if upcoming else now)], policy)
+    return EntryPreview(sample_text(renderer, persona, entry, sample), sample,
+                        [at.astimezone(policy.zone) for at in upcoming], outcome)
+
+
+async def entry_classes(sessions: SessionFactory, entry: EntrySpec, cap_scheme: str) -> list[store.MemberClass]:
+    """The members of one entry's audience in the preview's classes (they depend on its
+    id, channel and audience only)."""
+    async with sessions() as session:
+        resolved = await store.resolve(session, entry.audience)
+        return await store.member_classes(session, {entry.id: resolved}, cap_scheme, sorted(flags_needed([entry])))

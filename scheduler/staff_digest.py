@@ -1,6 +1,7 @@
 """The morning digest: each staff member's open tasks in one prompt, grouped by due day
 (overdue first), and a word to the store manager about tasks overdue too long. Once per
-staff member per day, once per task escalated, whatever reruns."""
+staff member per day, once per task escalated, whatever reruns. The digest links to the
+task list, an escalation to the late task (a WeCom text card, a link in the sandbox)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from content_templates.renderer import Renderer
+from handlers.outbound import prompt_meta
 from storage.engine import SessionFactory
 from storage.outbox import NewOutboxMessage, enqueue
 from storage.staff import store_managers
@@ -41,7 +43,8 @@ async def send_digests(
         by_staff[row.staff_userid or ""].append(row)
     messages = [
         NewOutboxMessage(f"digest:{userid}:{today}", platform, userid, "staff_prompt",
-                         renderer.render("staff/digest.txt.j2", _digest(tasks, today)))
+                         renderer.render("staff/digest.txt.j2", _digest(tasks, today)),
+                         meta=prompt_meta("/admin/tasks", f"今日待办：{len(tasks)} 个任务"))
         for userid, tasks in by_staff.items()
     ]
     escalations = 0
@@ -54,7 +57,10 @@ async def send_digests(
             "task": {"id": row.task.id, "title": row.task.title, "due": row.task.due_date.strftime("%m-%d")},
             "staff": row.staff_name or row.staff_userid, "days_late": late, "member": row.member_name,
         })
-        messages.append(NewOutboxMessage(f"escalate:{row.task.id}", platform, manager.userid, "staff_prompt", body))
+        messages.append(NewOutboxMessage(
+            f"escalate:{row.task.id}", platform, manager.userid, "staff_prompt", body,
+            meta=prompt_meta(f"/admin/tasks/{row.task.id}", f"任务逾期：{row.task.title}"),
+        ))
         escalations += 1
     async with sessions() as session, session.begin():
         await enqueue(session, messages, now)

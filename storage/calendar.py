@@ -108,6 +108,10 @@ async def list_entries(session: AsyncSession) -> list[CalendarEntry]:
 _COMPARED = ("cron", "at", "audience", "template", "channel", "title", "paused")
 
 
+async def get_entry(session: AsyncSession, entry_id: str) -> CalendarEntry | None:
+    return await session.get(CalendarEntry, entry_id)
+
+
 async def replace_entries(session: AsyncSession, entries: Sequence[CalendarEntry], now: datetime) -> Changes:
     """Make the calendar exactly `entries` (in the caller's transaction): entries not
     among them are removed; an entry whose content did not change keeps its updated_at."""
@@ -118,21 +122,54 @@ async def replace_entries(session: AsyncSession, entries: Sequence[CalendarEntry
         await session.execute(delete(CalendarEntry).where(CalendarEntry.id.in_(gone)))  # type: ignore[attr-defined]
         changes.removed = gone
     for entry in entries:
-        old = existing.get(entry.id)
-        if old is None:
-            entry.updated_at = now
-            session.add(entry)
-            changes.added.append(entry.id)
-        elif any(getattr(old, name) != getattr(entry, name) for name in _COMPARED):
-            for name in _COMPARED:
-                setattr(old, name, getattr(entry, name))
-            old.updated_at = now
-            session.add(old)
-            changes.changed.append(entry.id)
-        else:
+        outcome = _put(session, existing.get(entry.id), entry, now)
+        if outcome == "unchanged":
             changes.unchanged += 1
+        else:
+            (changes.added if outcome == "added" else changes.changed).append(entry.id)
     await session.flush()
     return changes
+
+
+async def put_entry(session: AsyncSession, entry: CalendarEntry, now: datetime) -> str:
+    """Add or change one entry, the rest of the calendar untouched (in the caller's
+    transaction): "added", "changed" or "unchanged" (its updated_at kept)."""
+    outcome = _put(session, await get_entry(session, entry.id), entry, now)
+    await session.flush()
+    return outcome
+
+
+def _put(session: AsyncSession, old: CalendarEntry | None, entry: CalendarEntry, now: datetime) -> str:
+    if old is None:
+        entry.updated_at = now
+        session.add(entry)
+        return "added"
+    if all(getattr(old, name) == getattr(entry, name) for name in _COMPARED):
+        return "unchanged"
+    if old.paused and not entry.paused:
+        old.resumed_at = now
+    for name in _COMPARED:
+        setattr(old, name, getattr(entry, name))
+    old.updated_at = now
+    session.add(old)
+    return "changed"
+
+
+async def set_paused(session: AsyncSession, entry_id: str, paused: bool, now: datetime) -> bool | None:
+    """Pause or resume one entry (in the caller's transaction): whether that changed it,
+    or None when there is no such entry. Resuming notes the moment, so what fell due
+    while paused is never caught up."""
+    row = await get_entry(session, entry_id)
+    if row is None:
+        return None
+    if row.paused == paused:
+        return False
+    row.paused, row.updated_at = paused, now
+    if not paused:
+        row.resumed_at = now
+    session.add(row)
+    await session.flush()
+    return True
 
 
 async def unknown_store_codes(session: AsyncSession, codes: Sequence[str]) -> list[str]:
@@ -140,6 +177,21 @@ async def unknown_store_codes(session: AsyncSession, codes: Sequence[str]) -> li
         return []
     known = set((await session.execute(select(Store.code).where(Store.code.in_(set(codes))))).scalars())  # type: ignore[attr-defined]
     return [code for code in dict.fromkeys(codes) if code not in known]
+
+
+async def unknown_tag_names(session: AsyncSession, names: Sequence[str]) -> list[str]:
+    """The names among `names` no tag has (in any group)."""
+    if not names:
+        return []
+    known = set((await session.execute(select(Tag.name).where(Tag.name.in_(set(names))))).scalars())  # type: ignore[attr-defined]
+    return [name for name in dict.fromkeys(names) if name not in known]
+
+
+async def known_names(session: AsyncSession, limit: int = 200) -> tuple[list[str], list[tuple[str, str]]]:
+    """Tag names and (code, name) of stores, for an operator choosing an audience."""
+    tags = (await session.execute(select(Tag.name).distinct().order_by(Tag.name).limit(limit))).scalars()
+    stores = (await session.execute(select(Store.code, Store.name).order_by(Store.code).limit(limit))).all()
+    return list(tags), [(code, name) for code, name in stores]
 
 
 # -- audiences -------------------------------------------------------------------------

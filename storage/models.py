@@ -322,6 +322,9 @@ class CalendarEntry(SQLModel, table=True):
     channel: str = Field(max_length=32)  # wecom_mass | wecom_group_mass | kf | oa | staff_task
     title: str = Field(default="", max_length=128)
     paused: bool = False
+    # When it was last resumed: occurrences up to then were missed while paused, and a
+    # scan catching up after downtime must not send them.
+    resumed_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
 

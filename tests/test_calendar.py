@@ -38,6 +38,7 @@ from scheduler.calendar_run import (
     load_calendar,
     preview_calendar,
     run_calendar,
+    set_paused,
 )
 from scheduler.policy import QuietHours
 from storage import calendar as store
@@ -149,6 +150,14 @@ def test_catch_up_takes_only_the_latest_missed_occurrence_within_the_window() ->
     assert due([once], SHANGHAI, NOW - timedelta(days=4), NOW, timedelta(hours=24), 1)[0] == []
     paused = EntrySpec("p", "calendar/new_season.txt.j2", "oa", Audience(everyone=True), "* * * * *", paused=True)
     assert due([paused], SHANGHAI, NOW - timedelta(hours=1), NOW, timedelta(hours=24), 1)[0] == []
+
+
+def test_a_resumed_entry_does_not_catch_up_what_fell_due_while_it_was_paused() -> None:
+    resumed = EntrySpec("hourly", "calendar/new_season.txt.j2", "oa", Audience(everyone=True), "0 * * * *",
+                        resumed_at=utc(2026, 12, 4, 0, 30))
+    fire, let_go = due([resumed], SHANGHAI, NOW - timedelta(hours=5), NOW, timedelta(hours=24), 10)
+    assert [at for _, at in fire] == [utc(2026, 12, 4, 1), utc(2026, 12, 4, 2)] and let_go == 0
+    assert resumed == entry("0 * * * *", entry_id="hourly")  # running state, not content
 
 
 # ── The file ───────────────────────────────────────────────────────────────────────────
@@ -393,6 +402,36 @@ async def test_catch_up_after_downtime_happens_once(sessions: SessionFactory) ->
     again = await run_calendar(sessions, OPTIONS, Renderer(), SHANGHAI, NOW + timedelta(seconds=20))
     assert again.fired == []
     assert [r.dedupe_key.split(":")[2] for r in await outbox(sessions)] == ["20261204T1000"]
+
+
+async def test_a_paused_entry_fires_nothing_and_once_resumed_only_what_falls_due_after(
+    sessions: SessionFactory, context: CalendarContext
+) -> None:
+    await seed(sessions)
+    await add_entry(sessions, EntrySpec("hourly", "calendar/new_season.txt.j2", "oa", Audience(layers=("core",)), "0 * * * *"))
+    catch_all = CalendarOptions(PERSONA, catch_up_max=10)
+    start = NOW - timedelta(hours=6)  # 04:00:30 in Shanghai
+    assert [f.at for f in (await run_calendar(sessions, catch_all, Renderer(), SHANGHAI, start)).fired] == [
+        utc(2026, 12, 3, 20)]
+    assert await set_paused(sessions, "hourly", True, start + timedelta(minutes=1)) is True
+    assert await set_paused(sessions, "hourly", True, start + timedelta(minutes=2)) is False  # already
+    assert await set_paused(sessions, "nothing", True, start) is None
+    assert (await run_calendar(sessions, catch_all, Renderer(), SHANGHAI, start + timedelta(hours=2))).fired == []
+    # Down after 06:00:30 (Shanghai); resumed at 07:30:30; back at 10:00:30: 08:00, 09:00
+    # and 10:00 fire, not 07:00, which fell due while the entry was paused.
+    assert await set_paused(sessions, "hourly", False, NOW - timedelta(hours=2, minutes=30)) is True
+    report = await run_calendar(sessions, catch_all, Renderer(), SHANGHAI, NOW)
+    assert [f.at for f in report.fired] == [utc(2026, 12, 4, 0), utc(2026, 12, 4, 1), utc(2026, 12, 4, 2)]
+    assert len(await outbox(sessions)) == 4  # 刘洋 (core) once an hour
+
+    # Loading a file that no longer says `paused = true` resumes too.
+    await load_calendar(sessions, GOOD, "cal.toml", context, NOW)
+    later = NOW + timedelta(hours=1)
+    changes, _ = await load_calendar(sessions, GOOD.replace("paused = true\n", ""), "cal.toml", context, later)
+    assert changes is not None and changes.changed == ["moments"]
+    (moments,) = [e for e in await calendar_entries(sessions) if e.id == "moments"]
+    assert not moments.paused and moments.resumed_at == later
+    assert calendar_toml([moments], SHANGHAI).count("paused") == 0
 
 
 async def test_a_mass_send_goes_per_owner_with_a_prompt_to_confirm_it(sessions: SessionFactory) -> None:

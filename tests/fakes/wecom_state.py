@@ -100,6 +100,31 @@ def _utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
+def _cut_bytes(text: str, limit: int) -> str:
+    """WeCom cuts a long card title or description at a byte count, even inside a
+    character: what is left of that character shows as U+FFFD here."""
+    data = text.encode("utf-8")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "replace")
+
+
+def shown_textcard(body: Json) -> Json:
+    """The card a staff member sees (WECOM.md §4.2): title ≤128 bytes and description
+    ≤512 bytes, longer ones cut; btntxt ≤4 characters, default 详情; url ≤2048 bytes with
+    its scheme. The docs do not say how a bad url is answered: 40058 (invalid parameter) is
+    our choice, so a sender that gets it wrong fails loudly here."""
+    card = body.get("textcard")
+    if not isinstance(card, dict) or not all(isinstance(card.get(k), str) and card.get(k) for k in ("title", "description", "url")):
+        raise Refusal(40058, "textcard needs title, description and url")
+    url = card["url"]
+    if not re.match(r"https?://", url) or _utf8_len(url) > 2048:
+        raise Refusal(40058, "textcard url: at most 2048 bytes, with http:// or https://")
+    button = card.get("btntxt") or "详情"
+    if not isinstance(button, str):
+        raise Refusal(40058, "textcard btntxt must be a string")
+    return {"title": _cut_bytes(card["title"], 128), "description": _cut_bytes(card["description"], 512),
+            "url": url, "btntxt": button[:4]}
+
+
 def text_content(body: Json, limit: int) -> str:
     text = body.get("text")
     content = text.get("content") if isinstance(text, dict) else None
@@ -233,12 +258,11 @@ class WeComState:
         if not isinstance(body.get("agentid"), int):
             raise Refusal(40056, "invalid agentid")
         msgtype = body.get("msgtype")
+        shown = body  # what reaches the staff member
         if msgtype == "text":
             text_content(body, 2048)
         elif msgtype == "textcard":
-            card = body.get("textcard") or {}
-            if not all(isinstance(card.get(key), str) and card.get(key) for key in ("title", "description", "url")):
-                raise Refusal(40058, "textcard needs title, description and url")
+            shown = body | {"textcard": shown_textcard(body)}
         else:
             raise Refusal(40008, "invalid message type")
         users = [user.lower() for user in str(body.get("touser") or "").split("|") if user]
@@ -268,7 +292,7 @@ class WeComState:
                 self.dropped.append(Delivery(path, user, body, now, app))
                 continue
             sends.append(now)
-            self._deliver(path, user, body, app)
+            self._deliver(path, user, shown, app)
         return {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": msgid}
 
     # -- mass sends (§4.3) --------------------------------------------------------------

@@ -1,30 +1,45 @@
 """Delivery to the sandbox: the chat page is the member's phone, and the staff panel
-is a staff member's WeCom."""
+is a staff member's WeCom. A staff prompt with a console link gets the signed URL as its
+last line, which the panel shows as a link."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from bot.console.prompt_links import TASK_PAGES, LinkBuilder, no_links, prompt_url
 from bot.platforms.sandbox.hub import SandboxHub, Watched, staff_key
 from scheduler.delivery import OutboundMessage, SendResult
 from storage.models import utcnow
 
 
 class SandboxSender:
-    def __init__(self, hub: SandboxHub):
+    def __init__(self, hub: SandboxHub, links: LinkBuilder = no_links):
         self._hub = hub
+        self._links = links
 
     async def send(self, message: OutboundMessage) -> SendResult:
         # A page opened later reads the conversation from the database, so a member
         # with no page open has still received the message.
-        recipient: Watched = (
-            staff_key(message.recipient) if message.kind == "staff_prompt" else message.recipient
-        )
+        to_staff = message.kind == "staff_prompt"
+        recipient: Watched = staff_key(message.recipient) if to_staff else message.recipient
+        text = with_link(message.body, message.meta, message.recipient, self._links) if to_staff else message.body
         self._hub.publish(
             recipient,
             {
                 "key": f"outbox:{message.id}",
                 "direction": "out",
-                "text": message.body,
+                "text": text,
                 "at": utcnow().isoformat(),
             },
         )
         return SendResult.sent(platform_msg_id=f"sandbox-{message.id}")
+
+
+def with_link(text: str, meta: Mapping[str, Any], staff_userid: str, links: LinkBuilder) -> str:
+    """A staff prompt as the panel shows it: with a last line holding its task link, if any."""
+    url = prompt_url(meta, staff_userid, links)
+    if url is None:
+        return text
+    label = "打开任务列表" if meta.get("link") == TASK_PAGES else "打开任务"
+    return f"{text.rstrip()}\n{label}：{url}"

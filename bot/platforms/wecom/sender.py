@@ -1,7 +1,8 @@
 """Delivery to WeCom: outbox rows into API calls, API answers into send results.
 
-Routes: "message" (a prompt to staff by app message, or a reply to a member through
-WeChat Customer Service), "welcome" (the new-contact greeting), the requests
+Routes: "message" (a prompt to staff by app message — a text card opening the task
+page when the prompt carries a console link and the console is served, else text — or a
+reply to a member through WeChat Customer Service), "welcome" (the new-contact greeting), the requests
 "profile", "group" and "pull" whose answers are written into our storage, and, when tag
 sync is on, "mark_tag" (our tags onto the customer as corp tags) and "corp_tags" (WeCom's
 renamed and deleted corp tags into ours); and "mass_send" (a content-calendar mass send a
@@ -11,11 +12,14 @@ staff member confirms in WeCom; the customers WeCom left out are noted on the ro
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.console.prompt_links import LinkBuilder, no_links, prompt_url
 from bot.platforms.wecom import kf
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.contacts import apply_contact, apply_group, earliest
@@ -36,6 +40,11 @@ log = logging.getLogger(__name__)
 ALREADY_GREETED = 41051
 INVALID_TAG_ID = 40068
 SYNC_OFF = "tag sync with WeCom is off (platforms.wecom.tag_sync_group is not set): corp tags are not marked"
+# message/send textcard limits (WECOM.md §4.2): WeCom cuts longer titles and descriptions
+# at a byte count, which may split a character, so we cut first, between characters.
+CARD_TITLE_BYTES, CARD_DESCRIPTION_BYTES, CARD_URL_BYTES = 128, 512, 2048
+CARD_BUTTON = "去处理"  # at most 4 characters
+ELLIPSIS = "…"
 
 
 class WeComSender:
@@ -47,22 +56,21 @@ class WeComSender:
         inbox: Callable[[], InboxWriter],
         clock: Callable[[], datetime] = utcnow,
         tag_sync_group: str | None = None,
+        links: LinkBuilder = no_links,
     ):
         self._client = client
         self._sessions = sessions
         self._agent_id = agent_id
         self._inbox = inbox
         self._clock = clock
+        self._links = links
         self.corp_tags = CorpTags(client, sessions, tag_sync_group) if tag_sync_group else None
 
     async def send(self, message: OutboundMessage) -> SendResult:
         try:
             match message.route:
                 case "message" if message.kind == "staff_prompt":
-                    result = await self._client.send_text_to_staff(message.recipient, self._agent_id, message.body)
-                    if result.invalid_users:
-                        return SendResult.failed(f"not a WeCom user of this app: {', '.join(result.invalid_users)}")
-                    return SendResult.sent(result.msgid)
+                    return await self._prompt_staff(message)
                 case "message":
                     return await self._reply_to_member(message)
                 case "welcome":
@@ -95,6 +103,19 @@ class WeComSender:
             return SendResult.failed(f"WeCom cannot deliver route {message.route!r}")
         except (WeComApiError, WeComRateLimited, WeComTransportError) as error:
             return result_for(error)
+
+    async def _prompt_staff(self, message: OutboundMessage) -> SendResult:
+        url = prompt_url(message.meta, message.recipient, self._links)
+        card = text_card(message.body, str(message.meta.get("title") or ""), url) if url else None
+        if card is None:
+            result = await self._client.send_text_to_staff(message.recipient, self._agent_id, message.body)
+        else:
+            result = await self._client.send_textcard_to_staff(
+                message.recipient, self._agent_id, card.title, card.description, card.url, card.button
+            )
+        if result.invalid_users:
+            return SendResult.failed(f"not a WeCom user of this app: {', '.join(result.invalid_users)}")
+        return SendResult.sent(result.msgid)
 
     async def _reply_to_member(self, message: OutboundMessage) -> SendResult:
         conversation = str(message.meta.get("conversation") or "")
@@ -214,3 +235,54 @@ def _tag_names(meta: Mapping[str, Any], key: str) -> list[TagName]:
             raise ValueError(f"mark_tag meta {key!r} holds a tag without a name")
         names.append((item[0], item[1]))
     return names
+
+
+# -- text cards (pure) ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TextCard:
+    title: str
+    description: str  # WeCom reads it as a little HTML (<br>, <div class="gray">…)
+    url: str
+    button: str = CARD_BUTTON
+
+
+def text_card(body: str, title: str, url: str) -> TextCard | None:
+    """The prompt as a card within WeCom's limits; None when the URL is too long for one."""
+    if len(url.encode()) > CARD_URL_BYTES:
+        return None
+    lines = [line.rstrip() for line in body.strip().splitlines() if line.strip()]
+    heading = title.strip() or (lines[0] if lines else "") or CARD_BUTTON
+    description = card_description(lines or [heading], CARD_DESCRIPTION_BYTES)  # WeCom wants one
+    return TextCard(cut_utf8(heading, CARD_TITLE_BYTES), description, url)
+
+
+def cut_utf8(text: str, limit: int) -> str:
+    """`text` in at most `limit` UTF-8 bytes, cut between characters, "…" marking a cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    # Bytes of a character split at the end are dropped whole by "ignore".
+    return data[:limit - len(ELLIPSIS.encode())].decode("utf-8", "ignore") + ELLIPSIS
+
+
+def card_description(lines: list[str], limit: int) -> str:
+    """Lines as a card description: escaped (a customer's "<" is text, not markup), joined
+    by <br>, and cut to `limit` bytes between characters, never inside an escape."""
+    pieces: list[str] = []
+    for n, line in enumerate(lines):
+        if n:
+            pieces.append("<br>")
+        pieces.extend(html.escape(ch, quote=False) for ch in line)
+    sizes = [len(piece.encode()) for piece in pieces]
+    if sum(sizes) <= limit:
+        return "".join(pieces)
+    room, kept = limit - len(ELLIPSIS.encode()), []
+    for piece, size in zip(pieces, sizes, strict=True):
+        if size > room:
+            break
+        kept.append(piece)
+        room -= size
+    while kept and kept[-1] in ("<br>", " "):
+        kept.pop()
+    return "".join(kept) + ELLIPSIS

@@ -80,6 +80,13 @@ def to_update(fields: Mapping[str, str]) -> Update:
             platform=PLATFORM, sender=detail.get("Id", ""), event=f"tag_{change}", occurred_at=at,
             detail=detail, actor="system",
         )
+    if event == "change_contact" and change == "delete_user":
+        # A staff member removed from the corp (成员变更通知): her work is handed over.
+        userid = fields.get("UserID", "")
+        return EventUpdate(
+            key=key_of(PLATFORM, event, change, userid, stamp),
+            platform=PLATFORM, sender=userid, event="staff_left", occurred_at=at, actor="system",
+        )
     if event == "kf_msg_or_event":
         kfid, token = fields.get("OpenKfId", ""), fields.get("Token", "")
         return EventUpdate(

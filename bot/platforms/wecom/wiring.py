@@ -8,6 +8,7 @@ from aiohttp import web
 from tenacity import wait_random_exponential
 
 from bot.config import OfficialAccountSettings, WeComSettings
+from bot.console.prompt_links import LinkBuilder, no_links
 from bot.keys import HTTP, INBOX, OA_CLIENT, SESSIONS, WECOM_CLIENT
 from bot.platforms.oa.routes import OfficialAccountCallback
 from bot.platforms.oa.sender import OfficialAccountSender
@@ -30,8 +31,10 @@ def add_wecom_routes(app: web.Application, settings: WeComSettings) -> None:
 
 
 def add_wecom_client(
-    app: web.Application, settings: WeComSettings, senders: dict[str, Sender], jobs: list[CronJob]
+    app: web.Application, settings: WeComSettings, senders: dict[str, Sender], jobs: list[CronJob],
+    links: LinkBuilder = no_links,
 ) -> None:
+    """The WeCom client and sender; `links` makes staff prompts' console paths into URLs."""
     async def client(app: web.Application) -> AsyncIterator[None]:
         wecom = WeComClient(
             app[HTTP], settings.api_base, settings.corp_id, settings.secret.get_secret_value(),
@@ -39,7 +42,8 @@ def add_wecom_client(
         )
         app[WECOM_CLIENT] = wecom
         senders["wecom"] = WeComSender(
-            wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX], tag_sync_group=settings.tag_sync_group
+            wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX], tag_sync_group=settings.tag_sync_group,
+            links=links,
         )
         yield
 

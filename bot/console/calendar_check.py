@@ -1,0 +1,122 @@
+"""Checking a calendar entry as typed in the console, and previewing it: the checks of
+`siyu calendar load` (the entry itself, then the database's store codes and tags), the
+text for a sample member of the audience, the next fire times and the reach."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from bot.calendar_cli import calendar_context, preview_policy
+from bot.config import Settings
+from bot.console.calendar_form import by_field, entry_item
+from bot.console.calendar_month import held_summary
+from bot.console.i18n import translator
+from bot.console.keys import LANGUAGE
+from bot.keys import SESSIONS, SETTINGS
+from content_templates.renderer import SHIPPED
+from scheduler.calendar import EntrySpec, next_times, parse_entry
+from scheduler.calendar_run import CalendarOptions, EntryPreview, entry_classes, entry_problems, preview_entry, taken
+from storage import calendar as store
+from storage.calendar import LIFECYCLE, MemberClass
+from storage.models import utcnow
+
+WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+@dataclass(slots=True)
+class Checked:
+    values: dict[str, str]  # as typed (the id of an entry being edited: its own)
+    entry: EntrySpec | None = None  # None: it does not read as an entry
+    problems: dict[str, list[str]] = field(default_factory=dict)  # field → messages
+    preview: EntryPreview | None = None
+
+
+async def check(request: web.Request, values: dict[str, str], original: str | None,
+                with_preview: bool = True) -> Checked:
+    """`values` checked as the entry `original` (its id cannot change) or a new one."""
+    settings: Settings = request.config_dict[SETTINGS]
+    sessions = request.config_dict[SESSIONS]
+    context = calendar_context(settings)
+    if original is not None:
+        values = values | {"id": original}
+    item = entry_item(values)
+    entry, problems = parse_entry(item, context)
+    if entry is not None:
+        problems = await entry_problems(sessions, entry, context.known_tags, new=original is None)
+    elif original is None and item["id"] and not any(p.startswith("id:") for p in problems):
+        async with sessions() as session:  # a taken id, said at once rather than after the rest is mended
+            if await store.get_entry(session, item["id"]) is not None:
+                problems.insert(0, taken(item["id"]))
+    checked = Checked(values, entry, by_field(problems))
+    if with_preview and entry is not None:
+        classes = await _reach(request, entry, settings.delivery.cap_scheme)
+        checked.preview = await preview_entry(sessions, entry, context.renderer, context.persona,
+                                              preview_policy(settings), settings.delivery.cap_scheme, utcnow(), classes)
+    return checked
+
+
+REACH = web.AppKey("calendar_reach", OrderedDict)  # (id, channel, audience, cap scheme) → (when, classes)
+REACH_SECONDS, REACH_KEPT = 60.0, 64
+
+
+async def _reach(request: web.Request, entry: EntrySpec, cap_scheme: str) -> list[MemberClass]:
+    """The audience's classes, counted again at most once a minute: over a million members
+    that takes a second or two, and typing the title or the template does not change it."""
+    kept: OrderedDict[tuple[str, ...], tuple[float, list[MemberClass]]] = request.app[REACH]
+    key = (entry.id, entry.channel, entry.audience.to_json(), cap_scheme)
+    if (hit := kept.get(key)) is not None and time.monotonic() - hit[0] < REACH_SECONDS:
+        return hit[1]
+    classes = await entry_classes(request.config_dict[SESSIONS], entry, cap_scheme)
+    kept[key] = (time.monotonic(), classes)
+    kept.move_to_end(key)
+    while len(kept) > REACH_KEPT:
+        kept.popitem(last=False)
+    return classes
+
+
+def entry_json(checked: Checked, request: web.Request) -> dict[str, Any] | None:
+    """The preview as the page shows it (and the validate endpoint sends it)."""
+    preview, entry = checked.preview, checked.entry
+    if preview is None or entry is None:
+        return None
+    _ = translator(request.get(LANGUAGE, "zh"))
+    outcome = preview.outcome
+    name, store = preview.sample or (None, None)
+    return {
+        "text": preview.text,
+        "sample": {"name": name, "store": store, "made_up": preview.sample is None},
+        "upcoming": [f"{at:%Y-%m-%d %H:%M} {_(WEEKDAYS[at.weekday()])}" for at in preview.upcoming],
+        "audience": outcome.audience, "reached": outcome.reached, "deferred": outcome.deferred,
+        "held": [[_(label), count] for label, count in held_summary(outcome.held)],
+        "paused": entry.paused,
+    }
+
+
+def saved_month(entry: EntrySpec, zone: ZoneInfo, now: datetime) -> date:
+    """The month to show after saving: the one the entry next fires in, or this one."""
+    upcoming = next_times(entry, zone, now, 1)
+    return (upcoming[0] if upcoming else now).astimezone(zone).date().replace(day=1)
+
+
+def form_context(settings: Settings) -> dict[str, Any]:
+    """What the form offers to choose from: schemes and their layers, templates, the zone."""
+    schemes = {s.name: list(dict.fromkeys(layer.name for layer in s.layers)) for s in settings.layers.schemes}
+    return {"schemes": schemes, "lifecycle": schemes.get(LIFECYCLE, []), "zone": settings.zone.key,
+            "templates": calendar_templates(settings)}
+
+
+def calendar_templates(settings: Settings) -> list[str]:
+    """Calendar templates on disk (the operator's folder, then the shipped ones), without
+    the prompt that asks staff to confirm a mass send."""
+    prompt = CalendarOptions({}).prompt_template
+    folders = ([Path(settings.templates.dir)] if settings.templates.dir else []) + [SHIPPED]
+    found = {f"calendar/{path.name}" for folder in folders for path in (folder / "calendar").glob("*.j2")}
+    return sorted(found - {prompt})
