@@ -43,7 +43,7 @@ from storage import calendar as store
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
 from storage.outbox import NewOutboxMessage, enqueue, mass_sends_since
-from storage.tasks import NewTask, create_tasks
+from storage.tasks import NewTask, create_task, create_tasks
 
 log = logging.getLogger(__name__)
 CURSOR = "calendar:last_scan"
@@ -242,8 +242,6 @@ async def _mass_send(
 ) -> None:
     """The mass-send rows (split at WeCom's limits), a task to confirm them (due the day of
     the occurrence) and the prompt, which links to the task."""
-    from storage.tasks import create_task  # here, so this change stays within this function
-
     size, target_key = (MAX_EXTERNAL_IDS, "external_userid") if chat_type == "single" else (MAX_CHATS, "chat_id_list")
     rows = [
         NewOutboxMessage(

@@ -36,6 +36,7 @@ class StaffMessage:
     direction: Literal["in", "out"]  # "in": the staff member wrote it; "out": sent to them
     text: str
     at: datetime
+    meta: str = "{}"  # a prompt's outbox meta (JSON): its task link, if any
 
 
 async def active_staff(session: AsyncSession) -> list[StaffListing]:
@@ -75,7 +76,7 @@ async def staff_conversation(
     ).all()
     outbox_rows = (
         await session.execute(
-            select(OutboxEntry.id, OutboxEntry.body, OutboxEntry.sent_at)
+            select(OutboxEntry.id, OutboxEntry.body, OutboxEntry.sent_at, OutboxEntry.meta)
             .where(
                 OutboxEntry.platform == platform,
                 OutboxEntry.recipient == userid,
@@ -91,9 +92,9 @@ async def staff_conversation(
         text = _staff_text(payload)
         if text is not None:
             messages.append(StaffMessage(f"inbox:{entry_id}", "in", text, received_at))
-    for entry_id, body, sent_at in outbox_rows:
+    for entry_id, body, sent_at, meta in outbox_rows:
         if sent_at is not None:
-            messages.append(StaffMessage(f"outbox:{entry_id}", "out", body, sent_at))
+            messages.append(StaffMessage(f"outbox:{entry_id}", "out", body, sent_at, meta))
     messages.sort(key=lambda m: (m.at, m.direction == "out", int(m.key.split(":")[1])))
     return messages[-limit:]
 

@@ -5,11 +5,10 @@ is served. The calendar's mass-send prompt becomes a task too."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -34,6 +33,7 @@ from storage.calendar import Audience
 from storage.engine import SessionFactory
 from storage.models import Member, MemberIdentity, OutboxEntry, Staff, StaffTask, Store, utcnow
 from storage.outbox import NewOutboxMessage, enqueue
+from tests.browser_harness import needs_chromium
 from tests.conftest import RunningServer, eventually, start_server, write_config
 from tests.fakes.wecom_cloud import FakeWeComCloud
 from tests.sse import next_event
@@ -281,6 +281,10 @@ async def test_the_sandbox_panel_gets_the_signed_link_as_the_last_line(
     assert first == "新任务 #5：回访王芳" and line.startswith(f"打开任务：{PUBLIC}/admin/tasks/5?as=chenjing&")
     assert listing["text"].split("\n")[1].startswith(f"打开任务列表：{PUBLIC}/admin/tasks?as=chenjing&")
     assert plain["text"] == "好的，任务 #5 已完成。"
+    # Reloaded from history, the prompts read as they arrived: links included.
+    async with panel.client.get(f"{panel.base}/sandbox/staff/chenjing/messages") as response:
+        history = [m["text"] for m in (await response.json())["messages"]]
+    assert history == [task["text"], listing["text"], plain["text"]]
 
 
 async def test_without_a_console_the_sandbox_prompt_has_no_link(
@@ -293,37 +297,28 @@ async def test_without_a_console_the_sandbox_prompt_has_no_link(
         assert (await next_event(stream))["text"] == "新任务 #5：回访王芳"
 
 
-CHROMIUM = os.environ.get("SIYU_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="browser tests need chromium on PATH or SIYU_CHROMIUM")
+@needs_chromium
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_the_panel_shows_the_link_as_a_link_and_everything_else_as_text(
-    panel: RunningServer, sessions: SessionFactory
+    panel: RunningServer, sessions: SessionFactory, browser: Any
 ) -> None:
     playwright_api = pytest.importorskip("playwright.async_api")
-    async with playwright_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                   args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = await browser.new_page(locale="zh-CN")
-            await page.goto(f"{panel.base}/sandbox#staff")
-            await page.get_by_test_id("staff-item").filter(has_text="陈静").click()
-            await playwright_api.expect(page.get_by_test_id("connection-status")).to_contain_text("已连接")
-            await queue_prompt(panel, sessions, "prompt:task", "新任务 #5：<b>回访</b> 王芳 <img src=x onerror=alert(1)>",
-                               "/admin/tasks/5")
-            prompt = page.locator('[data-testid="staff-message"][data-direction="out"]')
-            await playwright_api.expect(prompt).to_have_count(1)
-            links = prompt.get_by_test_id("staff-message-link")
-            await playwright_api.expect(links).to_have_count(1)
-            href = await links.first.get_attribute("href")
-            assert href is not None and href.startswith(f"{PUBLIC}/admin/tasks/5?as=chenjing&")
-            assert await links.first.inner_text() == href
-            bubble = prompt.locator(".bubble")
-            assert "<b>回访</b> 王芳 <img src=x onerror=alert(1)>" in await bubble.inner_text()
-            assert await bubble.locator("b, img").count() == 0  # shown as text, never as markup
-        finally:
-            await browser.close()
+    page = await browser.new_page(locale="zh-CN")
+    await page.goto(f"{panel.base}/sandbox#staff")
+    await page.get_by_test_id("staff-item").filter(has_text="陈静").click()
+    await playwright_api.expect(page.get_by_test_id("connection-status")).to_contain_text("已连接")
+    await queue_prompt(panel, sessions, "prompt:task", "新任务 #5：<b>回访</b> 王芳 <img src=x onerror=alert(1)>",
+                       "/admin/tasks/5")
+    prompt = page.locator('[data-testid="staff-message"][data-direction="out"]')
+    await playwright_api.expect(prompt).to_have_count(1)
+    links = prompt.get_by_test_id("staff-message-link")
+    await playwright_api.expect(links).to_have_count(1)
+    href = await links.first.get_attribute("href")
+    assert href is not None and href.startswith(f"{PUBLIC}/admin/tasks/5?as=chenjing&")
+    assert await links.first.inner_text() == href
+    bubble = prompt.locator(".bubble")
+    assert "<b>回访</b> 王芳 <img src=x onerror=alert(1)>" in await bubble.inner_text()
+    assert await bubble.locator("b, img").count() == 0  # shown as text, never as markup
 
 
 # -- the calendar's mass send: a confirmation task ---------------------------------------

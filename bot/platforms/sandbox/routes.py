@@ -16,16 +16,18 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from bot.console.prompt_links import LINKS, no_links
 from bot.keys import INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox.hub import Watched, staff_key
 from bot.platforms.sandbox.orders import post_order
 from bot.platforms.sandbox.requests import json_body, json_error
+from bot.platforms.sandbox.sender import with_link
 from handlers.updates import MessageUpdate, to_payload
 from storage.inbox import NewInboxEntry
 from storage.interactions import recent_messages
 from storage.members import contacts_on, member_by_identity
 from storage.models import utcnow
-from storage.staff_messages import active_staff, active_staff_member, staff_conversation
+from storage.staff_messages import StaffMessage, active_staff, active_staff_member, staff_conversation
 
 PLATFORM = "sandbox"
 PAGE = Path(__file__).with_name("page.html")
@@ -213,11 +215,16 @@ async def staff_messages(request: web.Request) -> web.Response:
         rows = await staff_conversation(session, PLATFORM, userid) if staff is not None else []
     if staff is None:
         raise json_error(web.HTTPNotFound, f"no staff member with userid {userid!r}")
+    links = request.app.get(LINKS, no_links)
+
+    def shown(m: StaffMessage) -> str:  # a prompt as it was delivered: with its task link
+        return with_link(m.text, json.loads(m.meta), userid, links) if m.direction == "out" else m.text
+
     return web.json_response(
         {
             "staff": {"userid": staff.userid, "name": staff.name},
             "messages": [
-                {"key": m.key, "direction": m.direction, "text": m.text, "at": m.at.isoformat()}
+                {"key": m.key, "direction": m.direction, "text": shown(m), "at": m.at.isoformat()}
                 for m in rows
             ],
         }
