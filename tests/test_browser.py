@@ -30,6 +30,7 @@ async def test_a_member_chats_and_the_persona_reply_appears_without_reloading(
     await page.get_by_test_id("new-member-input").fill("王芳")
     await page.get_by_test_id("new-member-button").click()
     await expect(page.get_by_test_id("connection-status")).to_contain_text("已连接")
+    await expect(page.get_by_test_id("console-link")).to_be_hidden()  # no console configured here
 
     await page.get_by_test_id("message-input").fill("想买全麦吐司，有推荐吗")
     await page.get_by_test_id("send-button").click()

@@ -116,9 +116,11 @@ async def page(_request: web.Request) -> web.FileResponse:
 
 
 async def info(request: web.Request) -> web.Response:
-    persona = request.app[SETTINGS].persona
+    settings = request.app[SETTINGS]
+    persona = settings.persona
+    console = "/admin/" if settings.console.users else None  # the demo's chat links to its console
     return web.json_response(
-        {"persona": {"name": persona.name, "title": persona.title}, "console_url": None}
+        {"persona": {"name": persona.name, "title": persona.title}, "console_url": console}
     )
 
 
