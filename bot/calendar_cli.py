@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import delivery_policy, renderer_for
-from bot.config import Settings
+from bot.config import Settings, configured_tags
 from bot.handler_config import handler_config
 from bot.inspect_cli import open_sessions
 from bot.output import print_json, print_table
@@ -27,15 +27,6 @@ from storage.models import utcnow
 def calendar_context(settings: Settings) -> CalendarContext:
     schemes = {s.name: [layer.name for layer in s.layers] for s in settings.layers.schemes}
     return CalendarContext(settings.zone, schemes, renderer_for(settings), _persona(settings), configured_tags(settings))
-
-
-def configured_tags(settings: Settings) -> frozenset[str]:
-    """Tags the configuration gives (tag rules, WeCom channels, layers.known_tags): an
-    audience may name them before any member has them."""
-    tags = {rule.tag for rule in settings.tags.rules} | set(settings.layers.known_tags)
-    if settings.platforms.wecom is not None:
-        tags |= {tag for channel in settings.platforms.wecom.channels.values() for tag in channel.tags}
-    return frozenset(tags)
 
 
 def preview_policy(settings: Settings) -> PreviewPolicy:

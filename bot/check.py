@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bot.app import renderer_for
 from bot.calendar_cli import calendar_file_problems
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, configured_tags, load_settings
 from bot.config_care import care_problems
 from bot.handler_config import handler_config
 from scheduler.cron import cron_problem
@@ -54,9 +54,7 @@ def problems_in(path: Path) -> tuple[Settings | None, list[str]]:
     ]:
         if template is not None:
             problems.extend(f"{path}: {key}: {p}" for p in renderer.problems(template, variables))
-    known_tags = {r.tag for r in settings.tags.rules} | set(settings.layers.known_tags)
-    if settings.platforms.wecom is not None:
-        known_tags |= {t for channel in settings.platforms.wecom.channels.values() for t in channel.tags}
+    known_tags = configured_tags(settings)
     for n, scheme in enumerate(settings.layers.schemes):
         problems.extend(f"{path}: layers.schemes[{n}]: unknown tag {tag!r} (no tag rule, channel or layers.known_tags "
                         "gives it)" for tag in unknown_tags(scheme.scheme(), known_tags))

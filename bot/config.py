@@ -262,6 +262,15 @@ class Settings(_Section):
         return ZoneInfo(self.timezone)
 
 
+def configured_tags(settings: Settings) -> frozenset[str]:
+    """Tags the configuration gives (tag rules, WeCom channels, layers.known_tags): an
+    audience may name them before any member has them."""
+    tags = {rule.tag for rule in settings.tags.rules} | set(settings.layers.known_tags)
+    if settings.platforms.wecom is not None:
+        tags |= {tag for channel in settings.platforms.wecom.channels.values() for tag in channel.tags}
+    return frozenset(tags)
+
+
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:
     """The file to read: the --config flag, else $SIYU_CONFIG, else ./siyu.toml."""
     if explicit:
