@@ -94,6 +94,7 @@ class MemberTag(SQLModel, table=True):
     """Why a member has a tag: who or what set it, when first and last, how often."""
 
     __tablename__ = "member_tags"
+    __table_args__ = (Index("ix_member_tags_source", "source", "source_ref"),)  # what each rule gave
     member_id: int = Field(foreign_key="members.id", primary_key=True)
     tag_id: int = Field(foreign_key="tags.id", primary_key=True, index=True)
     source: str = Field(max_length=16)  # rule | staff | import | platform
@@ -190,6 +191,10 @@ class OutboxEntry(SQLModel, table=True):
 
 class StaffTask(SQLModel, table=True):
     __tablename__ = "staff_tasks"
+    __table_args__ = (
+        Index("ix_staff_tasks_due_date", "due_date"),  # the day's tasks, rates over a window
+        Index("ix_staff_tasks_status_staff", "status", "staff_id"),  # open work per person
+    )
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(unique=True, max_length=191)
     staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
