@@ -363,7 +363,6 @@ async def test_in_a_browser_the_form_shows_problems_and_the_preview_as_the_opera
     await page.get_by_test_id("save-button").click()
     await expect(page.get_by_test_id("calendar-notice")).to_contain_text("new-season")
     await expect(page.locator('[data-testid="calendar-entry"][data-entry="new-season"]')).to_be_visible()
-    await page.screenshot(path=screenshot_path(tmp_path, "console-calendar.png"), full_page=True)
     assert [e.id for e in await calendar_entries(sessions)] == ["new-season"]
 
 
