@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, false, func, literal_column, or_, select
+from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.engagement import day_bounds
 from storage.models import LayerAssignment, Member, OutboxEntry, Staff, StaffTask, Store
+from storage.tasks import done_in_time
 
 # Reasons and errors are grouped on their first characters: errors that differ only in a
 # request id further on fall into one group. Inlined so that PostgreSQL sees the same
@@ -141,17 +141,12 @@ class TaskTally:
 async def task_tallies(session: AsyncSession, first: date, today: date, zone: ZoneInfo) -> list[TaskTally]:
     """Tasks due in [first, today] per store of their assignee, by state. A task is on time
     when it was done before its due day ended in `zone` (as handlers.task_rates counts)."""
-    days = [first + timedelta(days=n) for n in range((today - first).days + 1)]
-    in_time = or_(false(), *(
-        and_(StaffTask.due_date == day, StaffTask.done_at < day_bounds(day, zone)[1])  # type: ignore[operator]
-        for day in days
-    ))
     tasks = (
         select(
             Staff.store_id.label("store_id"),  # type: ignore[union-attr]
             StaffTask.status.label("status"),  # type: ignore[attr-defined]
             case((StaffTask.due_date < today, 1), else_=0).label("overdue"),
-            case((and_(StaffTask.status == "done", in_time), 1), else_=0).label("on_time"),
+            case((done_in_time(first, today, zone), 1), else_=0).label("on_time"),
         )
         .select_from(StaffTask)
         .outerjoin(Staff, Staff.id == StaffTask.staff_id)  # type: ignore[arg-type]

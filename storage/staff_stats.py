@@ -5,15 +5,15 @@ row per staff member (or per staff member and due day), never one query per pers
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, false, func, or_, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.engagement import day_bounds
 from storage.models import Member, Staff, StaffTask, Store
+from storage.tasks import done_in_time
 
 
 def _count_if(condition: Any) -> Any:
@@ -69,20 +69,11 @@ class DueGroup:
 
 
 async def due_groups(session: AsyncSession, first: date, last: date, zone: ZoneInfo) -> list[DueGroup]:
-    """Tasks due first..last (inclusive) grouped by staff, due day and status.
-
-    "On time" needs each due day's local end as a UTC instant; the window is a few weeks,
-    so the ends are spelt out in the statement rather than converted per row in SQL
-    (which SQLite and PostgreSQL would spell differently)."""
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    by_deadline = or_(false(), *(
-        and_(StaffTask.due_date == day, StaffTask.done_at < day_bounds(day, zone)[1])  # type: ignore[operator]
-        for day in days
-    ))
+    """Tasks due first..last (inclusive) grouped by staff, due day and status."""
     statement = (
         select(
             StaffTask.staff_id, StaffTask.due_date, StaffTask.status, func.count(),
-            _count_if(and_(StaffTask.status == "done", by_deadline)),
+            _count_if(done_in_time(first, last, zone)),
         )
         .where(StaffTask.due_date >= first, StaffTask.due_date <= last)
         .group_by(StaffTask.staff_id, StaffTask.due_date, StaffTask.status)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
+from storage.engagement import day_bounds
 from storage.models import Member, Staff, StaffTask, Store
 
 TASKS = StaffTask.__table__  # type: ignore[attr-defined]
@@ -66,6 +68,18 @@ async def open_tasks_of(session: AsyncSession, staff_id: int, limit: int = 20) -
         .limit(limit)
     )
     return (await session.execute(statement)).scalars().all()
+
+
+def done_in_time(first: date, last: date, zone: ZoneInfo) -> ColumnElement[bool]:
+    """A WHERE clause: a task due first..last was done before its due day ended in `zone`
+    (as handlers.task_rates counts). The window is a few weeks, so each day's local end
+    is spelt out as a UTC instant rather than converted per row in SQL (which SQLite and
+    PostgreSQL would spell differently)."""
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return and_(StaffTask.status == "done", or_(false(), *(
+        and_(StaffTask.due_date == day, StaffTask.done_at < day_bounds(day, zone)[1])  # type: ignore[operator]
+        for day in days
+    )))
 
 
 async def in_store(session: AsyncSession, task: StaffTask, store_id: int | None) -> bool:
