@@ -23,7 +23,7 @@ from apscheduler.triggers.cron import CronTrigger
 from content_templates.renderer import Renderer, RenderError
 from scheduler.cron import cron_problem
 from scheduler.policy import QuietHours
-from storage.calendar import AUDIENCE_LISTS, LIFECYCLE, Audience, MemberClass
+from storage.audiences import AUDIENCE_LISTS, LIFECYCLE, Audience, MemberClass
 from storage.models import CalendarEntry
 
 CHANNELS = ("wecom_mass", "wecom_group_mass", "kf", "oa", "staff_task")

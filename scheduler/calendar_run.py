@@ -39,6 +39,7 @@ from scheduler.calendar import (
     to_instant,
     variables,
 )
+from storage import audiences
 from storage import calendar as store
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
@@ -126,7 +127,7 @@ async def _fire(
 ) -> None:
     key = occurrence_key(entry.id, at, zone)
     async with sessions() as session:
-        resolved = await store.resolve(session, entry.audience)
+        resolved = await audiences.resolve(session, entry.audience)
     if entry.channel in ("kf", "oa"):
         await _to_members(sessions, options, renderer, entry, resolved, key, now, report)
     elif entry.channel == "wecom_group_mass":
@@ -137,17 +138,17 @@ async def _fire(
 
 async def _to_members(
     sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec,
-    resolved: store.Resolved, key: str, now: datetime, report: Fired,
+    resolved: audiences.Resolved, key: str, now: datetime, report: Fired,
 ) -> None:
     """One row per member, in her words (name, store), to her id on the platform."""
     platform, after = PLATFORM[entry.channel], 0
     conversations: dict[str, str] = {}
     if entry.channel == "kf":  # Customer Service replies only within 48 h of her last message
         async with sessions() as session:
-            conversations = await store.kf_conversations(session, platform, now - KF_WINDOW)
+            conversations = await audiences.kf_conversations(session, platform, now - KF_WINDOW)
     while True:
         async with sessions() as session:
-            page = await store.recipients(session, resolved, platform, after, options.batch_size)
+            page = await audiences.recipients(session, resolved, platform, after, options.batch_size)
         if not page:
             return
         after = page[-1].member_id
@@ -178,21 +179,21 @@ async def _to_members(
 
 async def _to_owners(
     sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec,
-    resolved: store.Resolved, key: str, local: datetime, now: datetime, report: Fired,
+    resolved: audiences.Resolved, key: str, local: datetime, now: datetime, report: Fired,
 ) -> None:
     """wecom_mass: one mass send per owning staff member (she confirms it in WeCom), and a
     prompt telling her so. staff_task: one task per owning staff member. `local`: the
     occurrence in the brand's time zone."""
     day = local.date()
     async with sessions() as session:
-        staff, opted_out, unowned = await store.owners(session, resolved)
+        staff, opted_out, unowned = await audiences.owners(session, resolved)
     report.skip("opted_out", opted_out)
     report.skip("no_owner", unowned)
     owned: dict[int, list[str]] = {}
     received: Counter[str] = Counter()
     if entry.channel == "wecom_mass" and staff:
         async with sessions() as session:
-            owned = await store.owned_external_ids(session, resolved, "wecom")
+            owned = await audiences.owned_external_ids(session, resolved, "wecom")
             if options.wecom_mass_per_month:
                 month_start = datetime.combine(day.replace(day=1), time(0), local.tzinfo)  # the brand's month
                 received = await mass_sends_since(session, month_start)
@@ -225,10 +226,10 @@ async def _to_owners(
 
 async def _to_groups(
     sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec,
-    resolved: store.Resolved, key: str, now: datetime, report: Fired,
+    resolved: audiences.Resolved, key: str, now: datetime, report: Fired,
 ) -> None:
     async with sessions() as session:
-        owners = await store.group_owners(session, resolved, PLATFORM[entry.channel])
+        owners = await audiences.group_owners(session, resolved, PLATFORM[entry.channel])
     for owner in owners:
         body = renderer.render(entry.template, variables(options.persona, None, owner.store))
         await _mass_send(sessions, options, renderer, entry, key, owner.userid, owner.staff_id, body,
@@ -370,11 +371,11 @@ async def preview_calendar(
     firing = {entry.id: entry for entry, _ in firings}
     samples: dict[str, str] = {}
     async with sessions() as session:
-        resolved = {entry_id: await store.resolve(session, entry.audience) for entry_id, entry in firing.items()}
-        classes = await store.member_classes(session, resolved, cap_scheme, sorted(flags_needed(firing.values())))
+        resolved = {entry_id: await audiences.resolve(session, entry.audience) for entry_id, entry in firing.items()}
+        classes = await audiences.member_classes(session, resolved, cap_scheme, sorted(flags_needed(firing.values())))
         reached = {name for member_class in classes for name in member_class.entries}
         for entry_id, entry in firing.items():
-            sample = await store.sample_member(session, resolved[entry_id]) if entry_id in reached else None
+            sample = await audiences.sample_member(session, resolved[entry_id]) if entry_id in reached else None
             samples[entry_id] = sample_text(renderer, persona, entry, sample)
     return Preview(start, days, simulate(classes, firings, policy), samples, [e.id for e in entries if e.paused])
 
@@ -405,7 +406,7 @@ class EntryPreview:
 
 async def preview_entry(
     sessions: SessionFactory, entry: EntrySpec, renderer: Renderer, persona: Mapping[str, Any],
-    policy: PreviewPolicy, cap_scheme: str, now: datetime, classes: Sequence[store.MemberClass] | None = None,
+    policy: PreviewPolicy, cap_scheme: str, now: datetime, classes: Sequence[audiences.MemberClass] | None = None,
 ) -> EntryPreview:
     """The text for a sample member of the audience, the next five times, and whom the
     next occurrence reaches and holds back (before weekly caps: one send alone never
@@ -415,15 +416,15 @@ async def preview_entry(
     if classes is None:
         classes = await entry_classes(sessions, entry, cap_scheme)
     async with sessions() as session:
-        sample = await store.sample_member(session, await store.resolve(session, entry.audience)) if classes else None
+        sample = await audiences.sample_member(session, await audiences.resolve(session, entry.audience)) if classes else None
     (outcome,) = simulate(classes, [(entry, upcoming[0] if upcoming else now)], policy)
     return EntryPreview(sample_text(renderer, persona, entry, sample), sample,
                         [at.astimezone(policy.zone) for at in upcoming], outcome)
 
 
-async def entry_classes(sessions: SessionFactory, entry: EntrySpec, cap_scheme: str) -> list[store.MemberClass]:
+async def entry_classes(sessions: SessionFactory, entry: EntrySpec, cap_scheme: str) -> list[audiences.MemberClass]:
     """The members of one entry's audience in the preview's classes (they depend on its
     id, channel and audience only)."""
     async with sessions() as session:
-        resolved = await store.resolve(session, entry.audience)
-        return await store.member_classes(session, {entry.id: resolved}, cap_scheme, sorted(flags_needed([entry])))
+        resolved = await audiences.resolve(session, entry.audience)
+        return await audiences.member_classes(session, {entry.id: resolved}, cap_scheme, sorted(flags_needed([entry])))

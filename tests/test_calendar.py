@@ -41,8 +41,8 @@ from scheduler.calendar_run import (
     set_paused,
 )
 from scheduler.policy import QuietHours
-from storage import calendar as store
-from storage.calendar import Audience
+from storage import audiences
+from storage.audiences import Audience
 from storage.cursors import load_cursor
 from storage.engine import SessionFactory, create_database_engine, session_factory
 from storage.models import (
@@ -330,8 +330,8 @@ async def seed(sessions: SessionFactory) -> dict[str, int]:
 
 async def audience_of(sessions: SessionFactory, **audience: Any) -> list[str]:
     async with sessions() as session:
-        resolved = await store.resolve(session, Audience(**audience))
-        page = await store.recipients(session, resolved, "oa", 0, 100)
+        resolved = await audiences.resolve(session, Audience(**audience))
+        page = await audiences.recipients(session, resolved, "oa", 0, 100)
         names = {m.id: m.name for m in (await session.execute(select(Member))).scalars()}
     return [str(names[r.member_id]) for r in page]
 

@@ -24,7 +24,7 @@ from bot.console.calendar_month import by_day, month_of, shift, weeks
 from bot.keys import SETTINGS
 from scheduler.calendar import EntrySpec, Outcome
 from scheduler.calendar_run import CalendarOptions, calendar_entries, load_calendar, preview_calendar, run_calendar
-from storage.calendar import Audience
+from storage.audiences import Audience
 from storage.engine import SessionFactory
 from storage.models import CalendarEntry, MemberIdentity, StaffTask, utcnow
 from storage.tags import apply_tag, ensure_tag

@@ -29,7 +29,7 @@ from handlers.outbound import prompt_meta
 from scheduler.calendar import EntrySpec
 from scheduler.calendar_run import CalendarOptions, run_calendar
 from scheduler.staff_digest import send_digests
-from storage.calendar import Audience
+from storage.audiences import Audience
 from storage.engine import SessionFactory
 from storage.models import Member, MemberIdentity, OutboxEntry, Staff, StaffTask, Store, utcnow
 from storage.outbox import NewOutboxMessage, enqueue

@@ -25,7 +25,7 @@ from content_templates.renderer import SHIPPED
 from scheduler.calendar import EntrySpec, next_times, parse_entry
 from scheduler.calendar_run import CalendarOptions, EntryPreview, entry_classes, entry_problems, preview_entry, taken
 from storage import calendar as store
-from storage.calendar import LIFECYCLE, MemberClass
+from storage.audiences import LIFECYCLE, MemberClass
 from storage.models import utcnow
 
 WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
