@@ -19,8 +19,10 @@ from bot.config import Settings, configured_tags
 from bot.handler_config import handler_config
 from bot.inspect_cli import open_sessions
 from bot.output import print_json, print_table
-from scheduler.calendar import CalendarContext, EntrySpec, PreviewPolicy, calendar_toml, parse_calendar
-from scheduler.calendar_run import Preview, calendar_entries, load_calendar, preview_calendar
+from scheduler.calendar import CalendarContext, EntrySpec, calendar_toml, parse_calendar
+from scheduler.calendar_preview import Preview, preview_calendar
+from scheduler.calendar_run import calendar_entries, load_calendar
+from scheduler.calendar_simulation import PreviewPolicy
 from storage.models import utcnow
 
 

@@ -24,22 +24,15 @@ from scheduler.calendar import (
     EMPTY_AUDIENCE,
     CalendarContext,
     EntrySpec,
-    PreviewPolicy,
     calendar_toml,
     due,
     occurrences,
     parse_at,
     parse_calendar,
 )
-from scheduler.calendar_run import (
-    CURSOR,
-    CalendarOptions,
-    calendar_entries,
-    load_calendar,
-    preview_calendar,
-    run_calendar,
-    set_paused,
-)
+from scheduler.calendar_preview import preview_calendar
+from scheduler.calendar_run import CURSOR, CalendarOptions, calendar_entries, load_calendar, run_calendar, set_paused
+from scheduler.calendar_simulation import PreviewPolicy
 from scheduler.policy import QuietHours
 from storage import audiences
 from storage.audiences import Audience

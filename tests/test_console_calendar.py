@@ -22,8 +22,10 @@ from bot.config import Settings, load_settings
 from bot.console.calendar_form import by_field, entry_item, field_of, form_values, names, values_of
 from bot.console.calendar_month import by_day, month_of, shift, weeks
 from bot.keys import SETTINGS
-from scheduler.calendar import EntrySpec, Outcome
-from scheduler.calendar_run import CalendarOptions, calendar_entries, load_calendar, preview_calendar, run_calendar
+from scheduler.calendar import EntrySpec
+from scheduler.calendar_preview import preview_calendar
+from scheduler.calendar_run import CalendarOptions, calendar_entries, load_calendar, run_calendar
+from scheduler.calendar_simulation import Outcome
 from storage.audiences import Audience
 from storage.engine import SessionFactory
 from storage.models import CalendarEntry, MemberIdentity, StaffTask, utcnow

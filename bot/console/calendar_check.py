@@ -23,7 +23,8 @@ from bot.console.keys import LANGUAGE
 from bot.keys import SESSIONS, SETTINGS
 from content_templates.renderer import SHIPPED
 from scheduler.calendar import EntrySpec, next_times, parse_entry
-from scheduler.calendar_run import CalendarOptions, EntryPreview, entry_classes, entry_problems, preview_entry, taken
+from scheduler.calendar_preview import EntryPreview, entry_classes, preview_entry
+from scheduler.calendar_run import CalendarOptions, entry_problems, taken
 from storage import calendar as store
 from storage.audiences import LIFECYCLE, MemberClass
 from storage.models import utcnow

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from scheduler.calendar import EntrySpec, Outcome
+from scheduler.calendar import EntrySpec
+from scheduler.calendar_simulation import Outcome
 
 _MONTH = re.compile(r"(\d{4})-(\d{1,2})")
 HELD_REASONS = {  # the preview's reasons for holding members back, as operators read them

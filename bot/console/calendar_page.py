@@ -24,7 +24,8 @@ from bot.console.calendar_form import blank_values, by_field, form_values, value
 from bot.console.render import render
 from bot.keys import SESSIONS, SETTINGS
 from scheduler.calendar import EntrySpec, occurrences, to_instant
-from scheduler.calendar_run import calendar_entries, preview_calendar, save_entry, set_paused
+from scheduler.calendar_preview import preview_calendar
+from scheduler.calendar_run import calendar_entries, save_entry, set_paused
 from storage import calendar as store
 from storage.models import utcnow
 
