@@ -14,11 +14,9 @@ from bot.config import Settings
 from bot.handler_config import handler_config
 from bot.inspect_cli import open_sessions
 from bot.output import print_json, print_table
-from handlers.outbound import prompt_meta
-from handlers.staff_changes import TASK_LIST, hand_over_work
+from handlers.staff_changes import hand_over_and_tell
 from handlers.task_rates import Rates, TaskFact, rates
 from storage.models import utcnow
-from storage.outbox import NewOutboxMessage, enqueue
 from storage.reassign import successor_of
 from storage.staff import staff_by_userid
 from storage.tasks import TaskRow, list_tasks
@@ -103,12 +101,7 @@ async def tasks_reassign(settings: Settings, leaving_userid: str, to_userid: str
                            f"{leaving_userid}'s store has no other active manager: name who takes over with --to USERID")
         if not to.active or to.id == leaving.id:
             return _refuse(f"{to.userid} cannot take over: {'inactive' if not to.active else 'the same staff member'}")
-        done = await hand_over_work(session, renderer_for(settings), leaving, to, show=SHOWN)
-        if done.prompt is not None and platform is not None:
-            await enqueue(session, [NewOutboxMessage(
-                f"handover:{leaving.userid}:{now:%Y%m%dT%H%M%S}", platform, to.userid, "staff_prompt", done.prompt,
-                staff_id=to.id, meta=prompt_meta(TASK_LIST, f"工作交接：{leaving.name or leaving.userid}"),
-            )], now)
+        done = await hand_over_and_tell(session, renderer_for(settings), leaving, to, platform, now, show=SHOWN)
     moved = [{"id": r.task.id, "due_date": r.task.due_date, "kind": r.task.kind, "title": r.task.title,
               "member": r.member_name} for r in done.tasks]
     if as_json:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content_templates.renderer import Renderer
 from handlers.actions import Action, PromptStaff
 from handlers.context import PlatformContext
+from handlers.outbound import prompt_meta
 from handlers.updates import EventUpdate, Update
 from storage.models import Staff
+from storage.outbox import NewOutboxMessage, enqueue
 from storage.reassign import Handover, hand_over, successor_of
 from storage.staff import staff_by_userid
 from storage.tasks import TaskRow, list_tasks
@@ -60,6 +63,26 @@ async def hand_over_work(
     return HandedOver(leaving, to, moved, tasks, prompt)
 
 
+async def hand_over_and_tell(
+    session: AsyncSession, renderer: Renderer, leaving: Staff, to: Staff | None, platform: str | None,
+    now: datetime, show: int = IN_PROMPT,
+) -> HandedOver:
+    """Hand over as `hand_over_work` does and queue the prompt to `to` on `platform` (the
+    staff channel; None: nobody can be told) — for a hand-over by hand, from the command
+    line or the console, outside the dispatcher."""
+    done = await hand_over_work(session, renderer, leaving, to, show)
+    if done.prompt is not None and to is not None and platform is not None:
+        await enqueue(session, [NewOutboxMessage(
+            f"handover:{leaving.userid}:{now:%Y%m%dT%H%M%S}", platform, to.userid, "staff_prompt", done.prompt,
+            staff_id=to.id, meta=prompt_meta(TASK_LIST, handover_title(leaving)),
+        )], now)
+    return done
+
+
+def handover_title(leaving: Staff) -> str:
+    return f"工作交接：{leaving.name or leaving.userid}"
+
+
 async def handle(update: Update, ctx: PlatformContext) -> Sequence[Action]:
     if not isinstance(update, EventUpdate) or update.event != STAFF_LEFT:
         return ()
@@ -73,4 +96,4 @@ async def handle(update: Update, ctx: PlatformContext) -> Sequence[Action]:
     platform = ctx.config.staff_platform_for(update.platform)
     if to is None or done.prompt is None or platform is None:
         return ()
-    return (PromptStaff(platform, to.userid, done.prompt, link=TASK_LIST, title=f"工作交接：{leaving.name or leaving.userid}"),)
+    return (PromptStaff(platform, to.userid, done.prompt, link=TASK_LIST, title=handover_title(leaving)),)

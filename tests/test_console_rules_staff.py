@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, time, timedelta, timezone
@@ -22,7 +23,7 @@ from bot.console.staff_page import grouped_rates
 from handlers.task_rates import TaskFact, rates
 from scheduler.layer_rules import parse_condition
 from storage.engine import SessionFactory
-from storage.models import LayerAssignment, LayerRun, Member, MemberTag, Staff, StaffTask, Tag, utcnow
+from storage.models import LayerAssignment, LayerRun, Member, MemberTag, OutboxEntry, Staff, StaffTask, Tag, utcnow
 from storage.staff_stats import DueGroup
 from tests.conftest import start_server, write_config
 from tests.console_harness import CONSOLE_CONFIG, PASSWORD, ConsoleClient, ConsoleServer, seed_brand
@@ -298,6 +299,10 @@ async def test_handing_over_moves_open_tasks_and_members_and_stops_the_login(
     assert owners == {"王芳": s["chenjing"], "李娜": s["chenjing"], "赵雪": s["zhoumin"]}
     assert gone is not None and not gone.active
     assert 'data-testid="login-form"' in await liuyang.get("/admin/tasks")  # her session no longer signs her in
+    async with sessions() as session:  # 陈静 is told what she received, with a link to her tasks
+        told = (await session.execute(select(OutboxEntry).where(OutboxEntry.kind == "staff_prompt"))).scalars().all()
+    assert [(t.recipient, json.loads(t.meta)["link"]) for t in told] == [("chenjing", "/admin/tasks")]
+    assert "刘洋" in told[0].body
 
     page = await ops.get("/admin/staff")
     assert "已停用" in row(page, "staff-row", "data-staff", "liuyang")

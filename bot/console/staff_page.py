@@ -15,13 +15,16 @@ from datetime import date, datetime, timedelta
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.app import renderer_for
 from bot.console import site as console_site  # a module: site imports this page while it loads
 from bot.console.cookies import SESSION
 from bot.console.render import render
-from bot.keys import SESSIONS, SETTINGS
+from bot.handler_config import handler_config
+from bot.keys import DELIVERY, SESSIONS, SETTINGS
+from handlers.staff_changes import hand_over_and_tell
 from handlers.task_rates import Rates, TaskFact, rates
-from storage.models import Staff
-from storage.reassign import hand_over, successor_of
+from storage.models import Staff, utcnow
+from storage.reassign import successor_of
 from storage.staff_stats import (
     DueGroup,
     OpenWork,
@@ -177,10 +180,15 @@ async def hand_over_work(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text="no such staff member / 没有这位店员")
         to, problem = await _receiver(session, leaving, chosen)
         if problem is None:
-            moved = await hand_over(session, leaving, to)
+            settings = request.config_dict[SETTINGS]
+            platform = handler_config(settings).staff_platform_for("wecom")
+            done = await hand_over_and_tell(session, renderer_for(settings), leaving, to, platform, utcnow())
+            moved = done.moved
             notice = {"from": leaving.name, "to": to.name if to else None, "tasks": moved.tasks, "members": moved.members}
     if problem is not None:
         return await staff_page(request, problem=problem, status=400, handing_id=leaving.id)
+    if done.prompt is not None and DELIVERY in request.config_dict:
+        request.config_dict[DELIVERY].wake()  # the receiver hears of it now, not at the next poll
     request[SESSION][NOTICE] = notice
     raise web.HTTPFound("/admin/staff")
 
