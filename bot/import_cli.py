@@ -15,10 +15,11 @@ from typing import Any, Literal
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
+from bot.imports.columns import MappingError
 from bot.imports.fields import FIELDS
 from bot.imports.reader import ImportFileError
 from bot.imports.report import SHOWN_REJECTS, ImportReport, report_json
-from bot.imports.run import MappingError, run_import
+from bot.imports.run import run_import
 from bot.output import print_json, print_table
 
 
