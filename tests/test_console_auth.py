@@ -148,3 +148,11 @@ async def test_an_operator_narrows_the_task_list_to_one_staff_member(console: Co
     # Staff cannot widen or shift their view with the same parameter.
     liuyang = await log_in("liuyang")
     assert "流失回访：赵雪" not in await liuyang.get("/admin/tasks?status=all&staff=zhoumin")
+
+
+async def test_pages_are_never_cached_framed_or_able_to_run_foreign_scripts(console: ConsoleServer) -> None:
+    async with aiohttp.ClientSession() as http, http.get(console.base + "/admin/login") as response:
+        headers = response.headers
+    assert headers["Cache-Control"] == "no-store" and headers["X-Frame-Options"] == "DENY"
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy

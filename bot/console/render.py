@@ -33,6 +33,17 @@ def _day(value: date | datetime | None, pattern: str = "%Y-%m-%d") -> str:
 
 _environment.filters["day"] = _day
 
+# Pages hold members' data: never cached, never framed, and only our own scripts run
+# (member-written text is escaped; the policy is the second lock on that door).
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
+
 # (path, Chinese label, operators only)
 NAV = (
     ("/admin/overview", "概览", True),
@@ -52,5 +63,4 @@ def render(request: web.Request, template: str, *, http_status: int = 200, **con
         _=translator(language), language=language, viewer=viewer, csrf=request.get(CSRF, ""),
         path=request.path, path_qs=request.path_qs, nav=nav, **context,
     )
-    return web.Response(text=page, status=http_status, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+    return web.Response(text=page, status=http_status, content_type="text/html", charset="utf-8", headers=HEADERS)
