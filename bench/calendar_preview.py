@@ -173,7 +173,7 @@ def child(path: Path, days: int) -> None:
     from bot.config_layers import DEFAULT_SCHEMES
     from content_templates.renderer import Renderer
     from scheduler.calendar import CalendarContext, PreviewPolicy, parse_calendar
-    from scheduler.calendar_run import preview_calendar
+    from scheduler.calendar_preview import preview_calendar
     from scheduler.policy import QuietHours
     from storage.engine import create_database_engine, session_factory
 

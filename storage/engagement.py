@@ -25,7 +25,7 @@ Definitions (what an operator reads in the console and in `siyu layers show`):
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -195,9 +195,18 @@ async def engagement_series(session: AsyncSession, scheme: str, first_day: date,
 
 async def layer_counts(session: AsyncSession, scheme: str) -> dict[str, int]:
     """The current pyramid of `scheme`: members per layer, those who have left not counted,
-    those without a layer under NO_LAYER."""
-    statement = _by_layer(
-        select(LayerAssignment.layer, func.count()).select_from(Member).where(Member.left_at.is_(None)),  # type: ignore[union-attr]
-        Member.id, scheme,
-    )
-    return {layer or NO_LAYER: int(count) for layer, count in await session.execute(statement)}
+    those without a layer under NO_LAYER.
+
+    Counted from the (scheme, layer) index, less the few who left, rather than by joining
+    every member to her layer: at 1M members the join takes about a second a scheme."""
+    per_layer = select(LayerAssignment.layer, func.count()).where(LayerAssignment.scheme == scheme)
+    counts = Counter({layer: int(n) for layer, n in await session.execute(per_layer.group_by(LayerAssignment.layer))})
+    gone = per_layer.where(LayerAssignment.member_id.in_(select(Member.id).where(Member.left_at.is_not(None))))  # type: ignore[attr-defined, union-attr]
+    counts.subtract({layer: int(n) for layer, n in await session.execute(gone.group_by(LayerAssignment.layer))})
+    members = (await session.execute(select(func.count()).select_from(Member))).scalar_one()
+    left = (await session.execute(select(func.count()).where(Member.left_at.is_not(None)))).scalar_one()  # type: ignore[union-attr]
+    unassigned = int(members) - int(left) - sum(counts.values())
+    found = {layer: n for layer, n in counts.items() if n > 0}
+    if unassigned > 0:
+        found[NO_LAYER] = unassigned
+    return found

@@ -34,6 +34,10 @@ class Staff(SQLModel, table=True):
 
 class Member(SQLModel, table=True):
     __tablename__ = "members"
+    __table_args__ = (
+        Index("ix_members_left_at", "left_at"),  # the few who left, subtracted from counts
+        Index("ix_members_owner_left", "owner_staff_id", "left_at"),  # members per owner
+    )
     id: int | None = Field(default=None, primary_key=True)
     name: str | None = Field(default=None, max_length=128)
     phone: str | None = Field(default=None, max_length=32)
@@ -94,7 +98,8 @@ class MemberTag(SQLModel, table=True):
     """Why a member has a tag: who or what set it, when first and last, how often."""
 
     __tablename__ = "member_tags"
-    __table_args__ = (Index("ix_member_tags_source", "source", "source_ref"),)  # what each rule gave
+    # Counting what each rule gave (the console's rules page) reads this index alone.
+    __table_args__ = (Index("ix_member_tags_counts", "tag_id", "source", "source_ref", "last_seen"),)
     member_id: int = Field(foreign_key="members.id", primary_key=True)
     tag_id: int = Field(foreign_key="tags.id", primary_key=True, index=True)
     source: str = Field(max_length=16)  # rule | staff | import | platform

@@ -91,7 +91,7 @@ class Owned:
 async def owned_members(session: AsyncSession) -> dict[int | None, Owned]:
     """Members per owner staff id; members nobody owns under None."""
     left = Member.left_at.is_not(None)  # type: ignore[union-attr]
-    statement = (
+    statement = (  # from the (owner_staff_id, left_at) index alone
         select(Member.owner_staff_id, func.count(), _count_if(left))
         .group_by(Member.owner_staff_id)
     )
