@@ -28,7 +28,7 @@ from scheduler.calendar_run import CalendarOptions, calendar_entries, load_calen
 from scheduler.calendar_simulation import Outcome
 from storage.audiences import Audience
 from storage.engine import SessionFactory
-from storage.models import CalendarEntry, MemberIdentity, StaffTask, utcnow
+from storage.models import CalendarEntry, Member, MemberIdentity, StaffTask, utcnow
 from storage.tags import apply_tag, ensure_tag
 from tests.browser_harness import needs_chromium, screenshot_path
 from tests.conftest import start_server, write_config
@@ -118,6 +118,26 @@ async def test_the_month_shows_each_entry_on_its_days_with_whom_it_reaches(
     # The next month: the weekly entry goes on, Christmas does not.
     january = day_cells(await (await log_in("ops")).get("/admin/calendar?month=2027-01"))
     assert firing(january["2027-01-01"], "weekly") and not any(firing(c, "xmas") for c in january.values())
+
+
+async def test_a_months_counts_are_kept_briefly_but_a_paused_entry_shows_at_once(
+    console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
+) -> None:
+    await add(sessions, WEEKLY)
+    client = await log_in("ops")
+    before = firing(day_cells(await client.get("/admin/calendar?month=2026-12"))["2026-12-04"], "weekly")
+    assert before and 'data-reached="2"' in before
+    async with sessions() as session, session.begin():  # a third member for 静安店
+        session.add(Member(name="孙丽", store_id=console.brand.stores["jingan"],
+                           owner_staff_id=console.brand.staff["liuyang"]))
+    kept = firing(day_cells(await client.get("/admin/calendar?month=2026-12"))["2026-12-04"], "weekly")
+    assert kept and 'data-reached="2"' in kept  # counted a moment ago: not counted again
+    await client.post("/admin/calendar/weekly/pause", {})
+    paused = firing(day_cells(await client.get("/admin/calendar?month=2026-12"))["2026-12-04"], "weekly")
+    assert paused and "已暂停" in paused
+    await client.post("/admin/calendar/weekly/resume", {})
+    again = firing(day_cells(await client.get("/admin/calendar?month=2026-12"))["2026-12-04"], "weekly")
+    assert again and 'data-reached="3"' in again  # a changed calendar is counted afresh
 
 
 # ── Live checking ──────────────────────────────────────────────────────────────────────

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from datetime import datetime, time, timedelta
+from time import monotonic as time_now
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -24,17 +25,23 @@ from bot.console.calendar_form import blank_values, by_field, form_values, value
 from bot.console.render import render
 from bot.keys import SESSIONS, SETTINGS
 from scheduler.calendar import EntrySpec, occurrences, to_instant
-from scheduler.calendar_preview import preview_calendar
+from scheduler.calendar_preview import Preview, preview_calendar
 from scheduler.calendar_run import calendar_entries, save_entry, set_paused
 from storage import calendar as store
 from storage.models import utcnow
 
 NOTICES = ("saved", "paused", "resumed")
+# A month's reach counts every member (seconds at 1M): kept a couple of minutes per month
+# and calendar, so moving between months and reloading is quick. Saving, pausing or
+# resuming here starts afresh; a file loaded meanwhile changes the key.
+MONTHS = web.AppKey("calendar_months", OrderedDict)  # key → (monotonic time, Preview)
+MONTH_SECONDS, MONTHS_KEPT = 120.0, 12
 PER_DAY = 12  # occurrences shown in a day's cell (an every-minute entry has 1,440)
 
 
 def add_routes(console: web.Application) -> None:
     console[REACH] = OrderedDict()
+    console[MONTHS] = OrderedDict()
     console.router.add_get("/calendar", month_view)
     console.router.add_get("/calendar/new", new_entry)
     console.router.add_post("/calendar/new", create_entry)
@@ -65,8 +72,17 @@ async def month_view(request: web.Request) -> web.Response:
     context = calendar_context(settings)
     sessions = request.config_dict[SESSIONS]
     entries = await calendar_entries(sessions)
-    preview = await preview_calendar(sessions, entries, context.renderer, context.persona, preview_policy(settings),
-                                     settings.delivery.cap_scheme, first, days)
+    kept: OrderedDict[Any, tuple[float, Preview]] = request.app[MONTHS]
+    key = (first, days, tuple(entries))
+    if (hit := kept.get(key)) is not None and time_now() - hit[0] < MONTH_SECONDS:
+        preview = hit[1]
+    else:
+        preview = await preview_calendar(sessions, entries, context.renderer, context.persona,
+                                         preview_policy(settings), settings.delivery.cap_scheme, first, days)
+        kept[key] = (time_now(), preview)
+    kept.move_to_end(key)
+    while len(kept) > MONTHS_KEPT:
+        kept.popitem(last=False)
     begin = to_instant(datetime.combine(first, time()), zone) - timedelta(microseconds=1)
     end = to_instant(datetime.combine(month.shift(first, 1), time()), zone) - timedelta(microseconds=1)
     paused = [(e, at.astimezone(zone)) for e in entries if e.paused for at in occurrences(e, zone, begin, end)]
@@ -134,6 +150,7 @@ async def _save(request: web.Request, values: dict[str, str], existing: EntrySpe
         outcome, problems = await save_entry(request.config_dict[SESSIONS], checked.entry,
                                              calendar_context(settings).known_tags, utcnow(), new=existing is None)
         if outcome is not None:
+            request.app[MONTHS].clear()  # the operator expects to see her change counted
             first = saved_month(checked.entry, settings.zone, utcnow())
             raise web.HTTPFound(month_path(first, notice="saved", entry=checked.entry.id))
         checked.problems = by_field(problems)  # taken or removed in the meantime
@@ -188,6 +205,7 @@ async def _pause(request: web.Request, paused: bool) -> web.Response:
     entry_id = request.match_info["id"]
     if await set_paused(request.config_dict[SESSIONS], entry_id, paused, utcnow()) is None:
         raise web.HTTPNotFound(text="no such calendar entry / 没有这个日历条目")
+    request.app[MONTHS].clear()
     back = str((await request.post()).get("next", ""))
     if not back.startswith("/admin/calendar"):  # only back to a calendar page
         back = "/admin/calendar"
