@@ -10,10 +10,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
+from sqlalchemy import func, select
 
 from bot.cli import main
 from bot.console.links import link_holder, signed_link
 from bot.console.passwords import hash_password, verify_password
+from bot.keys import SESSIONS
+from storage.engine import SessionFactory
+from storage.models import Member, OutboxEntry
+from tests.conftest import eventually
 from tests.console_harness import OPERATOR_TOKEN, ConsoleClient, ConsoleServer, LoginRefused
 
 LogIn = Callable[..., Awaitable[ConsoleClient]]
@@ -156,3 +162,21 @@ async def test_pages_are_never_cached_framed_or_able_to_run_foreign_scripts(cons
     assert headers["Cache-Control"] == "no-store" and headers["X-Frame-Options"] == "DENY"
     policy = headers["Content-Security-Policy"]
     assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
+
+
+async def test_a_long_console_read_does_not_hold_up_members_replies(console: ConsoleServer, db_url: str) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL pools connections: only SQLite's single connection could be held up")
+    admin = next(r.get_info()["app"] for r in console.server.app.router.resources()
+                 if isinstance(r, web.PrefixedSubAppResource) and r.get_info()["prefix"] == "/admin")
+    pages = admin[SESSIONS] if SESSIONS in admin else console.server.app[SESSIONS]  # what its pages read through
+    async with pages() as reading, reading.begin():
+        await reading.execute(select(func.count()).select_from(Member))  # a page mid-count
+        await console.server.post_message("王芳", "想买全麦吐司")
+        await eventually(lambda: replied(console.server.app[SESSIONS]))
+
+
+async def replied(sessions: SessionFactory) -> bool:
+    async with sessions() as session:
+        statement = select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status == "sent")
+        return (await session.execute(statement)).scalar_one() > 0

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
@@ -27,6 +27,7 @@ from bot.console.links import link_holder
 from bot.console.passwords import verify_password
 from bot.console.render import STATIC, render
 from bot.keys import SESSIONS
+from storage.engine import create_database_engine, is_sqlite, session_factory
 from storage.models import utcnow
 
 OPEN_PATHS = ("/admin/login", "/admin/static/")
@@ -72,7 +73,24 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     console.router.add_get("/", home)
     for page in (overview_page, members_page, calendar_page, rules_page, staff_page, tasks_page):
         page.add_routes(console)
+    if is_sqlite(settings.storage.url):
+        console.cleanup_ctx.append(_own_connection(settings.storage.url))
     app.add_subapp("/admin", console)
+
+
+def _own_connection(url: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    """On SQLite the console reads through a connection of its own: a page that counts a
+    million members for seconds must not hold the one connection the dispatcher and
+    delivery write through (WAL lets readers and the writer run side by side). Pages ask
+    `request.config_dict[SESSIONS]`, which finds this sub-application's first."""
+
+    async def connection(console: web.Application) -> AsyncIterator[None]:
+        engine = create_database_engine(url, checkpoints=False)
+        console[SESSIONS] = session_factory(engine)
+        yield
+        await engine.dispose()
+
+    return connection
 
 
 async def home(request: web.Request) -> web.StreamResponse:
