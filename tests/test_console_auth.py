@@ -71,7 +71,7 @@ async def test_pages_need_a_login_and_send_the_visitor_back_after_it(console: Co
 
 
 async def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_login(
-    console: ConsoleServer, log_in: LogIn
+    console: ConsoleServer, log_in: LogIn, caplog: pytest.LogCaptureFixture
 ) -> None:
     with pytest.raises(LoginRefused) as refused:
         await log_in("ops", "not-the-password")
@@ -83,6 +83,9 @@ async def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_login(
     with pytest.raises(LoginRefused) as locked:
         await log_in("ops")
     assert locked.value.status == 429 and "15 分钟" in locked.value.page
+    said = caplog.text
+    assert "failed login for 'ops'" in said and "locked after 5 failures" in said
+    assert "not-the-password" not in said and "still-wrong" not in said  # never a password in the log
     await log_in("robot", OPERATOR_TOKEN)
 
 

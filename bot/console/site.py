@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +31,7 @@ from bot.keys import SESSIONS
 from storage.engine import create_database_engine, is_sqlite, session_factory
 from storage.models import utcnow
 
+log = logging.getLogger(__name__)
 OPEN_PATHS = ("/admin/login", "/admin/static/")
 MAX_FAILURES, FAILURE_WINDOW = 5, 15 * 60
 
@@ -185,12 +187,15 @@ async def log_in(request: web.Request) -> web.Response:
     recent = [t for t in failures.get(login, []) if time.monotonic() - t < FAILURE_WINDOW]
     next_path = str(form.get("next", ""))
     if len(recent) >= MAX_FAILURES:
+        log.warning("console: login %r is locked after %d failures", login[:64], len(recent))
         return _login_form(request, "尝试次数过多，请 15 分钟后再试", 429, login, next_path)
     user: ConsoleUser | None = request.app[USERS].get(login)
     if user is None or not _password_matches(user, password):
         failures[login] = [*recent, time.monotonic()]
+        log.warning("console: failed login for %r from %s", login[:64], request.remote)  # never the password
         return _login_form(request, "登录名或密码不对", 401, login, next_path)
     failures.pop(login, None)
+    log.info("console: %s logged in", login)
     session = request[SESSION]
     language = session.get("language")
     session.renew(login=login, csrf=secrets.token_urlsafe(24))  # a fresh session: no fixation
