@@ -18,26 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import FromClause
 
 from storage.models import (
-    CustomerGroup,
-    GroupMembership,
     InboxEntry,
-    LayerAssignment,
-    Member,
-    MemberIdentity,
-    MemberTag,
-    Staff,
     Store,
     Tag,
 )
+from storage.tables import GROUPS, IDENTITIES, LAYERS, MEMBER_TAGS, MEMBERS, STAFF, STAYS, STORES
 
-MEMBERS = Member.__table__  # type: ignore[attr-defined]
-LAYERS = LayerAssignment.__table__  # type: ignore[attr-defined]
-MEMBER_TAGS = MemberTag.__table__  # type: ignore[attr-defined]
-IDENTITIES = MemberIdentity.__table__  # type: ignore[attr-defined]
-STAFF = Staff.__table__  # type: ignore[attr-defined]
-STORES = Store.__table__  # type: ignore[attr-defined]
-GROUPS = CustomerGroup.__table__  # type: ignore[attr-defined]
-STAYS = GroupMembership.__table__  # type: ignore[attr-defined]
 LIFECYCLE = "lifecycle"  # the scheme `lifecycle = [...]` names layers of
 AUDIENCE_LISTS = ("layers", "lifecycle", "tags", "exclude_tags", "stores")
 

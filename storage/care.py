@@ -18,26 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
 from storage.models import (
-    Interaction,
-    LayerAssignment,
-    Member,
-    MemberIdentity,
-    Order,
-    OutboxEntry,
     SixMomentsTouch,
     StaffTask,
-    Store,
 )
-
-MEMBERS = Member.__table__  # type: ignore[attr-defined]
-LAYERS = LayerAssignment.__table__  # type: ignore[attr-defined]
-STORES = Store.__table__  # type: ignore[attr-defined]
-IDENTITIES = MemberIdentity.__table__  # type: ignore[attr-defined]
-INTERACTIONS = Interaction.__table__  # type: ignore[attr-defined]
-ORDERS = Order.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxEntry.__table__  # type: ignore[attr-defined]
-TASKS = StaffTask.__table__  # type: ignore[attr-defined]
-TOUCHES = SixMomentsTouch.__table__  # type: ignore[attr-defined]
+from storage.tables import IDENTITIES, INTERACTIONS, LAYERS, MEMBERS, ORDERS, OUTBOX, STORES, TASKS, TOUCHES
 
 # Platforms on which we may write to a member directly; on WeCom only staff may.
 DIRECT_PLATFORMS = ("sandbox", "oa")

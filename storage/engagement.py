@@ -37,6 +37,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
 from storage.models import EngagementDay, Interaction, LayerAssignment, Member, Order, OutboxEntry, StaffTask
+from storage.tables import ENGAGEMENT_DAYS
 
 NO_LAYER = "(none)"
 REPLY_KINDS = ("message_out", "staff_out")
@@ -45,7 +46,6 @@ COUNTERS = (
     "members", "joined", "left", "active", "messages_in", "messages_out", "bot_replies", "staff_replies",
     "median_first_reply_seconds", "care_sent", "tasks_due", "tasks_done_on_time", "orders", "revenue_cents",
 )
-ENGAGEMENT_DAYS = EngagementDay.__table__  # type: ignore[attr-defined]
 
 
 def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:

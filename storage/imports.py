@@ -13,12 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from storage.dialects import insert_ignoring_conflicts
-from storage.models import Member, Order, Staff, Store
-
-MEMBERS = Member.__table__  # type: ignore[attr-defined]
-ORDERS = Order.__table__  # type: ignore[attr-defined]
-STORES = Store.__table__  # type: ignore[attr-defined]
-STAFF = Staff.__table__  # type: ignore[attr-defined]
+from storage.tables import MEMBERS, ORDERS, STAFF, STORES
 
 # The member columns an import may set; the rest (unionid, platform state…) it leaves alone.
 MEMBER_COLUMNS = (

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
 from storage.models import InboxEntry, utcnow
+from storage.tables import INBOX
 
 log = logging.getLogger(__name__)
 
-INBOX = InboxEntry.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
 from storage.models import Interaction
-
-INTERACTIONS = Interaction.__table__  # type: ignore[attr-defined]
+from storage.tables import INTERACTIONS
 
 
 async def record_interaction(

@@ -7,9 +7,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
-from storage.models import Order
-
-ORDERS = Order.__table__  # type: ignore[attr-defined]
+from storage.tables import ORDERS
 
 
 async def record_order(

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
 from storage.models import OutboxEntry
+from storage.tables import OUTBOX
 
-OUTBOX = OutboxEntry.__table__  # type: ignore[attr-defined]
 STATUSES = ("pending", "deferred", "sending", "sent", "failed", "held")
 
 

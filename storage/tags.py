@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.dialects import insert_ignoring_conflicts
 from storage.get_or_create import get_or_create
 from storage.models import Interaction, InterestScore, Member, MemberTag, Tag
-
-MEMBER_TAGS = MemberTag.__table__  # type: ignore[attr-defined]
+from storage.tables import MEMBER_TAGS
 
 
 async def ensure_tag(session: AsyncSession, name: str, group: str = "") -> Tag:

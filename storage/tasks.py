@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.dialects import insert_ignoring_conflicts
 from storage.engagement import day_bounds
 from storage.models import Member, Staff, StaffTask, Store
-
-TASKS = StaffTask.__table__  # type: ignore[attr-defined]
+from storage.tables import TASKS
 
 
 @dataclass(frozen=True, slots=True)
