@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from handlers.actions import Action, FetchProfile, PromptStaff, Welcome
 from handlers.context import HandlerContext
+from handlers.outbound import task_page
 from handlers.tag_engine import sync_actions, tag_event
 from handlers.updates import EventUpdate, Update
 from storage.members import store_and_owner
@@ -122,7 +123,7 @@ async def _record_churn(update: EventUpdate, ctx: HandlerContext, reason: str) -
         ),
         ctx.now,
     )
-    return (PromptStaff(update.platform, owner.userid, text, link=f"/admin/tasks/{task.id}", title=task.title),)
+    return (PromptStaff(update.platform, owner.userid, text, link=task_page(task.id), title=task.title),)
 
 
 async def _transfer_failed(update: EventUpdate, ctx: HandlerContext) -> Sequence[Action]:

@@ -15,6 +15,7 @@ from handlers.actions import Action, PromptStaff, Reply
 from handlers.config import HandlerConfig
 from handlers.context import HandlerContext
 from handlers.keywords import normalise
+from handlers.outbound import task_page
 from handlers.speech import conversation_variables
 from handlers.updates import MessageUpdate, Update
 from storage.interactions import recent_messages
@@ -73,7 +74,7 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     actions: list[Action] = [Reply(_notice(ctx, await conversation_variables(ctx, update.text)))]
     platform = ctx.config.staff_platform_for(update.platform)
     if owner is not None and platform is not None:
-        actions.append(PromptStaff(platform, owner.userid, task.body, link=f"/admin/tasks/{task.id}", title=task.title))
+        actions.append(PromptStaff(platform, owner.userid, task.body, link=task_page(task.id), title=task.title))
     return actions
 
 

@@ -20,6 +20,14 @@ from handlers.actions import (
 from handlers.updates import MessageUpdate, Update
 from storage.outbox import NewOutboxMessage
 
+# The console's task pages a staff prompt may link to (served by bot.console, which signs
+# each link for the staff member it goes to).
+TASK_LIST = "/admin/tasks"
+
+
+def task_page(task_id: int | None) -> str:
+    return f"{TASK_LIST}/{task_id}"
+
 
 def prompt_meta(link: str | None, title: str = "") -> str:
     """The meta of a staff prompt row: the console path it points at, and its heading."""

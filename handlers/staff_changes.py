@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from content_templates.renderer import Renderer
 from handlers.actions import Action, PromptStaff
 from handlers.context import PlatformContext
-from handlers.outbound import prompt_meta
+from handlers.outbound import TASK_LIST, prompt_meta
 from handlers.updates import EventUpdate, Update
 from storage.models import Staff
 from storage.outbox import NewOutboxMessage, enqueue
@@ -30,7 +30,6 @@ from storage.tasks import TaskRow, list_tasks
 log = logging.getLogger(__name__)
 STAFF_LEFT = "staff_left"
 HANDOVER_TEMPLATE = "staff/handover.txt.j2"
-TASK_LIST = "/admin/tasks"
 IN_PROMPT = 10  # tasks named in the prompt; the rest are counted
 
 

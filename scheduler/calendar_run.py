@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content_templates.renderer import Renderer, RenderError
+from handlers.outbound import prompt_meta, task_page
 from scheduler.calendar import CalendarContext, EntrySpec, due, name_problems, occurrence_key, parse_calendar, variables
 from storage import audiences
 from storage import calendar as store
@@ -249,7 +250,7 @@ async def _mass_send(
                                                   staff_id=staff_id, body=prompt), now)
         rows.append(NewOutboxMessage(
             f"{key}:s:{userid}:prompt", "wecom", userid, "staff_prompt", prompt, staff_id=staff_id,
-            meta=json.dumps({"link": f"/admin/tasks/{task.id}", "title": title}, ensure_ascii=False),
+            meta=prompt_meta(task_page(task.id), title),
         ))
         await enqueue(session, rows, now)
     report.rows += len(rows) + 1  # and the task

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from content_templates.renderer import Renderer
-from handlers.outbound import prompt_meta
+from handlers.outbound import TASK_LIST, prompt_meta, task_page
 from storage.engine import SessionFactory
 from storage.outbox import NewOutboxMessage, enqueue
 from storage.staff import store_managers
@@ -44,7 +44,7 @@ async def send_digests(
     messages = [
         NewOutboxMessage(f"digest:{userid}:{today}", platform, userid, "staff_prompt",
                          renderer.render("staff/digest.txt.j2", _digest(tasks, today)),
-                         meta=prompt_meta("/admin/tasks", f"今日待办：{len(tasks)} 个任务"))
+                         meta=prompt_meta(TASK_LIST, f"今日待办：{len(tasks)} 个任务"))
         for userid, tasks in by_staff.items()
     ]
     escalations = 0
@@ -59,7 +59,7 @@ async def send_digests(
         })
         messages.append(NewOutboxMessage(
             f"escalate:{row.task.id}", platform, manager.userid, "staff_prompt", body,
-            meta=prompt_meta(f"/admin/tasks/{row.task.id}", f"任务逾期：{row.task.title}"),
+            meta=prompt_meta(task_page(row.task.id), f"任务逾期：{row.task.title}"),
         ))
         escalations += 1
     async with sessions() as session, session.begin():

@@ -17,12 +17,12 @@ from aiohttp import web
 from bot.config import Settings
 from bot.console.links import signed_link
 from bot.console.site import console_base_url
+from handlers.outbound import TASK_LIST
 from storage.models import utcnow
 
 # (console path, staff userid) -> the URL to open, or None when the console is not served.
 LinkBuilder = Callable[[str, str], str | None]
 LINKS: web.AppKey[LinkBuilder] = web.AppKey("prompt_links")  # the app's builder, for pages that show prompts
-TASK_PAGES = "/admin/tasks"
 
 
 def no_links(path: str, staff_userid: str) -> str | None:
@@ -53,6 +53,6 @@ def prompt_link_builder(settings: Settings, secret: bytes, clock: Callable[[], d
 def prompt_url(meta: Mapping[str, Any], staff_userid: str, links: LinkBuilder) -> str | None:
     """The URL a staff prompt row's meta points at (`{"link": "/admin/tasks/12"}`), if any."""
     path = meta.get("link")
-    if not isinstance(path, str) or not path.startswith(TASK_PAGES):
+    if not isinstance(path, str) or not path.startswith(TASK_LIST):
         return None  # only task pages open from a link (see bot.console.site)
     return links(path, staff_userid)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.console.prompt_links import TASK_PAGES, LinkBuilder, no_links, prompt_url
+from bot.console.prompt_links import LinkBuilder, no_links, prompt_url
 from bot.platforms.sandbox.hub import SandboxHub, Watched, staff_key
+from handlers.outbound import TASK_LIST
 from scheduler.delivery import OutboundMessage, SendResult
 from storage.models import utcnow
 
@@ -41,5 +42,5 @@ def with_link(text: str, meta: Mapping[str, Any], staff_userid: str, links: Link
     url = prompt_url(meta, staff_userid, links)
     if url is None:
         return text
-    label = "打开任务列表" if meta.get("link") == TASK_PAGES else "打开任务"
+    label = "打开任务列表" if meta.get("link") == TASK_LIST else "打开任务"
     return f"{text.rstrip()}\n{label}：{url}"
