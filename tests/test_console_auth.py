@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -13,14 +14,24 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
+from bot.app import build_app
 from bot.cli import main
+from bot.config import load_settings
 from bot.console.links import link_holder, signed_link
 from bot.console.passwords import hash_password, verify_password
 from bot.keys import SESSIONS
 from storage.engine import SessionFactory
 from storage.models import Member, OutboxEntry
-from tests.conftest import eventually
-from tests.console_harness import OPERATOR_TOKEN, ConsoleClient, ConsoleServer, LoginRefused
+from tests.conftest import eventually, start_server, write_config
+from tests.console_harness import (
+    CONSOLE_CONFIG,
+    OPERATOR_TOKEN,
+    PASSWORD,
+    ConsoleClient,
+    ConsoleServer,
+    LoginRefused,
+    seed_brand,
+)
 
 LogIn = Callable[..., Awaitable[ConsoleClient]]
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
@@ -182,3 +193,29 @@ async def replied(sessions: SessionFactory) -> bool:
     async with sessions() as session:
         statement = select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status == "sent")
         return (await session.execute(statement)).scalar_one() > 0
+
+
+async def test_a_login_outlives_a_restart_when_the_secret_is_configured(
+    db_url: str, tmp_path: Path, sessions: SessionFactory
+) -> None:
+    await seed_brand(sessions)
+    settings = load_settings(write_config(tmp_path, db_url, CONSOLE_CONFIG))
+    unsigned = settings.model_copy(update={"console": settings.console.model_copy(update={"secret": None})})
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        first = await start_server(build_app(settings), http)
+        client = ConsoleClient(first.base, http)
+        page = await client.get("/admin/login")
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page)
+        assert token
+        async with http.post(first.base + "/admin/login", data={"login": "liuyang", "password": PASSWORD,
+                                                                "csrf": token.group(1)}) as response:
+            assert response.url.path == "/admin/tasks"
+        await first.stop()
+
+        again = await start_server(build_app(settings), http)  # the same secret: still signed in
+        assert "我的任务" in await ConsoleClient(again.base, http).get("/admin/tasks")
+        await again.stop()
+
+        fresh = await start_server(build_app(unsigned), http)  # a secret made at start: log in again
+        assert 'data-testid="login-form"' in await ConsoleClient(fresh.base, http).get("/admin/tasks")
+        await fresh.stop()
