@@ -21,7 +21,7 @@ from bot.config_care import care_plan
 from bot.console.prompt_links import LINKS, prompt_link_builder
 from bot.console.site import add_console, console_secret
 from bot.handler_config import handler_config
-from bot.keys import DELIVERY, DISPATCHER, ENGINE, HTTP, INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
+from bot.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, RENDERER, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox import routes as sandbox_routes
 from bot.platforms.sandbox.hub import SandboxHub
 from bot.platforms.sandbox.sender import SandboxSender
@@ -74,22 +74,24 @@ def build_app(settings: Settings) -> web.Application:
     platforms = settings.platforms
     senders: dict[str, Sender] = {}
     config = handler_config(settings)
+    renderer = renderer_for(settings)
+    app[HANDLERS], app[RENDERER] = config, renderer
     schemes = [s.scheme() for s in settings.layers.schemes]
     care = care_plan(settings)
     jobs: list[CronJob] = [
         CronJob("tag-sweep", settings.tags.sweep_cron, lambda: sweep_tags(app[SESSIONS], config, utcnow())),
         CronJob("layer-recompute", settings.layers.recompute_cron, lambda: recompute_layers(
-            app[SESSIONS], schemes, settings.layers.rfm.spec(), renderer_for(settings), settings.zone, utcnow()
+            app[SESSIONS], schemes, settings.layers.rfm.spec(), renderer, settings.zone, utcnow()
         )),
         CronJob("care-scan", settings.care.scan_cron, lambda: run_care_scan(
-            app[SESSIONS], care, renderer_for(settings), settings.zone, utcnow()
+            app[SESSIONS], care, renderer, settings.zone, utcnow()
         )),
         CronJob("content-calendar", "* * * * *", lambda: run_calendar(
-            app[SESSIONS], calendar_options(settings.calendar, config.persona.template_variables()), renderer_for(settings),
+            app[SESSIONS], calendar_options(settings.calendar, config.persona.template_variables()), renderer,
             settings.zone, utcnow(),
         )),
         CronJob("staff-digest", settings.tasks.digest_cron, lambda: send_digests(
-            app[SESSIONS], renderer_for(settings), settings.zone, utcnow(), config.staff_platform_for("wecom"),
+            app[SESSIONS], renderer, settings.zone, utcnow(), config.staff_platform_for("wecom"),
             days_ahead=settings.tasks.digest_days_ahead, escalate_after_days=settings.tasks.escalate_after_days,
         )),
         CronJob("engagement-snapshot", settings.layers.engagement_cron, lambda: snapshot_recent(
@@ -139,7 +141,7 @@ def build_app(settings: Settings) -> web.Application:
             MEMBER_CHAIN,
             PLATFORM_CHAIN,
             config,
-            renderer_for(settings),
+            renderer,
             on_outbox=app[DELIVERY].wake,
             # Without a webhook in this process nothing wakes the dispatcher: look often.
             poll_interval=timedelta(seconds=5 if receives else 0.25),

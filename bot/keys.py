@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.config import Settings
 from bot.platforms.sandbox.hub import SandboxHub
 from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
+from content_templates.renderer import Renderer
+from handlers.config import HandlerConfig
 from handlers.dispatcher import Dispatcher
 from scheduler.delivery import DeliveryLoop
 from storage.engine import SessionFactory
@@ -24,3 +26,5 @@ SANDBOX_HUB = web.AppKey("sandbox_hub", SandboxHub)
 HTTP = web.AppKey("http", aiohttp.ClientSession)  # the one outgoing HTTP session
 WECOM_CLIENT = web.AppKey("wecom_client", WeComClient)
 OA_CLIENT = web.AppKey("oa_client", OfficialAccountClient)
+HANDLERS = web.AppKey("handler_config", HandlerConfig)  # the settings as the handlers read them, built once
+RENDERER = web.AppKey("renderer", Renderer)  # operator and shipped templates, compiled once for the app

@@ -29,8 +29,7 @@ from bot.config import Settings
 from bot.console.access import Viewer
 from bot.console.keys import VIEWER
 from bot.console.render import render
-from bot.handler_config import handler_config
-from bot.keys import DELIVERY, SESSIONS, SETTINGS
+from bot.keys import DELIVERY, HANDLERS, SESSIONS, SETTINGS
 from handlers.care_dates import next_anniversary, next_birthday
 from handlers.config import HandlerConfig
 from handlers.tag_engine import TagChange, clear_exclusive_group, sync_actions, tag_event
@@ -291,7 +290,7 @@ async def add_tag(request: web.Request) -> web.Response:
     name, group = str(form.get("name", "")).strip(), str(form.get("group", "")).strip()
     if not name or len(name) > 64 or len(group) > 64:
         return await member_page(request, problem="标签名必填，标签名和分组最多 64 个字", status=400)
-    config, now = handler_config(request.config_dict[SETTINGS]), utcnow()
+    config, now = request.config_dict[HANDLERS], utcnow()
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)
         assert member.id is not None
@@ -320,7 +319,7 @@ async def add_tag(request: web.Request) -> web.Response:
 async def remove_tag(request: web.Request) -> web.Response:
     form = await request.post()
     name, group = str(form.get("name", "")).strip(), str(form.get("group", "")).strip()
-    config, now = handler_config(request.config_dict[SETTINGS]), utcnow()
+    config, now = request.config_dict[HANDLERS], utcnow()
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)
         assert member.id is not None
@@ -345,7 +344,7 @@ async def change_opt_out(request: web.Request) -> web.Response:
     action = str((await request.post()).get("action", ""))
     if action not in ("record", "clear"):
         raise web.HTTPBadRequest(text="action must be record or clear")
-    config, now = handler_config(request.config_dict[SETTINGS]), utcnow()
+    config, now = request.config_dict[HANDLERS], utcnow()
     synced = False
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)

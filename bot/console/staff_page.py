@@ -15,12 +15,10 @@ from datetime import date, datetime, timedelta
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import renderer_for
 from bot.console import site as console_site  # a module: site imports this page while it loads
 from bot.console.cookies import SESSION
 from bot.console.render import render
-from bot.handler_config import handler_config
-from bot.keys import DELIVERY, SESSIONS, SETTINGS
+from bot.keys import DELIVERY, HANDLERS, RENDERER, SESSIONS, SETTINGS
 from handlers.staff_changes import hand_over_and_tell
 from handlers.task_rates import Rates, TaskFact, rates
 from storage.models import Staff, utcnow
@@ -180,9 +178,8 @@ async def hand_over_work(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text="no such staff member / 没有这位店员")
         to, problem = await _receiver(session, leaving, chosen)
         if problem is None:
-            settings = request.config_dict[SETTINGS]
-            platform = handler_config(settings).staff_platform_for("wecom")
-            done = await hand_over_and_tell(session, renderer_for(settings), leaving, to, platform, utcnow())
+            platform = request.config_dict[HANDLERS].staff_platform_for("wecom")
+            done = await hand_over_and_tell(session, request.config_dict[RENDERER], leaving, to, platform, utcnow())
             moved = done.moved
             notice = {"from": leaving.name, "to": to.name if to else None, "tasks": moved.tasks, "members": moved.members}
     if problem is not None:
