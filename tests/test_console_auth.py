@@ -219,3 +219,19 @@ async def test_a_login_outlives_a_restart_when_the_secret_is_configured(
         fresh = await start_server(build_app(unsigned), http)  # a secret made at start: log in again
         assert 'data-testid="login-form"' in await ConsoleClient(fresh.base, http).get("/admin/tasks")
         await fresh.stop()
+
+
+async def test_bad_addresses_and_bodies_get_clear_answers_and_change_nothing(
+    console: ConsoleServer, log_in: LogIn
+) -> None:
+    ops = await log_in("ops")
+    assert "没有这个任务" in await ops.get("/admin/tasks/999999", expect=404)
+    await ops.get("/admin/tasks/not-a-number", expect=404)
+    await ops.get("/admin/language/fr", expect=404)
+    headers = {"X-CSRF-Token": await ops.csrf(), "Content-Type": "application/json"}
+    for body in ("{not json", "[1, 2]"):
+        async with ops.http.post(console.base + "/admin/calendar/validate", data=body, headers=headers) as response:
+            assert response.status == 400 and "a JSON object is expected" in await response.text()
+    # A redirect after login only ever stays inside the console.
+    page = await ops.get("/admin/login?next=https://elsewhere.example/")
+    assert 'name="next" value=""' in page
