@@ -62,6 +62,15 @@ class SchemeSettings(_Section):
     def scheme(self) -> Scheme:
         return Scheme(self.name, tuple(layer.layer() for layer in self.layers), self.label, self.staff_tasks)
 
+    def layer_labels(self) -> dict[str, str]:
+        """Layer name → the operator's label for it: the first given (a name listed twice
+        is one layer with two ways in). Layers without a label are left out."""
+        labels: dict[str, str] = {}
+        for layer in self.layers:
+            if layer.label:
+                labels.setdefault(layer.name, layer.label)
+        return labels
+
 
 def _layers(*rows: tuple[str, str, dict]) -> list[LayerSettings]:
     return [LayerSettings(name=name, label=label, **rest) for name, label, rest in rows]

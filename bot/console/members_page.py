@@ -164,7 +164,7 @@ def mark_rows(
 def _labels(settings: Settings) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     """Operators' names for schemes and (scheme, layer)."""
     schemes = {s.name: s.label or s.name for s in settings.layers.schemes}
-    layers = {(s.name, layer.name): layer.label or layer.name for s in settings.layers.schemes for layer in s.layers}
+    layers = {(s.name, name): label for s in settings.layers.schemes for name, label in s.layer_labels().items()}
     return schemes, layers
 
 

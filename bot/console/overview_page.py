@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.config_care import care_plan
-from bot.config_layers import SchemeSettings
 from bot.console import site  # the module: site imports this page while it loads
 from bot.console.charts import MUTED, Chart, line_chart
 from bot.console.i18n import translator
@@ -74,7 +73,7 @@ async def overview(request: web.Request) -> web.Response:
         health = await delivery_health(session, now, failed_since=now - timedelta(days=1),
                                        held_since=now - timedelta(days=WEEK), sent_since=now - timedelta(days=1))
     order = scheme.scheme().order() if scheme else []
-    labels = layer_labels(scheme) | {NO_LAYER: no_layer}
+    labels = (scheme.layer_labels() if scheme else {}) | {NO_LAYER: no_layer}
     rows, compared = pyramid(order, counts, series, today)
     stores, overall = store_rates(tallies)
     return render(
@@ -93,17 +92,9 @@ async def overview(request: web.Request) -> web.Response:
 
 # -- the pyramid ------------------------------------------------------------------------
 
-def layer_labels(scheme: SchemeSettings | None) -> dict[str, str]:
-    """Layer name → the operator's label for it (the first given, a name may repeat)."""
-    labels: dict[str, str] = {}
-    for layer in scheme.layers if scheme else ():
-        if layer.label and layer.name not in labels:
-            labels[layer.name] = layer.label
-    return labels
-
-
 def _labels_of(settings: Settings, name: str) -> dict[str, str]:
-    return layer_labels(next((s for s in settings.layers.schemes if s.name == name), None))
+    scheme = next((s for s in settings.layers.schemes if s.name == name), None)
+    return scheme.layer_labels() if scheme else {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,10 +159,9 @@ def scheme_view(settings: SchemeSettings, counts: Mapping[str, int], ran_at: dat
     then layers members still hold but the scheme no longer names, then the unlayered."""
     scheme = settings.scheme()
     ways: dict[str, list[list[Reading]]] = {}
-    labels: dict[str, str] = {}
     for layer in scheme.layers:
         ways.setdefault(layer.name, []).append(layer_readings(layer))
-        labels.setdefault(layer.name, layer.label)
+    labels = settings.layer_labels()
     total = sum(counts.values())
     lines = [
         LayerLine(name, labels.get(name, ""), ways.get(name, []), counts.get(name, 0),
