@@ -170,7 +170,7 @@ def generate(path: Path, members: int) -> None:
 
 
 def child(path: Path, days: int) -> None:
-    from bot.config_layers import DEFAULT_SCHEMES
+    from bot.settings.layers import DEFAULT_SCHEMES
     from content_templates.renderer import Renderer
     from scheduler.calendar import CalendarContext, PreviewPolicy, parse_calendar
     from scheduler.calendar_preview import preview_calendar

@@ -10,7 +10,7 @@ day has changed: 0.3 interactions per member over the last 30 days (one member h
 3,000), 90 days of engagement snapshots, 0.05 staff tasks per member over the last 60
 days (open, done, skipped), and an outbox of the last 30 days.
 
-Then starts the real app (`bot.app.build_app`, console on, `server.role = "webhook"` so
+Then starts the real app (`bot.web.app.build_app`, console on, `server.role = "webhook"` so
 that no scheduled job writes while the pages are timed) in a child process on
 127.0.0.1, logs in as an operator and GETs each page --runs times in a row: first,
 median and max wall time, the server's CPU per request, and its peak RSS while serving
@@ -288,8 +288,8 @@ def config_text(path: Path) -> str:
 
 async def load_entries(config: Path) -> None:
     """The calendar bench's 10 entries, loaded as `siyu calendar load` loads a file."""
-    from bot.calendar_cli import calendar_context
-    from bot.config import load_settings
+    from bot.settings.calendar_context import calendar_context
+    from bot.settings.model import load_settings
     from scheduler.calendar_run import load_calendar
     from storage.engine import create_database_engine, session_factory
     from storage.models import utcnow
@@ -310,8 +310,8 @@ def serve(config: Path) -> None:
     """The child: the real app on 127.0.0.1 (a free port, printed), until SIGTERM."""
     from aiohttp import web
 
-    from bot.app import build_app
-    from bot.config import load_settings
+    from bot.settings.model import load_settings
+    from bot.web.app import build_app
 
     async def run() -> None:
         runner = web.AppRunner(build_app(load_settings(config)), access_log=None)

@@ -82,7 +82,7 @@ def add_orders(path: Path, count: int, members: int) -> None:
 
 def child(path: Path, full: bool, hours_later: float) -> None:
     """One recompute of the value scheme; prints JSON with seconds and peak RSS."""
-    from bot.config_layers import DEFAULT_SCHEMES, RfmSettings
+    from bot.settings.layers import DEFAULT_SCHEMES, RfmSettings
     from content_templates.renderer import Renderer
     from scheduler.layer_jobs import recompute_layers
     from storage.engine import create_database_engine, session_factory

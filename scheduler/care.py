@@ -78,7 +78,7 @@ class CareTemplates:
 
 @dataclass(frozen=True, slots=True)
 class CarePlan:
-    """The care settings as plain values (built from the TOML by bot/config_care.py)."""
+    """The care settings as plain values (built from the TOML by bot/settings/care_plan.py)."""
 
     scheme: str = "value"
     top_layer: str | None = None  # the scheme's top layer: `top_rule` unless `rules` names it

@@ -140,7 +140,7 @@ def plan_six_moments(
 
 @dataclass(frozen=True, slots=True)
 class SixMomentsPlan:
-    """The six-moments settings, as plain values (built by bot/config_care.py)."""
+    """The six-moments settings, as plain values (built by bot/settings/care_plan.py)."""
 
     scheme: str
     layer: str  # the top layer of the scheme

@@ -20,8 +20,6 @@ from storage.dialects import insert_ignoring_conflicts
 from storage.models import OutboxEntry
 from storage.tables import OUTBOX
 
-STATUSES = ("pending", "deferred", "sending", "sent", "failed", "held")
-
 
 @dataclass(frozen=True, slots=True)
 class NewOutboxMessage:

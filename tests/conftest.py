@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import create_engine, text
 
-from bot.app import build_app
-from bot.config import Settings, load_settings
+from bot.settings.model import Settings, load_settings
+from bot.web.app import build_app
 from storage.engine import SessionFactory, create_database_engine, session_factory, sync_url
 from storage.migrate import upgrade
 

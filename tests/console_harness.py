@@ -16,9 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.app import build_app
-from bot.config import load_settings
 from bot.console.passwords import hash_password
+from bot.settings.model import load_settings
+from bot.web.app import build_app
 from storage.engine import SessionFactory
 from storage.models import Member, MemberIdentity, Staff, StaffTask, Store
 from tests.conftest import RunningServer, start_server, write_config

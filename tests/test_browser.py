@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.keys import DELIVERY
+from bot.shared.keys import DELIVERY
 from storage.engine import SessionFactory
 from storage.models import InboxEntry, OutboxEntry, Staff, StaffTask, Store, utcnow
 from storage.outbox import NewOutboxMessage, enqueue

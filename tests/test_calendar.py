@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot import calendar_cli
-from bot.config import Settings
-from bot.config_layers import DEFAULT_SCHEMES
+from bot.cli import calendar as calendar_cli
+from bot.settings.calendar_context import calendar_context
+from bot.settings.layers import DEFAULT_SCHEMES
+from bot.settings.model import Settings
 from content_templates.renderer import Renderer
 from scheduler.calendar import (
     EMPTY_AUDIENCE,
@@ -611,7 +612,7 @@ def test_the_commands_load_export_and_preview(settings: Settings, tmp_path: Path
 
     assert calendar_cli.export(settings, None) == 0
     exported = capsys.readouterr().out
-    assert exported == calendar_toml(parse_calendar(GOOD, "x", calendar_cli.calendar_context(settings))[0], SHANGHAI)
+    assert exported == calendar_toml(parse_calendar(GOOD, "x", calendar_context(settings))[0], SHANGHAI)
     out = tmp_path / "out.toml"
     assert calendar_cli.export(settings, str(out)) == 0 and out.read_text(encoding="utf-8") == exported
     assert "wrote 3 calendar entries" in capsys.readouterr().out

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.care_cli import care_run
-from bot.config import Settings
-from bot.config_care import CareLayerSettings, CareSettings, care_plan, care_problems
+from bot.cli.care import care_run
+from bot.settings.care import CareLayerSettings, CareSettings
+from bot.settings.care_plan import care_plan, care_problems
+from bot.settings.model import Settings
 from content_templates.renderer import Renderer
 from handlers.care_dates import lunar_birthday, next_birthday, solar_birthday
 from scheduler.care import CarePlan, CareRule, occurrences, run_care_scan

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from datetime import date
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +15,8 @@ import pytest
 from lunardate import LunarDate
 from sqlalchemy import func, select
 
-from bot.cli import main
-from bot.demo import seed
+from bot.cli.demo_brand import seed
+from bot.cli.main import main
 from storage.engine import create_database_engine, session_factory
 from storage.members import resolve_member
 from storage.migrate import upgrade
@@ -191,3 +194,30 @@ def test_an_operators_day_through_the_command_line(config: Path, capsys: pytest.
     assert "new-season" in json.dumps(preview, ensure_ascii=False)
 
     assert siyu("tasks", "list", "--json")["tasks"] == []
+
+
+HEAVY = ("aiohttp", "sqlalchemy", "apscheduler", "jinja2", "bot.web.app", "bot.console.site")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["calendar", "preview", "--days", "x"], ["--version"]])
+def test_help_and_argument_errors_answer_without_loading_the_application(argv: list[str]) -> None:
+    # Operators script `siyu`: help and a mistyped flag must not load the server first.
+    probe = (
+        "import sys\n"
+        "from bot.cli.main import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit as done:\n"
+        "    code = done.code\n"
+        f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules], code, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "LOADED [] " in result.stderr, result.stderr
+    assert result.stderr.strip().endswith("0" if argv[0].startswith("--") else "2")
+
+
+def test_siyu_version_names_the_installed_release(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"siyu {version('siyu')}"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from bot.cli import main
-from bot.config import ConfigError, Settings, load_settings
+from bot.cli.main import main
+from bot.settings.model import ConfigError, Settings, load_settings
 
 VALID_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 

@@ -14,12 +14,12 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from bot.app import build_app
-from bot.cli import main
-from bot.config import load_settings
-from bot.console.links import link_holder, signed_link
+from bot.cli.main import main
 from bot.console.passwords import hash_password, verify_password
-from bot.keys import SESSIONS
+from bot.settings.model import load_settings
+from bot.shared.keys import SESSIONS
+from bot.shared.task_links import link_holder, signed_link
+from bot.web.app import build_app
 from storage.engine import SessionFactory
 from storage.models import Member, OutboxEntry
 from tests.conftest import eventually, start_server, write_config

@@ -10,9 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.app import build_app
-from bot.config import load_settings
-from bot.demo import DEMO_PASSWORD, DemoResult, prepare_demo, write_config
+from bot.cli.demo_brand import DEMO_PASSWORD, DemoResult, prepare_demo, write_config
+from bot.settings.model import load_settings
+from bot.web.app import build_app
 from storage.migrate import upgrade
 from tests.browser_harness import needs_chromium, screenshot_path
 from tests.conftest import RunningServer, start_server

@@ -16,12 +16,13 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_app
-from bot.calendar_cli import calendar_context, preview_policy
-from bot.config import Settings, load_settings
 from bot.console.calendar_form import by_field, entry_item, field_of, form_values, names, values_of
 from bot.console.calendar_month import by_day, month_of, shift, weeks
-from bot.keys import SETTINGS
+from bot.settings.calendar_context import calendar_context
+from bot.settings.delivery import preview_policy
+from bot.settings.model import Settings, load_settings
+from bot.shared.keys import SETTINGS
+from bot.web.app import build_app
 from scheduler.calendar import EntrySpec
 from scheduler.calendar_preview import preview_calendar
 from scheduler.calendar_run import CalendarOptions, calendar_entries, load_calendar, run_calendar

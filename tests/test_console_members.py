@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_app
-from bot.config import load_settings
 from bot.console.members_page import mark_rows, mask_phones, page_link, page_number, read_query, readable_metrics, yuan
+from bot.settings.model import load_settings
+from bot.web.app import build_app
 from handlers.care_dates import next_birthday
 from handlers.config import HandlerConfig, Persona
 from handlers.tag_engine import TagChange

@@ -14,12 +14,12 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_app
-from bot.config import load_settings
-from bot.config_layers import DEFAULT_SCHEMES
-from bot.config_rules import TagRuleSettings
 from bot.console.rules_page import condition_reading, rule_reading, scheme_view
 from bot.console.staff_page import grouped_rates
+from bot.settings.layers import DEFAULT_SCHEMES
+from bot.settings.model import load_settings
+from bot.settings.rules import TagRuleSettings
+from bot.web.app import build_app
 from handlers.task_rates import TaskFact, rates
 from scheduler.layer_rules import parse_condition
 from storage.engine import SessionFactory

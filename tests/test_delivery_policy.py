@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.config import load_settings
-from bot.inspect_cli import outbox_list
+from bot.cli.inspect import outbox_list
+from bot.settings.model import load_settings
 from scheduler.delivery import DeliveryLoop, OutboundMessage, SendResult
 from scheduler.gate import DeliveryPolicy
 from scheduler.policy import QuietHours, cap_problem

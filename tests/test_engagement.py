@@ -13,9 +13,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.app import build_app
-from bot.config import Settings
-from bot.layers_show import layers_show
+from bot.cli.layers import layers_show
+from bot.settings.model import Settings
+from bot.web.app import build_app
 from scheduler.engagement import recent_days, snapshot_engagement, snapshot_recent
 from storage.engagement import COUNTERS, NO_LAYER, day_bounds, engagement_series, layer_counts, snapshot_day
 from storage.engine import SessionFactory

@@ -3,7 +3,6 @@ SQLite and PostgreSQL, through `import_command` as the command line runs it."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from collections.abc import Iterator
@@ -16,8 +15,9 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 import bot.imports.run as import_run
-from bot.config import ConfigError, Settings, load_settings
-from bot.import_cli import add_import_parser, import_command, run_import_command
+from bot.cli.importing import import_command
+from bot.cli.parser import siyu_parser
+from bot.settings.model import ConfigError, Settings, load_settings
 from storage.engine import create_sync_engine
 from storage.models import Member, Order, Staff, Store
 from tests.conftest import write_config
@@ -357,19 +357,14 @@ def test_dry_run_checks_every_row_and_writes_nothing(
     assert members(engine) == {}
 
 
-def test_the_parser_helper_wires_the_flags(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config")
-    parser = argparse.ArgumentParser(prog="siyu")
-    add_import_parser(parser.add_subparsers(dest="command"), common)
-    args = parser.parse_args(["import", "orders", "o.csv", "--column", "amount=实收", "--column", "store = 店",
-                              "--dry-run", "--json", "--config", "x.toml"])
-    seen: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("bot.import_cli.import_command", lambda *a: seen.append(a) or 0)
-    assert run_import_command(settings, args) == 0
-    assert seen == [(settings, "orders", Path("o.csv"), {"amount": "实收", "store": "店"}, True, True)]
+def test_the_parser_wires_the_import_flags() -> None:
+    args = siyu_parser().parse_args(["import", "orders", "o.csv", "--column", "amount=实收", "--column", "store = 店",
+                                     "--dry-run", "--json", "--config", "x.toml"])
+    assert (args.command, args.import_kind, args.file) == ("import", "orders", Path("o.csv"))
+    assert (dict(args.column), args.dry_run, args.json, args.config) == ({"amount": "实收", "store": "店"}, True, True,
+                                                                          "x.toml")
     with pytest.raises(SystemExit):
-        parser.parse_args(["import", "members", "m.csv", "--column", "no-equals-sign"])
+        siyu_parser().parse_args(["import", "members", "m.csv", "--column", "no-equals-sign"])
 
 
 def test_referrers_later_in_the_file_across_chunks(

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from bot.cli import main
-from bot.config import ConfigError, load_settings
+from bot.cli.main import main
+from bot.settings.model import ConfigError, load_settings
 from content_templates.renderer import Renderer
 from scheduler.layer_recompute import recompute
 from scheduler.layer_rules import Condition, Layer, RfmSpec, Scheme, parse_condition, quantile_positions, score

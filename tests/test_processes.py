@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import select
 
-from bot.demo import DEMO_PASSWORD
+from bot.cli.demo_brand import DEMO_PASSWORD
 from storage.engine import create_database_engine, session_factory
 from storage.members import member_by_identity
 from storage.models import InboxEntry, OutboxEntry

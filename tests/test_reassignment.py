@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.platforms.wecom.updates import to_update
 from handlers.updates import EventUpdate
 from storage.engine import SessionFactory, create_database_engine, session_factory

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select, update
 
-from bot.app import build_app
-from bot.config import load_settings
+from bot.settings.model import load_settings
+from bot.web.app import build_app
 from storage.engine import SessionFactory
 from storage.members import member_by_identity
 from storage.models import Member, OutboxEntry, Staff, StaffTask, Store

@@ -8,9 +8,9 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import build_app
-from bot.config import Settings
-from bot.keys import SANDBOX_HUB
+from bot.platforms.sandbox.hub import SANDBOX_HUB
+from bot.settings.model import Settings
+from bot.web.app import build_app
 from handlers.updates import MessageUpdate, to_payload
 from storage.engine import SessionFactory
 from storage.inbox import InboxWriter, NewInboxEntry
@@ -179,7 +179,7 @@ async def test_a_queued_marketing_message_is_held_when_the_member_opted_out_mean
             NewOutboxMessage("calendar:1:吴婷", "sandbox", "吴婷", "marketing", "新品试吃", member_id=member.id),
             NewOutboxMessage("reply:x:0", "sandbox", "吴婷", "service", "您的订单已备好", member_id=member.id),
         ], utcnow())
-    from bot.keys import DELIVERY
+    from bot.shared.keys import DELIVERY
 
     server.app[DELIVERY].wake()
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.keys import DELIVERY
+from bot.shared.keys import DELIVERY
 from handlers.updates import MessageUpdate, from_payload
 from storage.engine import SessionFactory
 from storage.models import InboxEntry, OutboxEntry, Staff, Store, utcnow

@@ -10,8 +10,8 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot.config import Settings
-from bot.inspect_cli import member_show
+from bot.cli.inspect import member_show
+from bot.settings.model import Settings
 from scheduler.care import CarePlan
 from scheduler.six_moments import MAX_GAP, MIN_GAP, SixMomentsPlan, plan_six_moments
 from storage.engine import SessionFactory

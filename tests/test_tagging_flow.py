@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.app import build_app
-from bot.config import load_settings
-from bot.handler_config import handler_config
+from bot.settings.handlers import handler_config
+from bot.settings.model import load_settings
+from bot.web.app import build_app
 from scheduler.tag_sweep import sweep_tags
 from storage.engine import SessionFactory
 from storage.members import member_by_identity

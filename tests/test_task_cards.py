@@ -16,14 +16,14 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_app
-from bot.config import load_settings
-from bot.console.links import link_holder, signed_link
-from bot.console.prompt_links import next_hour, prompt_link_builder
-from bot.keys import DELIVERY
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.errors import WeComApiError
 from bot.platforms.wecom.sender import card_description, cut_utf8, text_card
+from bot.settings.model import load_settings
+from bot.shared.keys import DELIVERY
+from bot.shared.prompt_links import next_hour, prompt_link_builder
+from bot.shared.task_links import link_holder, signed_link
+from bot.web.app import build_app
 from content_templates.renderer import Renderer
 from handlers.outbound import prompt_meta
 from scheduler.calendar import EntrySpec

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
-from bot.tasks_cli import tasks_list
+from bot.cli.tasks import tasks_list
+from bot.settings.model import load_settings
 from handlers.task_rates import TaskFact, rates
 from storage.engine import SessionFactory
 from storage.models import Member, Staff, StaffTask, Store, utcnow

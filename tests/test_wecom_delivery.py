@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 from tenacity import wait_none
 
-from bot.app import build_app
-from bot.config import load_settings
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.sender import WeComSender
+from bot.settings.model import load_settings
+from bot.web.app import build_app
 from scheduler.delivery import DeliveryLoop
 from storage.engine import SessionFactory
 from storage.inbox import InboxWriter

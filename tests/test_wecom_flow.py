@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.keys import SESSIONS, WECOM_CLIENT
 from bot.platforms.wecom.reconcile import reconcile_contacts
+from bot.platforms.wecom.wiring import WECOM_CLIENT
 from bot.platforms.wecom.xml import parse_fields
+from bot.shared.keys import SESSIONS
 from storage.members import member_by_identity
 from storage.models import (
     CustomerGroup,

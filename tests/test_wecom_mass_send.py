@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.keys import DELIVERY
+from bot.shared.keys import DELIVERY
 from content_templates.renderer import Renderer
 from scheduler.calendar_run import CalendarOptions, run_calendar
 from storage.models import CalendarEntry, LayerAssignment, Member, MemberIdentity, OutboxEntry, Staff, utcnow

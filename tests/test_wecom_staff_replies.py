@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.keys import SETTINGS
 from bot.platforms.wecom.kf import to_message, to_update
+from bot.shared.keys import SETTINGS
 from handlers.updates import EventUpdate, MessageUpdate, from_payload, to_payload
 from storage.engagement import NO_LAYER, engagement_series, snapshot_day
 from storage.members import member_by_identity

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_app
-from bot.config import load_settings
-from bot.keys import DELIVERY
+from bot.settings.model import load_settings
+from bot.shared.keys import DELIVERY
+from bot.web.app import build_app
 from storage.engine import SessionFactory
 from storage.members import member_by_identity, resolve_member
 from storage.models import OutboxEntry, Tag, utcnow

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from wechatpy.crypto import WeChatCrypto as OfficialAccountCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.app import build_app
-from bot.config import load_settings
 from bot.platforms.wecom.xml import parse_fields
+from bot.settings.model import load_settings
+from bot.web.app import build_app
 from storage.engine import SessionFactory
 from storage.models import InboxEntry
 from tests.conftest import RunningServer, start_server, write_config

@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from bot.calendar_cli import calendar_context, preview_policy
-from bot.config import Settings
 from bot.console.calendar_form import by_field, entry_item
 from bot.console.calendar_month import held_summary
 from bot.console.i18n import translator
 from bot.console.keys import LANGUAGE
-from bot.keys import SESSIONS, SETTINGS
+from bot.settings.calendar_context import calendar_context
+from bot.settings.delivery import preview_policy
+from bot.settings.model import Settings
+from bot.shared.keys import SESSIONS, SETTINGS
 from content_templates.renderer import SHIPPED
 from scheduler.calendar import EntrySpec, next_times, parse_entry
 from scheduler.calendar_preview import EntryPreview, entry_classes, preview_entry

@@ -16,14 +16,15 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from bot.calendar_cli import calendar_context, preview_policy
-from bot.config import Settings
 from bot.console import calendar_month as month
-from bot.console import site
 from bot.console.calendar_check import REACH, Checked, check, entry_json, form_context, saved_month
 from bot.console.calendar_form import blank_values, by_field, form_values, values_of
+from bot.console.keys import operators_only
 from bot.console.render import render
-from bot.keys import SESSIONS, SETTINGS
+from bot.settings.calendar_context import calendar_context
+from bot.settings.delivery import preview_policy
+from bot.settings.model import Settings
+from bot.shared.keys import SESSIONS, SETTINGS
 from scheduler.calendar import EntrySpec, occurrences, to_instant
 from scheduler.calendar_preview import Preview, preview_calendar
 from scheduler.calendar_run import calendar_entries, save_entry, set_paused
@@ -63,7 +64,7 @@ def month_path(first: Any, **query: str) -> str:
 # -- the month -------------------------------------------------------------------------
 
 async def month_view(request: web.Request) -> web.Response:
-    site.operators_only(request)  # site imports this module: look it up when called
+    operators_only(request)
     settings: Settings = request.config_dict[SETTINGS]
     zone = settings.zone
     today = datetime.now(zone).date()
@@ -105,7 +106,7 @@ def _when(entry: EntrySpec, settings: Settings) -> str:
 # -- the form --------------------------------------------------------------------------
 
 async def new_entry(request: web.Request) -> web.Response:
-    site.operators_only(request)
+    operators_only(request)
     values = blank_values()
     day = request.query.get("date", "")
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):  # from a day of the grid: once, that day at ten
@@ -114,12 +115,12 @@ async def new_entry(request: web.Request) -> web.Response:
 
 
 async def create_entry(request: web.Request) -> web.StreamResponse:
-    site.operators_only(request)
+    operators_only(request)
     return await _save(request, form_values(await request.post()), None)
 
 
 async def edit_entry(request: web.Request) -> web.Response:
-    site.operators_only(request)
+    operators_only(request)
     settings: Settings = request.config_dict[SETTINGS]
     entry = await _existing(request)
     checked = await check(request, values_of(entry, settings.zone), entry.id)
@@ -127,7 +128,7 @@ async def edit_entry(request: web.Request) -> web.Response:
 
 
 async def update_entry(request: web.Request) -> web.StreamResponse:
-    site.operators_only(request)
+    operators_only(request)
     entry = await _existing(request)
     return await _save(request, form_values(await request.post()), entry)
 
@@ -177,7 +178,7 @@ async def _form(request: web.Request, checked: Checked, existing: EntrySpec | No
 async def validate(request: web.Request) -> web.Response:
     """The form as typed (JSON, fields by name; "original": the id being edited): its
     problems by field, and a preview when it reads as an entry."""
-    site.operators_only(request)
+    operators_only(request)
     try:
         body = await request.json()
     except ValueError:
@@ -201,7 +202,7 @@ async def resume_entry(request: web.Request) -> web.Response:
 
 
 async def _pause(request: web.Request, paused: bool) -> web.Response:
-    site.operators_only(request)
+    operators_only(request)
     entry_id = request.match_info["id"]
     if await set_paused(request.config_dict[SESSIONS], entry_id, paused, utcnow()) is None:
         raise web.HTTPNotFound(text="no such calendar entry / 没有这个日历条目")

@@ -25,11 +25,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
 from bot.console.access import Viewer
 from bot.console.keys import VIEWER
 from bot.console.render import render
-from bot.keys import DELIVERY, HANDLERS, SESSIONS, SETTINGS
+from bot.settings.model import Settings
+from bot.shared.keys import DELIVERY, HANDLERS, SESSIONS, SETTINGS
 from handlers.care_dates import next_anniversary, next_birthday
 from handlers.config import HandlerConfig
 from handlers.tag_engine import TagChange, clear_exclusive_group, sync_actions, tag_event

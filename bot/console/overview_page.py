@@ -17,16 +17,15 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
-from bot.config_care import care_plan
-from bot.console import site  # the module: site imports this page while it loads
 from bot.console.charts import MUTED, Chart, line_chart
 from bot.console.i18n import translator
-from bot.console.keys import LANGUAGE
+from bot.console.keys import LANGUAGE, operators_only
 from bot.console.render import render
 from bot.console.tasks_page import KIND_LABELS
-from bot.keys import SESSIONS, SETTINGS
-from bot.layers_show import change, ordered_layers, week_summary
+from bot.settings.care_plan import care_plan
+from bot.settings.model import Settings
+from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.layer_summaries import change, ordered_layers, week_summary
 from handlers.task_rates import Rates
 from scheduler.care import Occurrence, occurrences
 from storage.care import existing_keys
@@ -54,7 +53,7 @@ def add_routes(console: web.Application) -> None:
 async def overview(request: web.Request) -> web.Response:
     """GET /admin/overview?scheme=<name>&days=7|30|90: the pyramid and charts of one
     scheme (default the first), the rest for the whole brand."""
-    site.operators_only(request)
+    operators_only(request)
     settings: Settings = request.config_dict[SETTINGS]
     zone = settings.zone
     schemes = settings.layers.schemes

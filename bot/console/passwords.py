@@ -9,12 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
+
+from bot.settings.console import PASSWORD_HASH
 
 COST, BLOCK, PARALLEL = 2**14, 8, 1
 LENGTH = 32
-FORM = re.compile(r"scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9_-]+={0,2})\$([A-Za-z0-9_-]+={0,2})")
 
 
 def _b64(raw: bytes) -> str:
@@ -27,12 +27,8 @@ def hash_password(password: str) -> str:
     return f"scrypt${COST}${BLOCK}${PARALLEL}${_b64(salt)}${_b64(digest)}"
 
 
-def is_password_hash(value: str) -> bool:
-    return FORM.fullmatch(value) is not None
-
-
 def verify_password(password: str, stored: str) -> bool:
-    found = FORM.fullmatch(stored)
+    found = PASSWORD_HASH.fullmatch(stored)
     if found is None:
         return False
     n, r, p = (int(found.group(i)) for i in (1, 2, 3))

@@ -15,12 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config_layers import SchemeSettings
-from bot.config_rules import TagGroupSettings, TagRuleSettings
-from bot.console import site as console_site  # a module: site imports this page while it loads
+from bot.console.keys import operators_only
 from bot.console.render import render
-from bot.keys import SESSIONS, SETTINGS
-from bot.layers_show import ordered_layers
+from bot.settings.layers import SchemeSettings
+from bot.settings.rules import TagGroupSettings, TagRuleSettings
+from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.layer_summaries import ordered_layers
 from scheduler.layer_rules import INTERACTIONS, Condition, Layer
 from storage.engagement import NO_LAYER, layer_counts
 from storage.models import utcnow
@@ -178,7 +178,7 @@ def _aware(moment: datetime) -> datetime:
 # -- the page ----------------------------------------------------------------------------
 
 async def rules_page(request: web.Request) -> web.Response:
-    console_site.operators_only(request)
+    operators_only(request)
     settings = request.config_dict[SETTINGS]
     tags = settings.tags
     since = utcnow() - timedelta(days=RECENT_DAYS)

@@ -18,16 +18,17 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.config import Settings
-from bot.config_console import ConsoleUser
 from bot.console.access import Viewer, staff_viewer
 from bot.console.cookies import SESSION, ConsoleSession, session_middleware
 from bot.console.i18n import LANGUAGES
 from bot.console.keys import CSRF, LANGUAGE, VIEWER
-from bot.console.links import link_holder
 from bot.console.passwords import verify_password
 from bot.console.render import STATIC, render
-from bot.keys import SESSIONS
+from bot.settings.console import ConsoleUser
+from bot.settings.model import Settings
+from bot.shared.keys import SESSIONS
+from bot.shared.prompt_links import console_base_url
+from bot.shared.task_links import link_holder
 from storage.engine import create_database_engine, is_sqlite, session_factory
 from storage.models import utcnow
 
@@ -49,13 +50,8 @@ def console_secret(settings: Settings) -> bytes:
     return configured.get_secret_value().encode() if configured else secrets.token_bytes(32)
 
 
-def console_base_url(settings: Settings) -> str:
-    return settings.console.public_url or f"http://{settings.server.host}:{settings.server.port}"
-
-
 def add_console(app: web.Application, settings: Settings, secret: bytes) -> None:
     """Serve the console under /admin/ on `app`."""
-    # Imported here: the pages use this module's helpers (operators_only).
     from bot.console import calendar_page, members_page, overview_page, rules_page, staff_page, tasks_page
 
     fernet_key = base64.urlsafe_b64encode(hashlib.sha256(b"console-session:" + secret).digest())
@@ -98,13 +94,6 @@ def _own_connection(url: str) -> Callable[[web.Application], AsyncIterator[None]
 async def home(request: web.Request) -> web.StreamResponse:
     viewer: Viewer = request[VIEWER]
     raise web.HTTPFound("/admin/overview" if viewer.is_operator else "/admin/tasks")
-
-
-def operators_only(request: web.Request) -> Viewer:
-    viewer: Viewer = request[VIEWER]
-    if not viewer.is_operator:
-        raise web.HTTPForbidden(text="operators only / 仅运营可见")
-    return viewer
 
 
 # -- middlewares -------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from datetime import date, datetime, timedelta
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.console import site as console_site  # a module: site imports this page while it loads
 from bot.console.cookies import SESSION
+from bot.console.keys import operators_only
 from bot.console.render import render
-from bot.keys import DELIVERY, HANDLERS, RENDERER, SESSIONS, SETTINGS
+from bot.shared.keys import DELIVERY, HANDLERS, RENDERER, SESSIONS, SETTINGS
 from handlers.staff_changes import hand_over_and_tell
 from handlers.task_rates import Rates, TaskFact, rates
 from storage.models import Staff, utcnow
@@ -131,7 +131,7 @@ def percent(value: float | None) -> str:
 async def staff_page(request: web.Request, problem: str | None = None, status: int = 200,
                      handing_id: int | None = None) -> web.Response:
     """The page; `?hand_over=<staff id>` (or `handing_id`) opens the hand-over form for her."""
-    console_site.operators_only(request)
+    operators_only(request)
     zone = request.config_dict[SETTINGS].zone
     today = datetime.now(zone).date()
     asked = request.query.get("hand_over", "")
@@ -169,7 +169,7 @@ async def _handing_over(session: AsyncSession, entries: Sequence[StaffEntry], st
 async def hand_over_work(request: web.Request) -> web.Response:
     """Move a person's open tasks and members to a colleague (or leave them unassigned),
     and mark her inactive. Tasks she closed stay hers: history is not rewritten."""
-    console_site.operators_only(request)
+    operators_only(request)
     form = await request.post()
     chosen = str(form.get("to", "")).strip()
     async with request.config_dict[SESSIONS]() as session, session.begin():

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.console.access import Viewer
 from bot.console.keys import VIEWER
 from bot.console.render import render
-from bot.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS, SETTINGS
 from handlers.member_card import member_card
 from storage.models import Member, Staff, StaffTask, utcnow
 from storage.tasks import close_task, list_tasks

@@ -13,10 +13,10 @@ import logging
 
 from aiohttp import web
 
-from bot.keys import INBOX
 from bot.platforms.oa.updates import PLATFORM, to_update
 from bot.platforms.wecom.crypto import BadSignature, CallbackCrypto, CallbackError, sha1_signature
 from bot.platforms.wecom.xml import MalformedXml, parse_fields
+from bot.shared.keys import INBOX
 from handlers.updates import to_payload
 from storage.inbox import NewInboxEntry
 

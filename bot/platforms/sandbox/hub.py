@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiohttp import web
+
 Event = dict[str, Any]
 # Whom a page watches: a member by her sandbox name (a plain string), or a staff member
 # by `staff_key(userid)`, which no member name can equal, so a member who shares a
@@ -44,3 +46,6 @@ class SandboxHub:
         for watchers in self._watchers.values():
             for queue in watchers:
                 queue.put_nowait(None)
+
+
+SANDBOX_HUB = web.AppKey("sandbox_hub", SandboxHub)  # the app's hub, where the sandbox is enabled

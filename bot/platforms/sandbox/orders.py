@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.keys import INBOX
 from bot.platforms.sandbox.requests import bad_request, json_body
+from bot.shared.keys import INBOX
 from handlers.orders import ORDER_PLACED
 from handlers.updates import EventUpdate, to_payload
 from storage.inbox import NewInboxEntry

@@ -16,12 +16,12 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bot.console.prompt_links import LINKS, no_links
-from bot.keys import INBOX, SANDBOX_HUB, SESSIONS, SETTINGS
-from bot.platforms.sandbox.hub import Watched, staff_key
+from bot.platforms.sandbox.hub import SANDBOX_HUB, Watched, staff_key
 from bot.platforms.sandbox.orders import post_order
 from bot.platforms.sandbox.requests import json_body, json_error
 from bot.platforms.sandbox.sender import with_link
+from bot.shared.keys import INBOX, SESSIONS, SETTINGS
+from bot.shared.prompt_links import LINKS, no_links
 from handlers.updates import MessageUpdate, to_payload
 from storage.inbox import NewInboxEntry
 from storage.interactions import recent_messages

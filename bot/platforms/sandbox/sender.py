@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.console.prompt_links import LinkBuilder, no_links, prompt_url
 from bot.platforms.sandbox.hub import SandboxHub, Watched, staff_key
+from bot.shared.prompt_links import LinkBuilder, no_links, prompt_url
 from handlers.outbound import TASK_LIST
 from scheduler.delivery import OutboundMessage, SendResult
 from storage.models import utcnow

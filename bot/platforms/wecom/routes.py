@@ -12,10 +12,10 @@ import time
 
 from aiohttp import web
 
-from bot.keys import INBOX
 from bot.platforms.wecom.crypto import BadSignature, CallbackCrypto, CallbackError
 from bot.platforms.wecom.updates import PLATFORM, to_update
 from bot.platforms.wecom.xml import MalformedXml, parse_fields
+from bot.shared.keys import INBOX
 from handlers.updates import to_payload
 from storage.inbox import NewInboxEntry
 

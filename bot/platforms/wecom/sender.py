@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.console.prompt_links import LinkBuilder, no_links, prompt_url
 from bot.platforms.wecom import kf
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.contacts import apply_contact, apply_group, earliest
@@ -27,6 +26,7 @@ from bot.platforms.wecom.corp_tags import CorpTags, TagName, TagNameTooLong, too
 from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError
 from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
 from bot.platforms.wecom.updates import PLATFORM
+from bot.shared.prompt_links import LinkBuilder, no_links, prompt_url
 from handlers.updates import to_payload
 from scheduler.delivery import OutboundMessage, SendResult
 from storage.calendar import record_mass_send

@@ -7,9 +7,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from tenacity import wait_random_exponential
 
-from bot.config import OfficialAccountSettings, WeComSettings
-from bot.console.prompt_links import LinkBuilder, no_links
-from bot.keys import HTTP, INBOX, OA_CLIENT, SESSIONS, WECOM_CLIENT
 from bot.platforms.oa.routes import OfficialAccountCallback
 from bot.platforms.oa.sender import OfficialAccountSender
 from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
@@ -17,8 +14,14 @@ from bot.platforms.wecom.crypto import CallbackCrypto
 from bot.platforms.wecom.reconcile import reconcile_contacts
 from bot.platforms.wecom.routes import WeComCallback
 from bot.platforms.wecom.sender import WeComSender
+from bot.settings.model import OfficialAccountSettings, WeComSettings
+from bot.shared.keys import HTTP, INBOX, SESSIONS
+from bot.shared.prompt_links import LinkBuilder, no_links
 from scheduler.cron import CronJob
 from scheduler.delivery import Sender
+
+WECOM_CLIENT = web.AppKey("wecom_client", WeComClient)
+OA_CLIENT = web.AppKey("oa_client", OfficialAccountClient)
 
 
 def add_wecom_routes(app: web.Application, settings: WeComSettings) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS, SETTINGS
 from storage.engagement import COUNTERS, engagement_series, layer_counts
 
 DEFAULT_DAYS = 30

@@ -1,26 +1,21 @@
 """`siyu import members FILE` and `siyu import orders FILE`: a CRM or till export (CSV or
 XLSX) into our members and orders. See bot/imports/ for how rows are read and written.
-
-bot/cli.py wires it in with `add_import_parser(commands, common)` in its parser and
-`if args.command == "import": return run_import_command(settings, args)` in `main`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import Settings
+from bot.cli.output import print_json, print_table
 from bot.imports.columns import MappingError
-from bot.imports.fields import FIELDS
 from bot.imports.reader import ImportFileError
 from bot.imports.report import SHOWN_REJECTS, ImportReport, report_json
 from bot.imports.run import run_import
-from bot.output import print_json, print_table
+from bot.settings.model import Settings
 
 
 def import_command(
@@ -72,35 +67,3 @@ def _print_report(report: ImportReport) -> None:
             [(r.line, r.reason, ", ".join(f"{k}={v}" for k, v in report.row(r).items() if v)) for r in shown],
         )
         print(f"all {report.rejected} rejected rows, with their reasons: {report.rejects_file}")
-
-
-# ── Wiring into the `siyu` parser ────────────────────────────────────────────────────
-
-
-def _column(text: str) -> tuple[str, str]:
-    field, sep, header = text.partition("=")
-    if not sep or not field.strip() or not header.strip():
-        raise argparse.ArgumentTypeError(f"expected FIELD=HEADER, got {text!r}")
-    return field.strip(), header.strip()
-
-
-def add_import_parser(commands: Any, common: argparse.ArgumentParser) -> None:
-    """`siyu import members|orders FILE [--column FIELD=HEADER]… [--dry-run] [--json]`.
-    `commands` is the `siyu` parser's subparsers; `common` the parent with --config."""
-    kinds = commands.add_parser("import", help="import members or orders from a CSV or XLSX file").add_subparsers(
-        dest="import_kind", required=True, metavar="KIND"
-    )
-    for kind, what in (("members", "members, upserted by member_no"), ("orders", "orders, once per order_no")):
-        sub = kinds.add_parser(kind, parents=[common], help=f"import {what}")
-        sub.add_argument("file", type=Path, metavar="FILE", help="a .csv (UTF-8 or GB18030) or .xlsx file with a header row")
-        sub.add_argument(
-            "--column", action="append", type=_column, default=[], metavar="FIELD=HEADER",
-            help=f"the file's header for one of our fields (repeatable); fields: {', '.join(FIELDS[kind])}",
-        )
-        sub.add_argument("--dry-run", action="store_true", help="check and report every row; write nothing to the database")
-        sub.add_argument("--json", action="store_true", help="print the report as JSON, with every rejected row")
-
-
-def run_import_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Dispatch parsed `siyu import …` arguments to import_command."""
-    return import_command(settings, args.import_kind, args.file, dict(args.column), args.json, args.dry_run)

@@ -6,9 +6,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.config import Settings
-from bot.platforms.sandbox.hub import SandboxHub
-from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
+from bot.settings.model import Settings
 from content_templates.renderer import Renderer
 from handlers.config import HandlerConfig
 from handlers.dispatcher import Dispatcher
@@ -22,9 +20,6 @@ SESSIONS = web.AppKey("sessions", SessionFactory)
 INBOX = web.AppKey("inbox", InboxWriter)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 DELIVERY = web.AppKey("delivery", DeliveryLoop)
-SANDBOX_HUB = web.AppKey("sandbox_hub", SandboxHub)
 HTTP = web.AppKey("http", aiohttp.ClientSession)  # the one outgoing HTTP session
-WECOM_CLIENT = web.AppKey("wecom_client", WeComClient)
-OA_CLIENT = web.AppKey("oa_client", OfficialAccountClient)
 HANDLERS = web.AppKey("handler_config", HandlerConfig)  # the settings as the handlers read them, built once
 RENDERER = web.AppKey("renderer", Renderer)  # operator and shipped templates, compiled once for the app

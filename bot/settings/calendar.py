@@ -1,5 +1,5 @@
 """Settings for the content calendar ([calendar] in the configuration file; see
-bot/config.py). The entries themselves live in the database (`siyu calendar load`)."""
+bot/settings/model.py). The entries themselves live in the database (`siyu calendar load`)."""
 
 from __future__ import annotations
 

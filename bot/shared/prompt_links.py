@@ -14,15 +14,18 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config import Settings
-from bot.console.links import signed_link
-from bot.console.site import console_base_url
+from bot.settings.model import Settings
+from bot.shared.task_links import signed_link
 from handlers.outbound import TASK_LIST
 from storage.models import utcnow
 
 # (console path, staff userid) -> the URL to open, or None when the console is not served.
 LinkBuilder = Callable[[str, str], str | None]
 LINKS: web.AppKey[LinkBuilder] = web.AppKey("prompt_links")  # the app's builder, for pages that show prompts
+
+
+def console_base_url(settings: Settings) -> str:
+    return settings.console.public_url or f"http://{settings.server.host}:{settings.server.port}"
 
 
 def no_links(path: str, staff_userid: str) -> str | None:

@@ -1,5 +1,5 @@
 """Settings for layers: the RFM window and scoring, and the layer schemes operators define.
-Part of the configuration file (see bot/config.py)."""
+Part of the configuration file (see bot/settings/model.py)."""
 
 from __future__ import annotations
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from bot.app import renderer_for
-from bot.calendar_cli import calendar_file_problems
-from bot.config import ConfigError, Settings, configured_tags, load_settings
-from bot.config_care import care_problems
-from bot.handler_config import handler_config
+from bot.cli.calendar import calendar_file_problems
+from bot.settings.care_plan import care_problems
+from bot.settings.handlers import handler_config
+from bot.settings.model import ConfigError, Settings, configured_tags, load_settings
+from bot.settings.templates import renderer_for
 from scheduler.cron import cron_problem
 from scheduler.layer_rules import unknown_tags
 
@@ -24,6 +25,18 @@ SAMPLE_HANDOFF = {
     "member": {"name": "王芳"},
     "messages": [{"from_member": True, "text": "我要投诉", "at": "11-23 10:00"}],
 }
+
+
+def check(path: Path) -> int:
+    """`siyu check`: 0 and a one-line summary, or 1 and every problem on stderr."""
+    settings, problems = problems_in(path)
+    if problems or settings is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(summary(path, settings))
+    return 0
 
 
 def problems_in(path: Path) -> tuple[Settings | None, list[str]]:

@@ -25,12 +25,12 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
-from bot.config_calendar import CalendarSettings
-from bot.config_care import CareSettings, SixMomentsSettings
-from bot.config_console import ConsoleSettings
-from bot.config_import import ImportSettings
-from bot.config_layers import LayersSettings
-from bot.config_rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
+from bot.settings.calendar import CalendarSettings
+from bot.settings.care import CareSettings, SixMomentsSettings
+from bot.settings.console import ConsoleSettings
+from bot.settings.imports import ImportSettings
+from bot.settings.layers import LayersSettings
+from bot.settings.rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
 
 DEFAULT_PATH = Path("siyu.toml")
 

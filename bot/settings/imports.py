@@ -1,5 +1,5 @@
 """Settings for `siyu import`: which header of the brand's export holds which field.
-Part of the configuration file (see bot/config.py), as `[import.members.columns]` and
+Part of the configuration file (see bot/settings/model.py), as `[import.members.columns]` and
 `[import.orders.columns]`: tables of `field = "header"`."""
 
 from __future__ import annotations

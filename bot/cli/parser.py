@@ -1,24 +1,33 @@
-"""The `siyu` command line."""
+"""The `siyu` command line's grammar: every command and its flags.
+
+Only the standard library and light modules of ours are imported here, so `siyu --help`
+and argument errors answer at once; each command's module, and the application behind
+it, is imported when that command runs (bot/cli/main.py).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-from collections.abc import Sequence
 from datetime import date
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
-from bot import calendar_cli, care_cli, console_cli, import_cli, inspect_cli, layers_cli, tasks_cli
-from bot.check import problems_in, summary
-from bot.config import ConfigError, Settings, config_path, load_settings
-from bot.demo import DEMO_PASSWORD, prepare_demo, write_config
-from bot.serve import configure_logging, run_server
-from storage.migrate import pending_revisions, upgrade
-from storage.outbox import STATUSES
+from bot.imports.fields import FIELDS
+from storage.statuses import OUTBOX_STATUSES
+
+TASK_STATUSES = ("open", "overdue", "done", "skipped")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _version() -> str:
+    try:
+        return version("siyu")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
+def siyu_parser() -> argparse.ArgumentParser:
+    """Every command and its flags."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config", metavar="FILE", help="configuration file (default: $SIYU_CONFIG or ./siyu.toml)"
@@ -27,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     parser = argparse.ArgumentParser(prog="siyu", description="Private-domain chat operations.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", parents=[common], help="seed a demo brand and serve it with the sandbox")
@@ -51,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     layers_show_parser = layers.add_parser("show", parents=[common, listing], help="the pyramid and week over week")
     layers_show_parser.add_argument("--scheme", default=None, help="the scheme to show (default: the first)")
 
-    import_cli.add_import_parser(commands, common)
+    _add_import_parser(commands, common)
 
     care = commands.add_parser("care", help="care: birthdays, anniversaries, festivals, win-back").add_subparsers(
         dest="care_command", required=True
@@ -80,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     tasks_list = tasks.add_parser("list", parents=[common, listing],
                                   help="tasks, with completion and on-time rates per staff member and store")
     tasks_list.add_argument("--staff", metavar="USERID", help="only this staff member's tasks")
-    tasks_list.add_argument("--status", choices=tasks_cli.STATUSES, help="only tasks in this state")
+    tasks_list.add_argument("--status", choices=TASK_STATUSES, help="only tasks in this state")
     reassign = tasks.add_parser("reassign", parents=[common, listing],
                                 help="a staff member who left: her open tasks and members to a colleague")
     reassign.add_argument("--from", dest="from_staff", required=True, metavar="USERID",
@@ -96,100 +106,30 @@ def _parser() -> argparse.ArgumentParser:
 
     outbox = commands.add_parser("outbox", help="messages on their way out").add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox.add_parser("list", parents=[common, listing], help="recent outbox rows")
-    outbox_list.add_argument("--status", choices=STATUSES)
+    outbox_list.add_argument("--status", choices=OUTBOX_STATUSES)
     outbox_list.add_argument("--limit", type=int, default=50)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "demo":
-        return _demo(args)
-    if args.command == "console":
-        return console_cli.hash_password_command()
-    path = config_path(args.config)
-    if args.command == "check":
-        return _check(path)
-    settings = _load(path)
-    if settings is None:
-        return 1
-    if args.command == "serve":
-        return run_server(settings)
-    if args.command == "db":
-        upgrade(settings.storage.url)
-        print(f"database is up to date ({settings.storage.url.split(':', 1)[0]})")
-        return 0
-    if pending := pending_revisions(settings.storage.url):
-        print(f"siyu: the database is not up to date ({len(pending)} migration(s) pending): "
-              f"run `siyu db upgrade --config {path}` first", file=sys.stderr)
-        return 1
-    if args.command == "tasks" and args.tasks_command == "reassign":
-        return asyncio.run(tasks_cli.tasks_reassign(settings, args.from_staff, args.to_staff, args.json))
-    if args.command == "tasks":
-        return asyncio.run(tasks_cli.tasks_list(settings, args.staff, args.status, args.json))
-    if args.command == "care":
-        return care_cli.care_run(settings, args.date, args.dry_run, args.json)
-    if args.command == "calendar" and args.calendar_command == "load":
-        return calendar_cli.load(settings, args.file)
-    if args.command == "calendar" and args.calendar_command == "export":
-        return calendar_cli.export(settings, args.file)
-    if args.command == "calendar":
-        return calendar_cli.preview(settings, args.start, args.days, args.json, args.file)
-    if args.command == "import":
-        return import_cli.run_import_command(settings, args)
-    if args.command == "layers" and args.layers_command == "show":
-        return layers_cli.show(settings, args.scheme, args.json)
-    if args.command == "layers":
-        return asyncio.run(layers_cli.layers_recompute(settings, args.scheme, args.full, args.json))
-    if args.command == "member":
-        return asyncio.run(inspect_cli.member_show(settings, args.id, args.json))
-    return asyncio.run(inspect_cli.outbox_list(settings, args.status, args.limit, args.json))
+def _column(text: str) -> tuple[str, str]:
+    field, sep, header = text.partition("=")
+    if not sep or not field.strip() or not header.strip():
+        raise argparse.ArgumentTypeError(f"expected FIELD=HEADER, got {text!r}")
+    return field.strip(), header.strip()
 
 
-def _load(path: Path) -> Settings | None:
-    """The settings, with logging set up; None (problems printed) when they do not load."""
-    try:
-        settings = load_settings(path)
-    except ConfigError as error:
-        _print_problems(error.problems)
-        return None
-    configure_logging(settings.log.level)
-    return settings
-
-
-def _print_problems(problems: list[str]) -> None:
-    for problem in problems:
-        print(problem, file=sys.stderr)
-
-
-def _check(path: Path) -> int:
-    settings, problems = problems_in(path)
-    if problems or settings is None:
-        _print_problems(problems)
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
-        return 1
-    print(summary(path, settings))
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    path = write_config(args.dir, args.port or 8080)
-    settings = _load(path)
-    if settings is None:
-        return 1
-    upgrade(settings.storage.url)
-
-    result = asyncio.run(prepare_demo(settings))
-    what = "seeded" if result.created else "reusing"
-    print(f"siyu demo: {what} {result.members} members and {result.orders} orders in {args.dir}/", flush=True)
-
-    def announce(base: str) -> None:
-        print(f"  chat as a member:  {base}/sandbox", flush=True)
-        if settings.console.users:
-            print(f"  operator console:  {base}/admin/  (log in as ops, or chenjing / liuyang for staff;"
-                  f" password {DEMO_PASSWORD})", flush=True)
-        print(f"  health:            {base}/healthz", flush=True)
-        print(f"  other commands:    siyu member show {result.example_member} --config {path}", flush=True)
-        print("  Ctrl-C stops the demo; run it again to pick up where you left off.", flush=True)
-
-    return run_server(settings, port=args.port, announce=announce)
+def _add_import_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`siyu import members|orders FILE [--column FIELD=HEADER]… [--dry-run] [--json]`.
+    `commands` is the `siyu` parser's subparsers; `common` the parent with --config."""
+    kinds = commands.add_parser("import", help="import members or orders from a CSV or XLSX file").add_subparsers(
+        dest="import_kind", required=True, metavar="KIND"
+    )
+    for kind, what in (("members", "members, upserted by member_no"), ("orders", "orders, once per order_no")):
+        sub = kinds.add_parser(kind, parents=[common], help=f"import {what}")
+        sub.add_argument("file", type=Path, metavar="FILE", help="a .csv (UTF-8 or GB18030) or .xlsx file with a header row")
+        sub.add_argument(
+            "--column", action="append", type=_column, default=[], metavar="FIELD=HEADER",
+            help=f"the file's header for one of our fields (repeatable); fields: {', '.join(FIELDS[kind])}",
+        )
+        sub.add_argument("--dry-run", action="store_true", help="check and report every row; write nothing to the database")
+        sub.add_argument("--json", action="store_true", help="print the report as JSON, with every rejected row")

@@ -7,7 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from bot.console.passwords import is_password_hash
+# The stored form of a console password: `scrypt$N$r$p$salt$hash`, salt and hash in
+# URL-safe base64 (made by bot/console/passwords.py).
+PASSWORD_HASH = re.compile(r"scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9_-]+={0,2})\$([A-Za-z0-9_-]+={0,2})")
+
+
+def is_password_hash(value: str) -> bool:
+    return PASSWORD_HASH.fullmatch(value) is not None
 
 
 def _at_least(length: int):  # noqa: ANN202 - a validator

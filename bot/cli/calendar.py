@@ -14,30 +14,15 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.app import delivery_policy, renderer_for
-from bot.config import Settings, configured_tags
-from bot.handler_config import handler_config
-from bot.inspect_cli import open_sessions
-from bot.output import print_json, print_table
-from scheduler.calendar import CalendarContext, EntrySpec, calendar_toml, parse_calendar
+from bot.cli.output import print_json, print_table
+from bot.cli.sessions import open_sessions
+from bot.settings.calendar_context import calendar_context
+from bot.settings.delivery import preview_policy
+from bot.settings.model import Settings
+from scheduler.calendar import EntrySpec, calendar_toml, parse_calendar
 from scheduler.calendar_preview import Preview, preview_calendar
 from scheduler.calendar_run import calendar_entries, load_calendar
-from scheduler.calendar_simulation import PreviewPolicy
 from storage.models import utcnow
-
-
-def calendar_context(settings: Settings) -> CalendarContext:
-    schemes = {s.name: [layer.name for layer in s.layers] for s in settings.layers.schemes}
-    return CalendarContext(settings.zone, schemes, renderer_for(settings), _persona(settings), configured_tags(settings))
-
-
-def preview_policy(settings: Settings) -> PreviewPolicy:
-    policy = delivery_policy(settings)
-    return PreviewPolicy(settings.zone, policy.quiet, policy.weekly_caps, policy.default_cap)
-
-
-def _persona(settings: Settings) -> dict[str, Any]:
-    return handler_config(settings).persona.template_variables()
 
 
 def _read(path: Path) -> tuple[str | None, str | None]:

@@ -1,26 +1,19 @@
 """Settings for care (关怀) and the six moments a year (六次互动): when and how the daily
 care scan acts, per layer, and what it says. Part of the configuration file (see
-bot/config.py: `care` and `six_moments`); `care_plan` turns them into the plain values
-the scheduler works with."""
+bot/settings/model.py: `care` and `six_moments`); bot/settings/care_plan.py turns them
+into the plain values the scheduler works with."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import replace
-from datetime import date, time
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from handlers.config import Persona
-from scheduler.care import CarePlan, CareRule, CareTemplates
-from scheduler.cron import cron_problem
+from scheduler.care import CareRule, CareTemplates
 from scheduler.festivals import Festival
-from scheduler.six_moments import FILLER_KINDS, SixMomentsPlan
-
-if TYPE_CHECKING:
-    from bot.config import Settings
+from scheduler.six_moments import FILLER_KINDS
 
 OCCASIONS = ("birthday", "anniversary", "winback", "festival")
 
@@ -144,57 +137,3 @@ class SixMomentsSettings(_Section):
     # What fills the year besides her birthday and membership anniversary, in order.
     kinds: list[Literal["festival", "preview", "check_in", "invitation"]] = list(FILLER_KINDS)  # type: ignore[assignment]
     template: str = "care/six_moments.txt.j2"
-
-
-def care_plan(settings: Settings) -> CarePlan:
-    """The care settings as the scheduler's plain values; ValueError names a bad scheme."""
-    care: CareSettings = settings.care  # type: ignore[attr-defined]
-    six: SixMomentsSettings = settings.six_moments  # type: ignore[attr-defined]
-    scheme = settings.layers.scheme(care.scheme)
-    if scheme is None:
-        known = ", ".join(s.name for s in settings.layers.schemes)
-        raise ValueError(f"care.scheme: no layer scheme {care.scheme!r} (configured: {known})")
-    unknown = sorted(set(care.layers) - set(scheme.order()))
-    if unknown:
-        raise ValueError(f"care.layers: no layer {', '.join(map(repr, unknown))} in scheme {care.scheme!r}")
-    p = settings.persona
-    persona = Persona(p.name, p.title, p.signature, p.default_line, dict(p.tips)).template_variables()
-    festivals = tuple(f.festival() for f in care.festivals)
-    plan = CarePlan(
-        scheme=care.scheme, top_layer=scheme.top(), send_time=time.fromisoformat(care.send_time),
-        task_days_ahead=care.task_days_ahead, winback_days=care.winback_days, festivals=festivals,
-        rules={name: layer.rule() for name, layer in care.layers.items()}, top_rule=care.top_layer.rule(),
-        other_rule=care.other_layers.rule(), templates=care.templates.templates(), persona=persona,
-    )
-    if not six.enabled:
-        return plan
-    top_rule = plan.rule_for(scheme.top())
-    in_care = frozenset(k for k in ("birthday", "anniversary") if top_rule.task and top_rule.covers(k))
-    moments = SixMomentsPlan(care.scheme, scheme.top(), six.days_ahead, tuple(six.kinds), six.template, festivals,
-                             in_care)
-    return replace(plan, six_moments=moments)
-
-
-def care_problems(settings: Settings, render_problems: Callable[[str, Mapping[str, Any]], list[str]]) -> list[str]:
-    """What `siyu check` finds wrong with care: the scheme and its layers, the cron line,
-    and every care template rendered with sample values (each occasion, gift or not)."""
-    try:
-        plan = care_plan(settings)
-    except ValueError as error:
-        return [str(error)]
-    care: CareSettings = settings.care  # type: ignore[attr-defined]
-    problems = [f"care.scan_cron: {p}" for p in [cron_problem(care.scan_cron, settings.zone)] if p]
-    sample = {"persona": dict(plan.persona), "member": {"name": "王芳"}, "store": {"name": "示例门店"},
-              "date": date(2026, 9, 25), "years": 3, "calendar": "lunar"}
-    for occasion in ("birthday", "anniversary", "festival", "winback"):
-        variables = {**sample, "occasion": occasion, "festival": "中秋" if occasion == "festival" else None}
-        template = getattr(plan.templates, occasion)
-        problems += [f"care.templates.{occasion}: {p}" for p in render_problems(template, variables)]
-        for gift in (True, False):
-            task = {**variables, "gift": gift, "words": "……"}
-            problems += [f"care.templates.task: {p}" for p in render_problems(plan.templates.task, task)]
-    if plan.six_moments is not None:
-        for kind in ("birthday", "anniversary", *FILLER_KINDS):
-            variables = {**sample, "kind": kind, "label": kind}
-            problems += [f"six_moments.template: {p}" for p in render_problems(plan.six_moments.template, variables)]
-    return sorted(set(problems), key=problems.index)

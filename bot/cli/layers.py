@@ -1,77 +1,59 @@
-"""`siyu layers show`: the current pyramid of a scheme, and each layer's week against the
-week before (from the daily engagement snapshots)."""
+"""`siyu layers recompute` (layers computed now, as the daily job does) and
+`siyu layers show` (the pyramid and week over week)."""
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot.config import Settings
-from bot.output import print_json, print_table
-from storage.engagement import NO_LAYER, engagement_series, layer_counts
-from storage.engine import SessionFactory, create_database_engine, session_factory
-from storage.models import EngagementDay
+from bot.cli.output import print_json, print_table
+from bot.cli.sessions import open_sessions
+from bot.settings.model import Settings
+from bot.settings.templates import renderer_for
+from bot.shared.layer_summaries import METRICS, WEEK, change, ordered_layers, week_summary
+from scheduler.layer_jobs import recompute_layers
+from storage.engagement import engagement_series, layer_counts
+from storage.models import utcnow
 
-WEEK = 7
 MEDIAN_NOTE = "median first reply: the median of the daily medians of the week"
 AVERAGE_NOTE = "active members / day: the average over the days a snapshot ran"
-# (key, label) of what the week table shows, in order.
-METRICS = (
-    ("active_per_day", "active members / day"),
-    ("active_rate", "active rate % (of members)"),
-    ("messages_in", "messages in"),
-    ("messages_out", "messages out"),
-    ("bot_replies", "bot replies"),
-    ("staff_replies", "staff replies"),
-    ("median_first_reply_seconds", "median first reply"),
-    ("care_sent", "care sent"),
-    ("tasks_done_on_time", "tasks done on time"),
-    ("tasks_due", "tasks due"),
-    ("orders", "orders"),
-    ("revenue_yuan", "revenue (yuan)"),
-)
-SUMMED = ("messages_in", "messages_out", "bot_replies", "staff_replies", "care_sent", "tasks_due",
-          "tasks_done_on_time", "orders")
 
 
-@asynccontextmanager
-async def _sessions(settings: Settings) -> AsyncIterator[SessionFactory]:
-    engine = create_database_engine(settings.storage.url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
+async def layers_recompute(settings: Settings, scheme: str | None, full: bool, as_json: bool) -> int:
+    schemes = [s.scheme() for s in settings.layers.schemes if scheme in (None, s.name)]
+    if not schemes:
+        known = ", ".join(s.name for s in settings.layers.schemes)
+        print(f"siyu: no layer scheme {scheme!r} (configured: {known})", file=sys.stderr)
+        return 1
+    started = time.perf_counter()
+    async with open_sessions(settings) as sessions:
+        reports = await recompute_layers(
+            sessions, schemes, settings.layers.rfm.spec(), renderer_for(settings), settings.zone, utcnow(), full=full
+        )
+    seconds = time.perf_counter() - started
+    rows = [{"scheme": r.scheme, "full": r.full, "members": r.members, "moves": r.moves, "tasks": r.tasks}
+            for r in reports]
+    if as_json:
+        print_json({"schemes": rows, "seconds": round(seconds, 2)})
+    else:
+        print_table(f"layers recomputed in {seconds:.1f} s", ("scheme", "run", "members", "moved", "tasks"),
+                    [(r["scheme"], "full" if r["full"] else "incremental", r["members"], r["moves"], r["tasks"])
+                     for r in rows])
+    return 0
 
 
-def ordered_layers(layer_order: Sequence[str], present: Sequence[str]) -> list[str]:
-    """The scheme's layers top first, then layers it no longer names, then NO_LAYER."""
-    known = [layer for layer in layer_order if layer != NO_LAYER]
-    others = sorted({layer for layer in present if layer not in known and layer != NO_LAYER})
-    tail = [NO_LAYER] if NO_LAYER in present else []
-    return known + others + tail
-
-
-def week_summary(days: Sequence[EngagementDay], days_run: int) -> dict[str, Any]:
-    """A layer's week from its daily rows. `days_run` is how many of the week's days
-    have a snapshot at all (of any layer): the average is over those."""
-    summary: dict[str, Any] = {name: sum(getattr(d, name) for d in days) for name in SUMMED}
-    member_days = sum(d.members for d in days)
-    active = sum(d.active for d in days)
-    summary["active_per_day"] = round(active / days_run, 1) if days_run else None
-    summary["active_rate"] = round(100 * active / member_days, 1) if member_days else None
-    medians = [d.median_first_reply_seconds for d in days if d.median_first_reply_seconds is not None]
-    summary["median_first_reply_seconds"] = float(statistics.median(medians)) if medians else None
-    summary["revenue_yuan"] = round(sum(d.revenue_cents for d in days) / 100, 2)
-    return {key: summary[key] for key, _ in METRICS}
-
-
-def change(this: Any, previous: Any) -> Any:
-    if this is None or previous is None:
-        return None
-    return round(this - previous, 2)
+def show(settings: Settings, scheme_name: str | None, as_json: bool) -> int:
+    configured = settings.layers.schemes
+    chosen = next((s for s in configured if scheme_name in (None, s.name)), None)
+    if chosen is None:
+        print(f"siyu: no layer scheme {scheme_name!r} (configured: {', '.join(s.name for s in configured)})",
+              file=sys.stderr)
+        return 1
+    return asyncio.run(layers_show(settings, chosen.name, chosen.scheme().order(), as_json))
 
 
 def duration(seconds: float | None) -> str:
@@ -109,7 +91,7 @@ async def layers_show(
     today = today or datetime.now(settings.zone).date()
     this_first = today - timedelta(days=WEEK - 1)
     previous_first, previous_last = this_first - timedelta(days=WEEK), this_first - timedelta(days=1)
-    async with _sessions(settings) as sessions, sessions() as session:
+    async with open_sessions(settings) as sessions, sessions() as session:
         counts = await layer_counts(session, scheme)
         series = await engagement_series(session, scheme, previous_first, today)
     total = sum(counts.values())

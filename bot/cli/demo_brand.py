@@ -15,11 +15,11 @@ from pathlib import Path
 from lunardate import LunarDate
 from sqlalchemy import func, select
 
-from bot.app import renderer_for
-from bot.calendar_cli import calendar_context
-from bot.config import Settings
-from bot.config_care import care_plan
 from bot.console.passwords import hash_password
+from bot.settings.calendar_context import calendar_context
+from bot.settings.care_plan import care_plan
+from bot.settings.model import Settings
+from bot.settings.templates import renderer_for
 from scheduler.calendar_run import load_calendar
 from scheduler.care import run_care_scan
 from scheduler.engagement import snapshot_engagement

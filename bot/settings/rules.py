@@ -1,7 +1,7 @@
 """Settings for what the bot does with a member's words: tag rules and tag groups,
 automatic replies (FAQ, office hours, the reply budget) and hand-off to a person.
 
-Part of the configuration file (see bot/config.py); kept apart so each file stays small.
+Part of the configuration file (see bot/settings/model.py); kept apart so each file stays small.
 """
 
 from __future__ import annotations

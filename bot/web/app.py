@@ -6,24 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import time, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.api import add_api_routes
-from bot.config import Settings
-from bot.config_calendar import calendar_options
-from bot.config_care import care_plan
-from bot.console.prompt_links import LINKS, prompt_link_builder
 from bot.console.site import add_console, console_secret
-from bot.handler_config import handler_config
-from bot.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, RENDERER, SANDBOX_HUB, SESSIONS, SETTINGS
 from bot.platforms.sandbox import routes as sandbox_routes
-from bot.platforms.sandbox.hub import SandboxHub
+from bot.platforms.sandbox.hub import SANDBOX_HUB, SandboxHub
 from bot.platforms.sandbox.sender import SandboxSender
 from bot.platforms.wecom.wiring import (
     add_official_account_client,
@@ -31,7 +23,15 @@ from bot.platforms.wecom.wiring import (
     add_wecom_client,
     add_wecom_routes,
 )
-from content_templates.renderer import Renderer
+from bot.settings.calendar import calendar_options
+from bot.settings.care_plan import care_plan
+from bot.settings.delivery import delivery_policy
+from bot.settings.handlers import handler_config
+from bot.settings.model import Settings
+from bot.settings.templates import renderer_for
+from bot.shared.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, RENDERER, SESSIONS, SETTINGS
+from bot.shared.prompt_links import LINKS, prompt_link_builder
+from bot.web.api import add_api_routes
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.dispatcher import Dispatcher
 from scheduler.calendar_run import run_calendar
@@ -39,9 +39,7 @@ from scheduler.care import run_care_scan
 from scheduler.cron import CronJob, Scheduler
 from scheduler.delivery import DeliveryLoop, Sender
 from scheduler.engagement import snapshot_recent
-from scheduler.gate import DeliveryPolicy
 from scheduler.layer_jobs import recompute_layers
-from scheduler.policy import QuietHours
 from scheduler.staff_digest import send_digests
 from scheduler.tag_sweep import sweep_tags
 from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
@@ -49,16 +47,6 @@ from storage.inbox import InboxWriter
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
-
-
-def delivery_policy(settings: Settings) -> DeliveryPolicy:
-    d = settings.delivery
-    quiet = QuietHours(time.fromisoformat(d.quiet_start), time.fromisoformat(d.quiet_end)) if d.quiet_hours else None
-    return DeliveryPolicy(settings.zone, quiet, d.cap_scheme, dict(d.weekly_caps), d.default_weekly_cap)
-
-
-def renderer_for(settings: Settings) -> Renderer:
-    return Renderer([Path(settings.templates.dir)] if settings.templates.dir else [])
 
 
 def build_app(settings: Settings) -> web.Application:

@@ -11,11 +11,11 @@ import sys
 from datetime import date
 from typing import Any
 
-from bot.app import renderer_for
-from bot.config import Settings
-from bot.config_care import care_plan
-from bot.inspect_cli import open_sessions
-from bot.output import print_json, print_table
+from bot.cli.output import print_json, print_table
+from bot.cli.sessions import open_sessions
+from bot.settings.care_plan import care_plan
+from bot.settings.model import Settings
+from bot.settings.templates import renderer_for
 from content_templates.renderer import RenderError
 from scheduler.care import CareReport, run_care_scan
 from storage.models import utcnow

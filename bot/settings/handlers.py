@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.config import Settings
-from bot.config_rules import WEEKDAYS, HandOffSettings, OfficeHoursSettings, ReplySettings, TagRuleSettings
+from bot.settings.model import Settings
+from bot.settings.rules import WEEKDAYS, HandOffSettings, OfficeHoursSettings, ReplySettings, TagRuleSettings
 from handlers.config import (
     Channel,
     FaqEntry,

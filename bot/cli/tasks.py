@@ -9,11 +9,11 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from bot.app import renderer_for
-from bot.config import Settings
-from bot.handler_config import handler_config
-from bot.inspect_cli import open_sessions
-from bot.output import print_json, print_table
+from bot.cli.output import print_json, print_table
+from bot.cli.sessions import open_sessions
+from bot.settings.handlers import handler_config
+from bot.settings.model import Settings
+from bot.settings.templates import renderer_for
 from handlers.staff_changes import hand_over_and_tell
 from handlers.task_rates import Rates, TaskFact, rates
 from storage.models import utcnow

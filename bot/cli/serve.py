@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from bot.app import build_app
-from bot.config import Settings
+from bot.settings.model import Settings
+from bot.web.app import build_app
 from storage.migrate import upgrade
 
 

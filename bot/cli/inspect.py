@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from bot.config import Settings
-from bot.output import print_json, print_table
+from bot.cli.output import print_json, print_table
+from bot.cli.sessions import open_sessions
+from bot.settings.model import Settings
 from handlers.care_dates import next_care_moment
 from storage.care import plan_of
-from storage.engine import SessionFactory, create_database_engine, session_factory
 from storage.interactions import count_interactions
 from storage.members import find_member, identities_of, masked_phone, store_and_owner
 from storage.models import utcnow
 from storage.outbox import list_entries
 from storage.tags import interests_of, tags_of
-
-
-@asynccontextmanager
-async def open_sessions(settings: Settings) -> AsyncIterator[SessionFactory]:
-    engine = create_database_engine(settings.storage.url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
