@@ -46,7 +46,8 @@ class StaffTools:
         self.client_openid: str | None = None  # ...or a WeChat user who is not a member
         self._codes: dict[str, _Code] = {}
         self.tickets: dict[str, tuple[str, float]] = {}  # kind -> (ticket, issued at)
-        self._ticket_fetches: dict[str, list[float]] = {"jsapi": [], "agent_config": []}
+        self._ticket_fetches: dict[str, list[float]] = {"jsapi": [], "agent_config": []}  # within the hour
+        self._tickets_issued: dict[str, int] = {"jsapi": 0, "agent_config": 0}
         self.media: dict[str, tuple[str, bytes, float]] = {}  # media_id -> (filename, content, uploaded at)
 
     # -- OAuth2 --------------------------------------------------------------------------
@@ -95,7 +96,7 @@ class StaffTools:
         return issued[0] if issued and self.clock() - issued[1] < TICKET_TTL else None
 
     def ticket_fetches(self, kind: str) -> int:
-        return len(self._ticket_fetches[kind])
+        return self._tickets_issued[kind]
 
     def _ticket(self, kind: str) -> Json:
         now = self.clock()
@@ -103,6 +104,7 @@ class StaffTools:
         if len(recent) >= TICKET_FETCHES_PER_HOUR[kind]:
             raise Refusal(45009, "api freq out of limit")
         self._ticket_fetches[kind] = [*recent, now]
+        self._tickets_issued[kind] += 1
         # Each fetch hands out a new ticket; the previous one stays good until it expires.
         ticket = secrets.token_urlsafe(60)
         self.tickets[kind] = (ticket, now)
