@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.console.access import Viewer, staff_viewer
 from bot.console.cookies import SESSION, ConsoleSession, session_middleware
 from bot.console.i18n import LANGUAGES
 from bot.console.keys import CSRF, LANGUAGE, VIEWER
@@ -26,6 +25,7 @@ from bot.console.passwords import verify_password
 from bot.console.render import STATIC, render
 from bot.settings.console import ConsoleUser
 from bot.settings.model import Settings
+from bot.shared.access import Viewer, staff_viewer
 from bot.shared.keys import SESSIONS
 from bot.shared.prompt_links import console_base_url
 from bot.shared.task_links import link_holder
