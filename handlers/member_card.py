@@ -53,3 +53,17 @@ def care_days(member: Member, today: date) -> list[tuple[str, date, int]]:
     ]
     return sorted(((name, when, (when - today).days) for name, when in moments if when is not None),
                   key=lambda m: m[1])
+
+
+WORDS_MARKER = "参考话术"
+
+
+def suggested_words(body: str) -> str | None:
+    """The words a task suggests saying to her: what follows its 参考话术 line (the care
+    templates write one), or None when the task suggests none."""
+    lines = body.splitlines()
+    for n, line in enumerate(lines):
+        if WORDS_MARKER in line:
+            words = "\n".join(lines[n + 1:]).strip()
+            return words or None
+    return None

@@ -31,6 +31,7 @@ from bot.settings.console import ConsoleSettings
 from bot.settings.imports import ImportSettings
 from bot.settings.layers import LayersSettings
 from bot.settings.rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
+from bot.settings.wecom import GroupWelcomes, SidebarSettings
 
 DEFAULT_PATH = Path("siyu.toml")
 
@@ -119,6 +120,11 @@ class ChannelSettings(_Section):
     tags: list[str] = []
     store: str | None = None  # a store code
     owner: str | None = None  # a staff userid; default: the staff member who added her
+    # Customer groups (chat ids, up to 5) a QR code of this channel brings people into
+    # (a WeCom join way, 加入群聊): joining gives them the channel's tags and store.
+    group_chats: list[str] = Field(default=[], max_length=5)
+    # When every listed group is full, WeCom opens a new one named this plus a number.
+    group_room_name: str | None = Field(default=None, min_length=1, max_length=40)
 
 
 class WeComSettings(_Section):
@@ -140,6 +146,14 @@ class WeComSettings(_Section):
     # When set, tags our rules give are marked on the customer in WeCom (a corp tag missing
     # there is created in this tag group), and staff edits of corp tags come back to us.
     tag_sync_group: str | None = Field(default=None, min_length=1, max_length=30)
+    # The member card in the chat toolbar (聊天工具栏).
+    sidebar: SidebarSettings = SidebarSettings()
+    # Customer-group welcome templates kept in WeCom (the console edits them too).
+    group_welcomes: GroupWelcomes = []
+    # Moments posts from the calendar: who published and who reacted is read back this
+    # often, for this many days after a post.
+    moments_read_cron: str = "*/30 * * * *"
+    moments_read_days: int = Field(default=7, ge=1, le=30)
 
 
 class OfficialAccountSettings(_Section):

@@ -11,17 +11,18 @@ from bot.platforms.oa.routes import OfficialAccountCallback
 from bot.platforms.oa.sender import OfficialAccountSender
 from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
 from bot.platforms.wecom.crypto import CallbackCrypto
+from bot.platforms.wecom.keys import OA_CLIENT, WECOM_CLIENT
 from bot.platforms.wecom.reconcile import reconcile_contacts
 from bot.platforms.wecom.routes import WeComCallback
 from bot.platforms.wecom.sender import WeComSender
-from bot.settings.model import OfficialAccountSettings, WeComSettings
+from bot.platforms.wecom.sidebar.routes import add_sidebar_routes
+from bot.platforms.wecom.sidebar.session import key_for
+from bot.platforms.wecom.tickets import Tickets
+from bot.settings.model import OfficialAccountSettings, Settings, WeComSettings
 from bot.shared.keys import HTTP, INBOX, SESSIONS
 from bot.shared.prompt_links import LinkBuilder, no_links
 from scheduler.cron import CronJob
 from scheduler.delivery import Sender
-
-WECOM_CLIENT = web.AppKey("wecom_client", WeComClient)
-OA_CLIENT = web.AppKey("oa_client", OfficialAccountClient)
 
 
 def add_wecom_routes(app: web.Application, settings: WeComSettings) -> None:
@@ -54,6 +55,23 @@ def add_wecom_client(
     jobs.append(CronJob(
         "wecom-reconcile", settings.reconcile_cron, lambda: reconcile_contacts(app[WECOM_CLIENT], app[SESSIONS])
     ))
+
+
+def add_wecom_sidebar(app: web.Application, settings: Settings) -> None:
+    """The chat-toolbar page; it uses the worker's WeCom client when this process has one."""
+    wecom = settings.platforms.wecom
+    assert wecom is not None
+    sidebar = add_sidebar_routes(app, settings, key_for(wecom.secret.get_secret_value()))
+
+    async def client(app: web.Application) -> AsyncIterator[None]:
+        found = app.get(WECOM_CLIENT) or WeComClient(
+            app[HTTP], wecom.api_base, wecom.corp_id, wecom.secret.get_secret_value(),
+            retry_wait=_backoff(wecom.retry_max_seconds),
+        )
+        sidebar.client, sidebar.tickets = found, Tickets(found, wecom.agent_id)
+        yield
+
+    app.cleanup_ctx.append(client)
 
 
 def add_official_account_routes(app: web.Application, settings: OfficialAccountSettings) -> None:
