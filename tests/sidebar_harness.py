@@ -27,6 +27,7 @@ from storage.models import (
     Member,
     MemberIdentity,
     MemberTag,
+    SixMomentsTouch,
     Staff,
     StaffTask,
     Store,
@@ -91,6 +92,11 @@ async def seed_sidebar_brand(sessions: SessionFactory, now: datetime) -> Brand:
                          title="王芳 生日：送一块蛋糕", due_date=birthday,
                          body=f"【用心关怀】请为王芳送上一块蛋糕。\n\n参考话术（请换成你自己的话）：\n{WORDS}")
         session.add(task)
+        session.add_all([
+            SixMomentsTouch(member_id=wang.id, year=today.year, slot=1, kind="birthday", due_date=birthday, label="生日"),
+            SixMomentsTouch(member_id=wang.id, year=today.year, slot=2, kind="preview", due_date=birthday + timedelta(days=60),
+                            label="新季预览"),
+        ])
         group = CustomerGroup(platform="wecom", chat_id=CHAT, name="静安店烘焙交流群", owner="zhangsan")
         session.add(group)
         await session.flush()

@@ -173,15 +173,15 @@
   }
   function drawTags(memberId, tags) {
     var name = el("input", { placeholder: "加一个标签", maxlength: "64", "data-testid": "tag-name" });
-    var list = tags.map(function (t) {
-      var why = t.source + (t.ref ? " " + t.ref : "") + " · " + t.hits + " 次 · 自 " + t.since;
-      return el("span", { "class": "chip", title: why, "data-testid": "tag" }, [
-        document.createTextNode(t.name), el("small", { text: t.source }),
-        el("button", { "aria-label": "去掉 " + t.name, text: "×", onclick: function () {
+    var rows = tags.map(function (t) {
+      var why = t.source + (t.ref ? "（" + t.ref + "）" : "") + " · " + t.hits + " 次 · 自 " + t.since;
+      return el("li", { "class": "tag", "data-testid": "tag" }, [
+        el("span", { "class": "chip", text: t.name }), el("small", { "class": "sub", text: why }),
+        el("button", { "class": "remove", "aria-label": "去掉 " + t.name, text: "×", onclick: function () {
           act("/api/members/" + memberId + "/tags/remove", { name: t.name, group: t.group }, "标签已去掉");
         } })]);
     });
-    return section("标签（点住看来由）", "tags", [list.length ? chips(list) : el("p", { "class": "empty", text: "还没有标签" }),
+    return section("标签和来由", "tags", [rows.length ? el("ul", {}, rows) : el("p", { "class": "empty", text: "还没有标签" }),
       el("div", { "class": "row" }, [name, el("button", { "data-testid": "tag-add", text: "加上", onclick: function () {
         if (name.value.trim()) act("/api/members/" + memberId + "/tags", { name: name.value }, "标签已加上");
       } })])]);
