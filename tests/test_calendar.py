@@ -247,7 +247,7 @@ def test_every_problem_of_a_file_is_listed_with_its_entry(context: CalendarConte
         'cal.toml: entries[0] (id "bad-cron"): cron: not a valid cron line',
         'cal.toml: entries[1] (id "both"): say when with either cron',
         'cal.toml: entries[2] (id "neither"): say when with either cron',
-        'cal.toml: entries[2] (id "neither"): channel: unknown channel "fax" (one of: wecom_mass, wecom_group_mass, kf, oa, staff_task)',
+        'cal.toml: entries[2] (id "neither"): channel: unknown channel "fax" (one of: wecom_mass, wecom_group_mass, wecom_moments, kf, oa, staff_task)',
         "cal.toml: entries[2] (id \"neither\"): template: template 'calendar/nope.txt.j2' not found",
         "cal.toml: entries[3] (id \"xmas\"): template: template 'calendar/nickname.txt.j2': 'dict object' has no attribute 'nickname'",
         f'cal.toml: entries[3] (id "xmas"): {EMPTY_AUDIENCE}',

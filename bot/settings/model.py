@@ -398,4 +398,7 @@ def _anchor_paths(settings: Settings, base: Path) -> Settings:
     tags = settings.tags
     if tags.rules_file and not Path(tags.rules_file).is_absolute():
         tags = tags.model_copy(update={"rules_file": str((base / tags.rules_file).resolve())})
-    return settings.model_copy(update={"storage": storage, "templates": templates, "tags": tags})
+    calendar = settings.calendar
+    if not Path(calendar.media_dir).is_absolute():
+        calendar = calendar.model_copy(update={"media_dir": str((base / calendar.media_dir).resolve())})
+    return settings.model_copy(update={"storage": storage, "templates": templates, "tags": tags, "calendar": calendar})
