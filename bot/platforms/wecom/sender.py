@@ -5,8 +5,9 @@ page when the prompt carries a console link and the console is served, else text
 reply to a member through WeChat Customer Service), "welcome" (the new-contact greeting), the requests
 "profile", "group" and "pull" whose answers are written into our storage, and, when tag
 sync is on, "mark_tag" (our tags onto the customer as corp tags) and "corp_tags" (WeCom's
-renamed and deleted corp tags into ours); and "mass_send" (a content-calendar mass send a
-staff member confirms in WeCom; the customers WeCom left out are noted on the row).
+renamed and deleted corp tags into ours); "mass_send" (a content-calendar mass send a
+staff member confirms in WeCom; the customers WeCom left out are noted on the row); and a
+calendar's Moments post: "moment_task", "moment_result", "moment_read" (moments_flow.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.contacts import apply_contact, apply_group, earliest
 from bot.platforms.wecom.corp_tags import CorpTags, TagName, TagNameTooLong, too_long
 from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError
+from bot.platforms.wecom.moments_flow import MomentsFlow
 from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
 from bot.platforms.wecom.updates import PLATFORM
 from bot.shared.prompt_links import LinkBuilder, no_links, prompt_url
@@ -65,6 +67,7 @@ class WeComSender:
         self._clock = clock
         self._links = links
         self.corp_tags = CorpTags(client, sessions, tag_sync_group) if tag_sync_group else None
+        self.moments = MomentsFlow(client, sessions, self.corp_tags, clock)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         try:
@@ -96,6 +99,12 @@ class WeComSender:
                     return await self._mark_tags(message)
                 case "mass_send":
                     return await self._mass_send(message)
+                case "moment_task":
+                    return await self.moments.post(message)
+                case "moment_result":
+                    return await self.moments.follow_job(message)
+                case "moment_read":
+                    return await self.moments.read_back(message)
                 case "corp_tags":
                     if self.corp_tags is None:
                         return SendResult.sent("tag sync off: corp tag list not read")

@@ -23,6 +23,8 @@ from bot.shared.keys import HTTP, INBOX, SESSIONS
 from bot.shared.prompt_links import LinkBuilder, no_links
 from scheduler.cron import CronJob
 from scheduler.delivery import Sender
+from scheduler.moment_reads import queue_moment_reads
+from storage.models import utcnow
 
 
 def add_wecom_routes(app: web.Application, settings: WeComSettings) -> None:
@@ -54,6 +56,10 @@ def add_wecom_client(
     app.cleanup_ctx.append(client)
     jobs.append(CronJob(
         "wecom-reconcile", settings.reconcile_cron, lambda: reconcile_contacts(app[WECOM_CLIENT], app[SESSIONS])
+    ))
+    jobs.append(CronJob(
+        "wecom-moments-read", settings.moments_read_cron,
+        lambda: queue_moment_reads(app[SESSIONS], utcnow(), settings.moments_read_days),
     ))
 
 
