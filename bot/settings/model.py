@@ -155,6 +155,14 @@ class WeComSettings(_Section):
     moments_read_cron: str = "*/30 * * * *"
     moments_read_days: int = Field(default=7, ge=1, le=30)
 
+    @field_validator("channels")
+    @classmethod
+    def _join_way_states(cls, channels: dict[str, ChannelSettings]) -> dict[str, ChannelSettings]:
+        # A join way carries the channel code as its `state`, which WeCom caps at 30 characters.
+        if long := sorted(code for code, c in channels.items() if c.group_chats and len(code) > 30):
+            raise ValueError(f"channel codes with group_chats have at most 30 characters: {', '.join(long)}")
+        return channels
+
 
 class OfficialAccountSettings(_Section):
     app_id: str = Field(min_length=1)

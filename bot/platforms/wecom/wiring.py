@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 from tenacity import wait_random_exponential
 
 from bot.platforms.oa.routes import OfficialAccountCallback
@@ -24,7 +26,11 @@ from bot.shared.prompt_links import LinkBuilder, no_links
 from scheduler.cron import CronJob
 from scheduler.delivery import Sender
 from scheduler.moment_reads import queue_moment_reads
+from storage.engine import SessionFactory
+from storage.group_welcomes import WelcomeContent, sync_config_welcomes, sync_join_ways
 from storage.models import utcnow
+
+log = logging.getLogger(__name__)
 
 
 def add_wecom_routes(app: web.Application, settings: WeComSettings) -> None:
@@ -49,8 +55,9 @@ def add_wecom_client(
         app[WECOM_CLIENT] = wecom
         senders["wecom"] = WeComSender(
             wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX], tag_sync_group=settings.tag_sync_group,
-            links=links,
+            links=links, channels=settings.channels,
         )
+        await _configured_group_tools(app[SESSIONS], settings)
         yield
 
     app.cleanup_ctx.append(client)
@@ -61,6 +68,23 @@ def add_wecom_client(
         "wecom-moments-read", settings.moments_read_cron,
         lambda: queue_moment_reads(app[SESSIONS], utcnow(), settings.moments_read_days),
     ))
+
+
+async def _configured_group_tools(sessions: SessionFactory, settings: WeComSettings) -> None:
+    """Group welcome templates and channels' join ways as the file says, queued for
+    WeCom when they changed (the console's own templates stay as they are)."""
+    welcomes = {w.id: WelcomeContent(w.text, w.image_url, w.link_title, w.link_url, w.link_desc, w.link_picurl, w.notify)
+                for w in settings.group_welcomes}
+    ways = {code: (c.group_chats, c.group_room_name) for code, c in settings.channels.items() if c.group_chats}
+    try:
+        async with sessions() as session, session.begin():
+            refused = await sync_config_welcomes(session, welcomes, utcnow())
+            await sync_join_ways(session, ways, utcnow())
+    except IntegrityError:  # another process starting at the same time wrote them first
+        log.info("group welcome templates and join ways were synced by another process")
+        return
+    if refused:
+        log.error("group welcome templates not added, WeCom keeps at most 100: %s", ", ".join(refused))
 
 
 def add_wecom_sidebar(app: web.Application, settings: Settings) -> None:
