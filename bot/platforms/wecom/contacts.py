@@ -24,7 +24,7 @@ from handlers.contact_events import CHANNEL_TAG_GROUP
 from storage.groups import ensure_group, open_stays, record_join, record_leave
 from storage.members import member_by_identity, resolve_member
 from storage.merge import link_unionid
-from storage.models import Member, Tag
+from storage.models import Member, MemberTag, Tag
 from storage.platform_tags import link_tag, marks_in_flight, remove_unlisted_linked_tags, tag_linked_to
 from storage.staff import ensure_staff, store_by_code
 from storage.tags import apply_tag, ensure_tag
@@ -126,14 +126,16 @@ async def apply_group(
     stays = set(await open_stays(session, group.id))
     joins: list[ChannelJoin] = []
     for user_id, entry in present.items():
+        channel = (channels or {}).get(str(entry.get("state") or ""))
+        if user_id in stays and channel is None:
+            continue
+        member = await member_by_identity(session, PLATFORM, user_id)
         if user_id not in stays:
             joined = datetime.fromtimestamp(int(entry.get("join_time") or now.timestamp()), timezone.utc)
-            member = await member_by_identity(session, PLATFORM, user_id)
             await record_join(session, group, user_id, member.id if member else None, joined,
                               str(entry.get("join_scene", "")) or None)
-            channel = (channels or {}).get(str(entry.get("state") or ""))
-            if member is not None and member.id is not None and channel is not None:
-                joins.append(await _joined_through(session, member, user_id, str(entry["state"]), channel, now))
+        if member is not None and member.id is not None and channel is not None:
+            joins.append(await _joined_through(session, member, user_id, str(entry["state"]), channel, now))
     for user_id in stays - set(present):
         await record_leave(session, group, user_id, now, None)
     return joins
@@ -144,9 +146,11 @@ async def _joined_through(
 ) -> ChannelJoin:
     assert member.id is not None
     added = []
-    for name in channel.tags:
+    for name in channel.tags:  # only those she lacks: every read of the group lists the state again
         tag = await ensure_tag(session, name, CHANNEL_TAG_GROUP)
-        if await apply_tag(session, member.id, tag, "platform", f"channel:{code}", now):
+        assert tag.id is not None
+        if await session.get(MemberTag, (member.id, tag.id)) is None:
+            await apply_tag(session, member.id, tag, "platform", f"channel:{code}", now)
             added.append(name)
     if channel.store and member.store_id is None and (store := await store_by_code(session, channel.store)):
         member.store_id = store.id
