@@ -5,20 +5,19 @@ ask, keyed per app), and the signature — checked against WeCom's own worked ex
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from tenacity import wait_none
 
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.errors import WeComApiError
 from bot.platforms.wecom.jssdk import page_url, sign, signature
 from bot.platforms.wecom.oauth import authorize_url, plausible_code, visitor_of
 from bot.platforms.wecom.tickets import ProcessValues, Tickets
+from tests import test_wecom_client
 from tests.fakes.wecom_cloud import FakeWeComCloud
-from tests.test_wecom_client import AGENT, CORP, SECRET, Clock
+from tests.test_wecom_client import AGENT, CORP, Clock
 
 # doc 96909 「JS-SDK使用权限签名算法」 (also wechatpy's test_jsapi_get_jsapi_signature)
 DOC_TICKET = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
@@ -42,24 +41,8 @@ def test_the_signature_covers_the_url_without_its_fragment_and_without_encoding(
     assert len(signed.nonce) == 16 and signed.signature == signature("t", signed.nonce, 1700000000, url)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def cloud(clock: Clock) -> AsyncIterator[FakeWeComCloud]:
-    fake = FakeWeComCloud(CORP, {SECRET: "siyu"}, clock=clock)
-    fake.add_staff("zhangsan")
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-async def client(cloud: FakeWeComCloud, clock: Clock) -> AsyncIterator[WeComClient]:
-    async with aiohttp.ClientSession() as http:
-        yield WeComClient(http, cloud.base_url, CORP, SECRET, clock=clock, retry_wait=wait_none())
+# The client tests' corp, clock and client.
+clock, cloud, client = test_wecom_client.clock, test_wecom_client.cloud, test_wecom_client.client
 
 
 async def _code_for(cloud: FakeWeComCloud, redirect: str = "http://127.0.0.1:9/wecom/sidebar") -> str:

@@ -9,13 +9,15 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.platforms.wecom import group_welcome as api
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.errors import WeComApiError
 from scheduler.delivery import OutboundMessage, SendResult
 from storage.engine import SessionFactory
-from storage.group_welcomes import welcome_by_key
-from storage.outreach_models import JoinWay
+from storage.group_welcomes import WelcomeContent, content_of, welcome_by_key
+from storage.outreach_models import GroupWelcome, JoinWay
 
 NOT_FOUND = 40058  # what WeCom says to an id it no longer has (gone already: nothing to delete)
 
@@ -32,15 +34,14 @@ class GroupFlow:
         if row is None:
             return SendResult.sent("gone")
         try:
-            template_id = await self._make_welcome_true(row.sync_status, row.template_id, api.Welcome(
-                row.text, row.image_url, row.link_title, row.link_url, row.link_desc, row.link_picurl, row.notify))
+            template_id = await self._make_welcome_true(row.sync_status, row.template_id, content_of(row))
         except WeComApiError as error:
             await self._note_welcome(message.recipient, None, f"errcode {error.errcode}: {error.errmsg}")
             raise
         await self._note_welcome(message.recipient, template_id, None)
         return SendResult.sent(template_id or "deleted")
 
-    async def _make_welcome_true(self, status: str, template_id: str | None, welcome: api.Welcome) -> str | None:
+    async def _make_welcome_true(self, status: str, template_id: str | None, welcome: WelcomeContent) -> str | None:
         if status == "deleting":
             if template_id:
                 try:
@@ -57,17 +58,9 @@ class GroupFlow:
     async def _note_welcome(self, key: str, template_id: str | None, problem: str | None) -> None:
         async with self._sessions() as session, session.begin():
             row = await welcome_by_key(session, key)
-            if row is None:
-                return
-            if problem is not None:  # a failed delete stays a delete, to be tried again
-                row.sync_error = problem
-                row.sync_status = row.sync_status if row.sync_status == "deleting" else "failed"
-            elif row.sync_status == "deleting":
-                await session.delete(row)
-                return
-            else:
-                row.sync_status, row.sync_error, row.template_id, row.synced_at = "synced", None, template_id, self._clock()
-            session.add(row)
+            if await _settled(session, row, problem):
+                assert row is not None
+                row.template_id, row.synced_at = template_id, self._clock()
 
     async def join_way(self, message: OutboundMessage) -> SendResult:
         async with self._sessions() as session:
@@ -97,14 +90,23 @@ class GroupFlow:
     async def _note_join_way(self, channel: str, config_id: str | None, qr_code: str | None, problem: str | None) -> None:
         async with self._sessions() as session, session.begin():
             row = await session.get(JoinWay, channel)
-            if row is None:
-                return
-            if problem is not None:
-                row.sync_error = problem
-                row.sync_status = row.sync_status if row.sync_status == "deleting" else "failed"
-            elif row.sync_status == "deleting":
-                await session.delete(row)
-                return
-            else:
-                row.sync_status, row.sync_error, row.config_id, row.qr_code = "synced", None, config_id, qr_code
-            session.add(row)
+            if await _settled(session, row, problem):
+                assert row is not None
+                row.config_id, row.qr_code = config_id, qr_code
+
+
+async def _settled(session: AsyncSession, row: GroupWelcome | JoinWay | None, problem: str | None) -> bool:
+    """Note WeCom's answer on our row: whether it is now in step (the caller then keeps
+    WeCom's ids). A deleted one goes; a failed delete stays a delete, to be tried again."""
+    if row is None:
+        return False
+    if problem is not None:
+        row.sync_error = problem
+        row.sync_status = row.sync_status if row.sync_status == "deleting" else "failed"
+    elif row.sync_status == "deleting":
+        await session.delete(row)
+        return False
+    else:
+        row.sync_status, row.sync_error = "synced", None
+    session.add(row)
+    return problem is None

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.platforms.wecom.client import Json, WeComClient
+from storage.group_welcomes import WelcomeContent
 
 TEMPLATE = "/cgi-bin/externalcontact/group_welcome_template/"
 JOIN_WAY = "/cgi-bin/externalcontact/groupchat/"
@@ -21,41 +22,30 @@ MAX_TEMPLATES = 100  # per corp
 QR_CODE = 2  # join way scene: 1 mini-program plugin, 2 QR code
 
 
-@dataclass(frozen=True, slots=True)
-class Welcome:
-    """A template's content: text (%NICKNAME% becomes the newcomer's name) and at most
-    one of an image (by URL) and a link; WeCom sends text and attachment as two messages."""
-
-    text: str = ""
-    image_url: str | None = None
-    link_title: str | None = None
-    link_url: str | None = None
-    link_desc: str | None = None
-    link_picurl: str | None = None
-    notify: bool = True  # tell the group owners a new template is there
-
-    def body(self) -> Json:
-        body: Json = {"notify": int(self.notify)}
-        if self.text:
-            body["text"] = {"content": self.text}
-        if self.image_url:
-            body["image"] = {"pic_url": self.image_url}
-        elif self.link_url:
-            link: Json = {"title": self.link_title or "", "url": self.link_url}
-            if self.link_picurl:
-                link["picurl"] = self.link_picurl
-            if self.link_desc:
-                link["desc"] = self.link_desc
-            body["link"] = link
-        return body
+def template_body(welcome: WelcomeContent) -> Json:
+    """A template's fields: text (%NICKNAME% becomes the newcomer's name) and at most one
+    of an image (by URL) and a link; WeCom sends text and attachment as two messages."""
+    body: Json = {"notify": int(welcome.notify)}
+    if welcome.text:
+        body["text"] = {"content": welcome.text}
+    if welcome.image_url:
+        body["image"] = {"pic_url": welcome.image_url}
+    elif welcome.link_url:
+        link: Json = {"title": welcome.link_title or "", "url": welcome.link_url}
+        if welcome.link_picurl:
+            link["picurl"] = welcome.link_picurl
+        if welcome.link_desc:
+            link["desc"] = welcome.link_desc
+        body["link"] = link
+    return body
 
 
-async def add_template(client: WeComClient, welcome: Welcome) -> str:
-    return str((await client.call("POST", TEMPLATE + "add", body=welcome.body()))["template_id"])
+async def add_template(client: WeComClient, welcome: WelcomeContent) -> str:
+    return str((await client.call("POST", TEMPLATE + "add", body=template_body(welcome)))["template_id"])
 
 
-async def edit_template(client: WeComClient, template_id: str, welcome: Welcome) -> None:
-    await client.call("POST", TEMPLATE + "edit", body={"template_id": template_id, **welcome.body()})
+async def edit_template(client: WeComClient, template_id: str, welcome: WelcomeContent) -> None:
+    await client.call("POST", TEMPLATE + "edit", body={"template_id": template_id, **template_body(welcome)})
 
 
 async def get_template(client: WeComClient, template_id: str) -> Json:

@@ -317,28 +317,29 @@ async def _member(request: web.Request, session: Any) -> Member | None:
 
 
 async def add_tag(request: web.Request) -> web.Response:
-    data = await _body(request)
-    async with request.app[SESSIONS]() as session, session.begin():
-        member = await _member(request, session)
-        if member is None or member.id is None:
-            return _json(NOT_FOUND, 404)
-        problem, synced = await add_tag_by_hand(session, request.app[HANDLERS], request[VIEWER], member.id,
-                                                str(data.get("name") or ""), str(data.get("group") or ""), utcnow())
-    if problem is not None:
-        return _json({"error": "bad_tag", "message": problem}, 400)
-    if synced:
-        wake_delivery(request)
-    return _json({"ok": True, "synced": synced})
+    async def add(session: Any, member_id: int, name: str, group: str) -> tuple[str | None, bool]:
+        return await add_tag_by_hand(session, request.app[HANDLERS], request[VIEWER], member_id, name, group, utcnow())
+    return await _edit_tags(request, add)
 
 
 async def remove_tag(request: web.Request) -> web.Response:
+    async def remove(session: Any, member_id: int, name: str, group: str) -> tuple[str | None, bool]:
+        return None, await remove_tag_by_hand(session, request.app[HANDLERS], member_id, name, group, utcnow())
+    return await _edit_tags(request, remove)
+
+
+async def _edit_tags(
+    request: web.Request, edit: Callable[[Any, int, str, str], Awaitable[tuple[str | None, bool]]]
+) -> web.Response:
+    """A tag edit on a member this viewer may read: (a problem or None, whether synced)."""
     data = await _body(request)
     async with request.app[SESSIONS]() as session, session.begin():
         member = await _member(request, session)
         if member is None or member.id is None:
             return _json(NOT_FOUND, 404)
-        synced = await remove_tag_by_hand(session, request.app[HANDLERS], member.id, str(data.get("name") or ""),
-                                          str(data.get("group") or ""), utcnow())
+        problem, synced = await edit(session, member.id, str(data.get("name") or ""), str(data.get("group") or ""))
+    if problem is not None:
+        return _json({"error": "bad_tag", "message": problem}, 400)
     if synced:
         wake_delivery(request)
     return _json({"ok": True, "synced": synced})
