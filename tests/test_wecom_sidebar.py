@@ -55,6 +55,11 @@ async def test_a_staff_member_signs_in_through_wecom_and_gets_a_signed_page(side
         assert other["url"] == sidebar.url + "?x=2"
         async with client.get(sidebar.url + "/jssdk", params={"url": "http://elsewhere.example/x"}) as refused:
             assert refused.status == 400
+        # the client refused the page's signatures (a ticket WeCom dropped early): fresh tickets
+        async with client.get(sidebar.url + "/jssdk", params={"url": url, "stale": "1"}) as fresh:
+            again = (await fresh.json())["config"]
+        assert sidebar.cloud.ticket_fetches("jsapi") == 2 and sidebar.cloud.ticket_fetches("agent_config") == 2
+        assert again["signature"] == signature(sidebar.cloud.ticket_value("jsapi"), again["nonceStr"], again["timestamp"], url)
 
 
 async def test_only_active_staff_of_this_corp_get_in(sidebar: SidebarServer) -> None:

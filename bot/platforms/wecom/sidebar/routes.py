@@ -4,8 +4,9 @@
   against forged returns) and, back with a code, asks WeCom who it was: a member of the
   corp who is an active staff member here gets a sidebar session; anyone else a page
   saying why. The page comes with the JS-SDK signed for its own URL.
-- `GET {path}/jssdk?url=`: signatures for another URL of the sidebar (WeCom added a
-  query, or the page was reached by another address).
+- `GET {path}/jssdk?url=[&stale=1]`: signatures for another URL of the sidebar (WeCom
+  added a query, or the page was reached by another address), or with fresh tickets
+  when the client refused the page's (WeCom may invalidate a ticket early).
 - `GET {path}/api/contact/{external_userid}`, `GET {path}/api/group/{chat_id}`: the cards.
 - `POST {path}/api/tasks/{id}/done|skip`, `POST {path}/api/members/{id}/tags[/remove]`.
 
@@ -82,7 +83,6 @@ class Sidebar:
 
 SIDEBAR = web.AppKey("wecom_sidebar", Sidebar)
 VIEWER = web.RequestKey("sidebar_viewer", Viewer)
-COOKIE_VALUE = web.RequestKey("sidebar_cookie", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _pages = Environment(loader=FileSystemLoader(HERE), autoescape=select_autoescape(["html"]), auto_reload=False,
@@ -133,7 +133,7 @@ def _signed_in(handler: Handler) -> Handler:
             return _json({"error": "signed_out", "message": "登录已过期，请重新打开侧边栏"}, 401)
         if request.method == "POST" and not csrf_matches(sidebar.key, cookie, request.headers.get(CSRF_HEADER, "")):
             return _json({"error": "forbidden", "message": "页面已过期，请重新打开侧边栏"}, 403)
-        request[VIEWER], request[COOKIE_VALUE] = viewer, cookie
+        request[VIEWER] = viewer
         return await handler(request)
     return checked
 
@@ -199,11 +199,15 @@ async def _came_back(request: web.Request, sidebar: Sidebar) -> web.StreamRespon
 
 # -- the page ----------------------------------------------------------------------------
 
-async def _signed(sidebar: Sidebar, url: str) -> dict[str, Any] | None:
-    """wx.config and wx.agentConfig for `url`, or None when WeCom gives no ticket now."""
+async def _signed(sidebar: Sidebar, url: str, stale: bool = False) -> dict[str, Any] | None:
+    """wx.config and wx.agentConfig for `url`, or None when WeCom gives no ticket now.
+    `stale`: the client refused the last signatures, so fetch the tickets anew."""
     assert sidebar.tickets is not None
     now = int(time.time())
     try:
+        if stale:
+            for kind in ("jsapi", "agent_config"):
+                await sidebar.tickets.forget(kind, await sidebar.tickets.ticket(kind))
         corp, app = await sidebar.tickets.ticket("jsapi"), await sidebar.tickets.ticket("agent_config")
     except (WeComApiError, WeComRateLimited, WeComTransportError) as error:
         log.warning("sidebar: no JS-SDK ticket: %s", error)
@@ -251,7 +255,7 @@ async def signatures(request: web.Request) -> web.Response:
     url = request.query.get("url", "")
     if not jssdk.page_url(url).startswith(sidebar.public_url(sidebar.path)):
         return _json({"error": "bad_url", "message": "只为侧边栏自己的地址签名"}, 400)
-    signed = await _signed(sidebar, url)
+    signed = await _signed(sidebar, url, stale=request.query.get("stale") == "1")
     return _json(signed) if signed else _json({"error": "unavailable", "message": "企业微信暂时不可用"}, 503)
 
 

@@ -49,23 +49,26 @@
     script.onerror = function () { say("企业微信 JS-SDK 加载失败，请检查网络后重新打开", true); };
     document.head.appendChild(script);
   }
-  function signatures() {
+  function signatures(stale) {
     var url = location.href.split("#")[0];
-    if (boot.signed && boot.signed.url === url) return Promise.resolve(boot.signed);
-    return api("GET", "/jssdk?url=" + encodeURIComponent(url)).then(function (answer) {
+    if (!stale && boot.signed && boot.signed.url === url) return Promise.resolve(boot.signed);
+    return api("GET", "/jssdk?url=" + encodeURIComponent(url) + (stale ? "&stale=1" : "")).then(function (answer) {
       return answer.status === 200 ? answer.data : Promise.reject(answer.data.message);
     });
   }
-  function start() {
+  function start(stale) {
     if (!window.wx || !window.wx.agentConfig) {
       if (sdkTries++) return say("这里不是企业微信：请在企业微信的聊天工具栏里打开", true);
       return loadSdk(boot.sdk, start);
     }
-    signatures().then(function (signed) {
+    signatures(stale).then(function (signed) {
       var wx = window.wx;
       wx.config({ beta: true, debug: false, appId: boot.corpId, timestamp: signed.config.timestamp,
                   nonceStr: signed.config.nonceStr, signature: signed.config.signature, jsApiList: boot.jsApiList });
-      wx.error(function (res) { say("企业微信没有接受签名：" + ((res && res.errMsg) || ""), true); });
+      wx.error(function (res) {
+        if (!stale) return start(true);  // a ticket WeCom dropped early: sign once more with fresh ones
+        say("企业微信没有接受签名：" + ((res && res.errMsg) || ""), true);
+      });
       wx.ready(function () {
         wx.agentConfig({ corpid: boot.corpId, agentid: boot.agentId, timestamp: signed.agentConfig.timestamp,
                          nonceStr: signed.agentConfig.nonceStr, signature: signed.agentConfig.signature,
