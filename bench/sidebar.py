@@ -126,7 +126,7 @@ level = "WARNING"
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         sidebar = f"http://127.0.0.1:{port}/wecom/sidebar"
-        stand_in = WX_STAND_IN % {"entry": '"single_chat_tools"', "contact": f'"{WANG}"', "chat": "null"}
+        stand_in = WX_STAND_IN % {"entry": '"single_chat_tools"', "contact": f'"{WANG}"', "chat": "null", "refuse": "0"}
 
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             async with http.get(sidebar) as answer:

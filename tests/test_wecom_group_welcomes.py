@@ -215,3 +215,12 @@ text = "again"
     with pytest.raises(ConfigError) as error:
         load_settings(twice)
     assert "ids used twice: a" in str(error.value)
+
+
+async def test_without_wecom_the_page_is_there_and_staff_may_not_use_it(log_in) -> None:  # noqa: ANN001
+    ops = await log_in("ops")
+    page = await ops.get("/admin/group-welcomes")
+    assert "还没有欢迎语素材" in page and "还没有渠道配置入群二维码" in page
+    staff = await log_in("liuyang")
+    await staff.get("/admin/group-welcomes", expect=403)
+    await staff.post("/admin/group-welcomes", {"key": "x", "text": "hi"}, expect=403)

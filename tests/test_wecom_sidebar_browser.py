@@ -24,11 +24,12 @@ PHONE = {"width": 390, "height": 844}
 
 # What WeCom's client does for the page, as far as the sidebar uses it.
 WX_STAND_IN = """
-window.__wx = { sent: [], config: null, agentConfig: null, entry: %(entry)s, contact: %(contact)s, chat: %(chat)s };
+window.__wx = { sent: [], config: null, agentConfig: null, entry: %(entry)s, contact: %(contact)s, chat: %(chat)s,
+                refuse: %(refuse)s, configs: 0 };
 window.wx = {
-  config: function (c) { window.__wx.config = c; },
-  ready: function (f) { setTimeout(f, 0); },
-  error: function () {},
+  config: function (c) { window.__wx.config = c; window.__wx.configs += 1; },
+  ready: function (f) { if (!window.__wx.refuse) setTimeout(f, 0); },
+  error: function (f) { if (window.__wx.refuse) { window.__wx.refuse -= 1; setTimeout(function () { f({ errMsg: "config:fail" }); }, 0); } },
   agentConfig: function (c) { window.__wx.agentConfig = c; setTimeout(function () { c.success({ errMsg: "agentConfig:ok" }); }, 0); },
   invoke: function (name, args, cb) {
     var w = window.__wx;
@@ -43,10 +44,12 @@ window.wx = {
 
 
 async def open_sidebar(browser: Browser, sidebar: SidebarServer, staff: str, entry: str = "single_chat_tools",
-                       contact: str | None = WANG, chat: str | None = None) -> Page:
+                       contact: str | None = WANG, chat: str | None = None, refuse: int = 0) -> Page:
+    """`refuse`: how many times the client refuses the signatures (wx.error) before it takes them."""
     sidebar.cloud.client_user = staff
     page = await browser.new_page(viewport=PHONE, locale="zh-CN", device_scale_factor=2)
     quoted = {k: ("null" if v is None else f'"{v}"') for k, v in {"entry": entry, "contact": contact, "chat": chat}.items()}
+    quoted["refuse"] = str(refuse)
     await page.add_init_script(WX_STAND_IN % quoted)
     await page.goto(sidebar.url)
     return page
@@ -113,3 +116,18 @@ async def test_outside_wecom_the_page_says_where_to_open_it(sidebar: SidebarServ
     await page.route("**/*", lambda route: route.abort() if "qq.com" in route.request.url else route.continue_())
     await page.goto(sidebar.url)
     await expect(page.get_by_test_id("status")).to_contain_text("企业微信")
+
+
+@ON_SQLITE
+async def test_signatures_the_client_refuses_are_made_again_once_with_fresh_tickets(
+    sidebar: SidebarServer, browser: Browser
+) -> None:
+    page = await open_sidebar(browser, sidebar, "zhangsan", refuse=1)
+    await expect(page.get_by_test_id("member-name")).to_have_text("王芳")
+    wx = await stand_in(page)
+    assert wx["configs"] == 2 and sidebar.cloud.ticket_fetches("jsapi") == 2
+    assert wx["config"]["signature"] == signature(
+        sidebar.cloud.ticket_value("jsapi"), wx["config"]["nonceStr"], wx["config"]["timestamp"], sidebar.url)
+
+    page = await open_sidebar(browser, sidebar, "zhangsan", refuse=2)  # refused again: said, not looped
+    await expect(page.get_by_test_id("status")).to_contain_text("没有接受签名")

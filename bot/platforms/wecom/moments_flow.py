@@ -25,7 +25,7 @@ from typing import Any
 
 from bot.platforms.wecom import moments as api
 from bot.platforms.wecom.client import WeComClient
-from bot.platforms.wecom.corp_tags import CorpTags
+from bot.platforms.wecom.corp_tags import CorpTags, TagNameTooLong
 from handlers.outbound import prompt_meta, task_page
 from scheduler.delivery import OutboundMessage, SendResult
 from storage.engine import SessionFactory
@@ -74,7 +74,10 @@ class MomentsFlow:
             link = (link_spec["title"], link_spec["url"], await self._upload(link_spec["cover"])) if link_spec else None
         except OSError as error:  # the file went away since the entry was saved
             return SendResult.failed(f"image file unreadable: {error.strerror}: {Path(error.filename or '').name}")
-        tag_ids = await self._corp_tags.ids_for(tags, create=True) if tags and self._corp_tags else []
+        try:
+            tag_ids = await self._corp_tags.ids_for(tags, create=True) if tags and self._corp_tags else []
+        except TagNameTooLong as error:
+            return SendResult.failed(str(error))
         if tags and not tag_ids:
             return SendResult.failed("none of the audience's tags is a corp tag WeCom knows: nobody would see it")
         body = api.post_body(message.body, image_ids, link, tag_ids, [str(s) for s in meta.get("senders") or []])
