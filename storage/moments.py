@@ -12,11 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.outreach_models import MomentPost, MomentPublisher
 
 
-async def post_of_row(session: AsyncSession, outbox_id: int) -> MomentPost | None:
-    found = await session.execute(select(MomentPost).where(MomentPost.outbox_id == outbox_id))
-    return found.scalars().first()
-
-
 async def posted_since(session: AsyncSession, since: datetime) -> Sequence[MomentPost]:
     """Posts staff were asked to publish since `since` (the read-back's work)."""
     statement = select(MomentPost).where(MomentPost.status == "posted", MomentPost.created_at >= since)

@@ -7,7 +7,6 @@ as the file's templates are; WeCom keeps at most 100 templates per corp."""
 from __future__ import annotations
 
 import json
-import re
 
 from aiohttp import web
 
@@ -133,7 +132,3 @@ async def delete(request: web.Request) -> web.Response:
         await delete_welcome(session, key, utcnow())
     wake_delivery(request)
     raise web.HTTPFound(f"{PAGE}?done=deleted")
-
-
-def preview(text: str) -> str:
-    return re.sub(r"\s+", " ", text)[:60]

@@ -48,10 +48,6 @@ async def edit_template(client: WeComClient, template_id: str, welcome: WelcomeC
     await client.call("POST", TEMPLATE + "edit", body={"template_id": template_id, **template_body(welcome)})
 
 
-async def get_template(client: WeComClient, template_id: str) -> Json:
-    return await client.call("POST", TEMPLATE + "get", body={"template_id": template_id})
-
-
 async def delete_template(client: WeComClient, template_id: str) -> None:
     await client.call("POST", TEMPLATE + "del", body={"template_id": template_id})
 
