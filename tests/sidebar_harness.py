@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -57,7 +58,7 @@ class Brand:
 
 
 async def seed_sidebar_brand(sessions: SessionFactory, now: datetime) -> Brand:
-    today = now.date()
+    today = now.astimezone(ZoneInfo("Asia/Shanghai")).date()  # the brand's day, as the card counts
     async with sessions() as session, session.begin():
         jingan, xuhui = Store(code="jingan", name="静安店"), Store(code="xuhui", name="徐汇店")
         session.add_all([jingan, xuhui])

@@ -7,7 +7,8 @@ reply to a member through WeChat Customer Service), "welcome" (the new-contact g
 sync is on, "mark_tag" (our tags onto the customer as corp tags) and "corp_tags" (WeCom's
 renamed and deleted corp tags into ours); "mass_send" (a content-calendar mass send a
 staff member confirms in WeCom; the customers WeCom left out are noted on the row); and a
-calendar's Moments post: "moment_task", "moment_result", "moment_read" (moments_flow.py).
+calendar's Moments post: "moment_task", "moment_result", "moment_read" (moments_flow.py);
+group welcome templates and channels' join ways: "group_welcome", "join_way" (group_flow.py).
 """
 
 from __future__ import annotations
@@ -130,12 +131,13 @@ class WeComSender:
         """Channel tags given for joining a group through its QR code, marked as corp tags."""
         if self.corp_tags is None:
             return
+        now = self._clock()
         rows = [NewOutboxMessage(
-            f"tags:join:{j.member_id}:{j.channel}", PLATFORM, j.external_userid, "request", "", member_id=j.member_id,
+            f"tags:join:{j.member_id}:{j.channel}:{now.isoformat()}", PLATFORM, j.external_userid, "request", "", member_id=j.member_id,
             route="mark_tag", meta=json.dumps({"add": [[CHANNEL_TAG_GROUP, t] for t in j.tags], "remove": []},
                                               ensure_ascii=False),
         ) for j in joined if j.tags]
-        await enqueue(session, rows, self._clock())
+        await enqueue(session, rows, now)
 
     async def _prompt_staff(self, message: OutboundMessage) -> SendResult:
         url = prompt_url(message.meta, message.recipient, self._links)
