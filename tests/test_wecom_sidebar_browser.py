@@ -25,11 +25,14 @@ PHONE = {"width": 390, "height": 844}
 # What WeCom's client does for the page, as far as the sidebar uses it.
 WX_STAND_IN = """
 window.__wx = { sent: [], config: null, agentConfig: null, entry: %(entry)s, contact: %(contact)s, chat: %(chat)s,
-                refuse: %(refuse)s, configs: 0 };
+                refuse: %(refuse)s, refusing: false, configs: 0 };
 window.wx = {
-  config: function (c) { window.__wx.config = c; window.__wx.configs += 1; },
-  ready: function (f) { if (!window.__wx.refuse) setTimeout(f, 0); },
-  error: function (f) { if (window.__wx.refuse) { window.__wx.refuse -= 1; setTimeout(function () { f({ errMsg: "config:fail" }); }, 0); } },
+  config: function (c) {
+    var w = window.__wx;
+    w.config = c; w.configs += 1; w.refusing = w.refuse > 0; if (w.refusing) w.refuse -= 1;
+  },
+  ready: function (f) { if (!window.__wx.refusing) setTimeout(f, 0); },
+  error: function (f) { if (window.__wx.refusing) setTimeout(function () { f({ errMsg: "config:fail" }); }, 0); },
   agentConfig: function (c) { window.__wx.agentConfig = c; setTimeout(function () { c.success({ errMsg: "agentConfig:ok" }); }, 0); },
   invoke: function (name, args, cb) {
     var w = window.__wx;
