@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.care_dates import next_care_moment
+from handlers.care_dates import next_anniversary, next_birthday, next_care_moment
 from storage.interactions import last_interaction
 from storage.layers import layers_of
 from storage.members import masked_phone
@@ -42,3 +42,28 @@ async def member_card(session: AsyncSession, member: Member, today: date, zone: 
 def _describe(at: datetime, kind: str, text: str | None, zone: ZoneInfo | None) -> str:
     local = at.astimezone(zone) if zone else at
     return f"{local.strftime('%m-%d %H:%M')} {SPEAKERS.get(kind, '事件')}：{(text or '')[:30]}"
+
+
+def care_days(member: Member, today: date) -> list[tuple[str, date, int]]:
+    """Her next birthday and membership anniversary, soonest first, with days to go."""
+    moments = [
+        ("生日", next_birthday(member.birth_month, member.birth_day, member.birthday_calendar,
+                              member.birthday_leap_month, today)),
+        ("入会周年", next_anniversary(member.member_since, today)),
+    ]
+    return sorted(((name, when, (when - today).days) for name, when in moments if when is not None),
+                  key=lambda m: m[1])
+
+
+WORDS_MARKER = "参考话术"
+
+
+def suggested_words(body: str) -> str | None:
+    """The words a task suggests saying to her: what follows its 参考话术 line (the care
+    templates write one), or None when the task suggests none."""
+    lines = body.splitlines()
+    for n, line in enumerate(lines):
+        if WORDS_MARKER in line:
+            words = "\n".join(lines[n + 1:]).strip()
+            return words or None
+    return None

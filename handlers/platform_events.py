@@ -14,6 +14,8 @@ from storage.groups import ensure_group, record_join, record_leave
 from storage.interactions import record_interaction
 from storage.members import member_by_identity
 
+QR_CODE = "3"  # JoinScene: 1 invited directly, 2 by a link, 3 by scanning a QR code
+
 
 async def handle(update: Update, ctx: PlatformContext) -> Sequence[Action]:
     if not isinstance(update, EventUpdate):
@@ -63,4 +65,8 @@ async def _group_changed(update: EventUpdate, ctx: PlatformContext) -> Sequence[
             tags = await tag_event(ctx.session, ctx.config, member.id, "joined_group" if joined else "left_group",
                                    ctx.now, group.name or group.chat_id)
             actions.extend(sync_actions(ctx.config, update.platform, person, tags))
+    if joined and update.detail.get("JoinScene") == QR_CODE:
+        # Perhaps through a channel's join way: only the group's member list carries the
+        # way's state (the callback does not), so read it.
+        actions.append(FetchGroup(update.platform, update.sender))
     return actions

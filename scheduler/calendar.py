@@ -15,20 +15,22 @@ import tomllib
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
 from content_templates.renderer import Renderer, RenderError
+from scheduler import moments
 from scheduler.cron import cron_problem
 from storage.audiences import AUDIENCE_LISTS, LIFECYCLE, Audience
 from storage.models import CalendarEntry
 
-CHANNELS = ("wecom_mass", "wecom_group_mass", "kf", "oa", "staff_task")
+CHANNELS = ("wecom_mass", "wecom_group_mass", "wecom_moments", "kf", "oa", "staff_task")
 MEMBER_MARKETING = frozenset({"wecom_mass", "kf", "oa"})  # reach members one by one: opt-out, quiet hours, caps
-ONE_TEXT = frozenset({"wecom_mass", "wecom_group_mass", "staff_task"})  # one text for many: no member name
-ENTRY_KEYS = ("id", "cron", "at", "audience", "template", "channel", "title", "paused")
+ONE_TEXT = frozenset({"wecom_mass", "wecom_group_mass", "wecom_moments", "staff_task"})  # one text for many: no member name
+ENTRY_KEYS = ("id", "cron", "at", "audience", "template", "channel", "title", "paused", "images", "link")
 EMPTY_AUDIENCE = 'audience is empty: say who (e.g. layers = ["super"]) or write audience = { everyone = true }'
 _ID = re.compile(r"[^\s:]{1,64}")
 _AT = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})")
@@ -46,16 +48,20 @@ class EntrySpec:
     paused: bool = False
     # Running state, not content (never in a file): when it was last resumed.
     resumed_at: datetime | None = field(default=None, compare=False)
+    images: tuple[str, ...] = ()  # a Moments post's image files (in [calendar] media_dir)
+    link: moments.MomentLink | None = None  # ...or its one link
 
     def row(self) -> CalendarEntry:
         return CalendarEntry(id=self.id, cron=self.cron, at=self.at, audience=self.audience.to_json(),
-                             template=self.template, channel=self.channel, title=self.title, paused=self.paused)
+                             template=self.template, channel=self.channel, title=self.title, paused=self.paused,
+                             attachments=json.dumps(moments.attachments_json(self.images, self.link), ensure_ascii=False))
 
     @classmethod
     def of(cls, row: CalendarEntry) -> EntrySpec:
+        images, link = moments.attachments_of(json.loads(row.attachments or "{}"))
         return cls(row.id, row.template, row.channel, Audience.from_json(row.audience), row.cron,
                    row.at.astimezone(UTC) if row.at else None, row.title, row.paused,
-                   row.resumed_at.astimezone(UTC) if row.resumed_at else None)
+                   row.resumed_at.astimezone(UTC) if row.resumed_at else None, images, link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,7 @@ class CalendarContext:
     # Tags an audience may name besides those in the database (tag rules, channels,
     # layers.known_tags): a tag no one could ever have is a typo.
     known_tags: frozenset[str] = frozenset()
+    media_dir: Path = Path("media")  # where a Moments post's image files are
 
 
 def variables(persona: Mapping[str, Any], member_name: str | None, store_name: str | None) -> dict[str, Any]:
@@ -140,9 +147,14 @@ def parse_entry(item: Mapping[str, Any], context: CalendarContext) -> tuple[Entr
         problems.extend(f"template: {p}" for p in template_problems(template, str(channel), context))
     audience, found = parse_audience(item.get("audience"), context)
     problems.extend(found)
+    if audience is not None and channel == moments.CHANNEL:
+        problems.extend(moments.audience_problems(audience))
+    images, link, found = moments.parse_attachments(item, str(channel))
+    problems.extend(found)
     if problems or audience is None:
         return None, problems
-    return EntrySpec(str(entry_id), str(template), str(channel), audience, cron, at, title, paused), []
+    return EntrySpec(str(entry_id), str(template), str(channel), audience, cron, at, title, paused,
+                     images=images, link=link), []
 
 
 def template_problems(template: str, channel: str, context: CalendarContext) -> list[str]:
@@ -157,7 +169,7 @@ def template_problems(template: str, channel: str, context: CalendarContext) -> 
         return ["prints member.name, but this channel sends one text to many members: leave the name out"]
     if "None" in text:
         return ['prints "None" for a member without a name: write {{ member.name or "你好" }} or test it with {% if %}']
-    return []
+    return moments.text_problems(text) if channel == moments.CHANNEL else []
 
 
 def name_problems(entry: EntrySpec, unknown_stores: Container[str], unknown_tags: Container[str]) -> list[str]:
@@ -264,6 +276,10 @@ def calendar_toml(entries: Sequence[EntrySpec], zone: ZoneInfo) -> str:
             lines.append(f"at = {_text(entry.at.astimezone(zone).strftime('%Y-%m-%d %H:%M'))}")
         lines += [f"channel = {_text(entry.channel)}", f"template = {_text(entry.template)}",
                   f"title = {_text(entry.title)}", f"audience = {_inline(entry.audience.as_dict())}"]
+        if entry.images:
+            lines.append(f"images = [{', '.join(_text(i) for i in entry.images)}]")
+        if entry.link is not None:
+            lines.append(f"link = {_inline({'title': entry.link.title, 'url': entry.link.url, 'cover': entry.link.cover})}")
         if entry.paused:
             lines.append("paused = true")
         lines.append("")

@@ -11,12 +11,14 @@ mid-run or a catch-up after downtime sends nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,12 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content_templates.renderer import Renderer, RenderError
 from handlers.outbound import prompt_meta, task_page
+from scheduler import moments
 from scheduler.calendar import CalendarContext, EntrySpec, due, name_problems, occurrence_key, parse_calendar, variables
 from storage import audiences
 from storage import calendar as store
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
 from storage.outbox import NewOutboxMessage, enqueue, mass_sends_since
+from storage.staff import active_staff_of_stores
+from storage.tags import tags_named_in
 from storage.tasks import NewTask, create_task, create_tasks
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ class CalendarOptions:
     batch_size: int = 1000
     prompt_template: str = "calendar/mass_prompt.txt.j2"
     wecom_mass_per_month: int | None = None  # customers who had this many are left out
+    media_dir: Path = Path("media")  # a Moments post's image files
+    moments_prompt_template: str = "calendar/moments_publish.txt.j2"
 
 
 @dataclass(slots=True)
@@ -114,12 +121,46 @@ async def _fire(
     key = occurrence_key(entry.id, at, zone)
     async with sessions() as session:
         resolved = await audiences.resolve(session, entry.audience)
-    if entry.channel in ("kf", "oa"):
+    if entry.channel == moments.CHANNEL:
+        await _to_moments(sessions, options, renderer, entry, key, now, report)
+    elif entry.channel in ("kf", "oa"):
         await _to_members(sessions, options, renderer, entry, resolved, key, now, report)
     elif entry.channel == "wecom_group_mass":
         await _to_groups(sessions, options, renderer, entry, resolved, key, now, report)
     else:
         await _to_owners(sessions, options, renderer, entry, resolved, key, at.astimezone(zone), now, report)
+
+
+async def _to_moments(
+    sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec, key: str,
+    now: datetime, report: Fired,
+) -> None:
+    """One Moments post for the corp (route moment_task): WeCom shows it to the customers
+    with the audience's tags (as corp tags) and hands it to the staff who must publish it
+    (the audience's stores' staff, else those WeCom picks); the sender prompts each."""
+    text = renderer.render(entry.template, variables(options.persona, None, None))
+    async with sessions() as session:
+        tags = await tags_named_in(session, entry.audience.tags)
+        senders = await active_staff_of_stores(session, entry.audience.stores) if entry.audience.stores else []
+    if entry.audience.stores and not senders:
+        report.skip("no_staff_in_stores")
+        return
+    folder = options.media_dir
+    link = entry.link
+    meta = {
+        "entry": entry.id, "title": entry.title or entry.id, "tags": tags, "senders": senders,
+        "images": [str(folder / name) for name in entry.images],
+        "link": {"title": link.title, "url": link.url, "cover": str(folder / link.cover)} if link else None,
+        "prompt": renderer.render(options.moments_prompt_template, {
+            "persona": options.persona, "title": entry.title or entry.id, "text": text,
+            "images": len(entry.images), "link": link is not None,
+        }),
+    }
+    row = NewOutboxMessage(f"{key}:moments", "wecom", "moments", "marketing", text, route="moment_task",
+                           meta=json.dumps(meta, ensure_ascii=False))
+    async with sessions() as session, session.begin():
+        await enqueue(session, [row], now)
+    report.rows += 1
 
 
 async def _to_members(
@@ -266,9 +307,10 @@ async def load_calendar(
     entries, problems = parse_calendar(text, where, context)
     if problems:
         return None, problems
+    media = [await media_checked(entry, context.media_dir) for entry in entries]
     async with sessions() as session, session.begin():
         for n, found in enumerate(await _names_unknown(session, entries, context.known_tags)):
-            problems.extend(f'{where}: entries[{n}] (id "{entries[n].id}"): {problem}' for problem in found)
+            problems.extend(f'{where}: entries[{n}] (id "{entries[n].id}"): {problem}' for problem in found + media[n])
         if problems:
             return None, problems
         changes = await store.replace_entries(session, [entry.row() for entry in entries], now)
@@ -283,11 +325,22 @@ async def _names_unknown(session: AsyncSession, entries: Sequence[EntrySpec], kn
     return [name_problems(entry, stores, tags) for entry in entries]
 
 
-async def entry_problems(sessions: SessionFactory, entry: EntrySpec, known_tags: Collection[str], new: bool) -> list[str]:
+async def media_checked(entry: EntrySpec, media_dir: Path) -> list[str]:
+    """A Moments entry's image files against WeCom's limits (read off the event loop)."""
+    if not entry.images and entry.link is None:
+        return []
+    return await asyncio.to_thread(moments.media_problems, media_dir, entry.images, entry.link)
+
+
+async def entry_problems(
+    sessions: SessionFactory, entry: EntrySpec, known_tags: Collection[str], new: bool, media_dir: Path = Path("media")
+) -> list[str]:
     """What loading would find wrong with `entry` beyond the entry itself: unknown store
-    codes and tags, and (for a new entry) an id another entry has."""
+    codes and tags, image files WeCom would refuse, and (for a new entry) an id another
+    entry has."""
+    media = await media_checked(entry, media_dir)
     async with sessions() as session:
-        return await _entry_problems(session, entry, known_tags, new)
+        return await _entry_problems(session, entry, known_tags, new) + media
 
 
 async def _entry_problems(session: AsyncSession, entry: EntrySpec, known_tags: Collection[str], new: bool) -> list[str]:
@@ -302,13 +355,15 @@ def taken(entry_id: str) -> str:
 
 
 async def save_entry(
-    sessions: SessionFactory, entry: EntrySpec, known_tags: Collection[str], now: datetime, new: bool
+    sessions: SessionFactory, entry: EntrySpec, known_tags: Collection[str], now: datetime, new: bool,
+    media_dir: Path = Path("media"),
 ) -> tuple[str | None, list[str]]:
     """Store one checked entry (`new`: it must not exist yet; else it replaces the entry
     with its id), by the rules of loading a file and leaving every other entry as it is:
     ("added" | "changed" | "unchanged", []), or (None, the problems) and nothing changed."""
+    media = await media_checked(entry, media_dir)
     async with sessions() as session, session.begin():
-        if problems := await _entry_problems(session, entry, known_tags, new):
+        if problems := await _entry_problems(session, entry, known_tags, new) + media:
             return None, problems
         if not new and await store.get_entry(session, entry.id) is None:
             return None, [f'id: there is no entry "{entry.id}" any more']

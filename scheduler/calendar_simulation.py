@@ -42,8 +42,9 @@ class Outcome:
         return self.at.date()
 
 
+# A Moments post reaches the customers with its tags on WeCom (corp tags), through staff.
 _NEEDS = {"kf": ("wecom",), "oa": ("oa",), "wecom_mass": ("wecom", "owner"), "staff_task": ("owner",),
-          "wecom_group_mass": ("group",)}
+          "wecom_group_mass": ("group",), "wecom_moments": ("wecom",)}
 _MISSING = {"wecom": "no_wecom_id", "oa": "no_oa_id", "owner": "no_owner", "group": "in_no_group"}
 
 

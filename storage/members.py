@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Interaction, Member, MemberIdentity, Staff, Store
+
+MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 
 
 async def member_by_identity(
@@ -118,6 +121,15 @@ def masked_phone(phone: str | None) -> str | None:
     if len(digits) < 7:
         return "*" * len(digits)
     return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
+
+
+def mask_phones(text: str | None, phone: str | None = None) -> str:
+    """Free text (messages, remarks) with mobile numbers, and her own phone, masked."""
+    if not text:
+        return ""
+    if phone and len(phone.strip()) >= 7:
+        text = text.replace(phone.strip(), masked_phone(phone) or "")
+    return MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
 
 
 async def search_members(

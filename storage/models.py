@@ -329,8 +329,10 @@ class CalendarEntry(SQLModel, table=True):
     #        "stores": [...], "lifecycle": [...]}
     audience: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     template: str = Field(max_length=128)
-    channel: str = Field(max_length=32)  # wecom_mass | wecom_group_mass | kf | oa | staff_task
+    channel: str = Field(max_length=32)  # wecom_mass | wecom_group_mass | wecom_moments | kf | oa | staff_task
     title: str = Field(default="", max_length=128)
+    # JSON: a Moments post's {"images": [file names], "link": {"title", "url", "cover"}}
+    attachments: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
     paused: bool = False
     # When it was last resumed: occurrences up to then were missed while paused, and a
     # scan catching up after downtime must not send them.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,3 +36,13 @@ async def store_managers(session: AsyncSession) -> dict[str, Staff]:
     for name, staff in (await session.execute(statement)).all():
         found.setdefault(name, staff)
     return found
+
+
+async def active_staff_of_stores(session: AsyncSession, codes: Sequence[str]) -> list[str]:
+    """The userids of the active staff of the stores with these codes."""
+    statement = (
+        select(Staff.userid).join(Store, Store.id == Staff.store_id)  # type: ignore[arg-type]
+        .where(Store.code.in_(codes), Staff.active.is_(True))  # type: ignore[attr-defined]
+        .order_by(Staff.userid)
+    )
+    return list((await session.execute(statement)).scalars().all())

@@ -182,3 +182,11 @@ async def tag_silent_members(
     # skipped every row.
     result = await session.execute(insert.from_select(columns, silent).returning(MEMBER_TAGS.c.member_id))
     return len(result.all())
+
+
+async def tags_named_in(session: AsyncSession, names: Sequence[str]) -> list[tuple[str, str]]:
+    """(group, name) of every tag with one of these names, in whichever group."""
+    if not names:
+        return []
+    statement = select(Tag.group, Tag.name).where(Tag.name.in_(names)).order_by(Tag.group, Tag.name)  # type: ignore[attr-defined]
+    return [(group, name) for group, name in (await session.execute(statement)).all()]

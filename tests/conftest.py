@@ -22,7 +22,7 @@ from storage.engine import SessionFactory, create_database_engine, session_facto
 from storage.migrate import upgrade
 
 # The fake WeCom cloud and a server pointed at it (fixtures `cloud` and `corp`).
-pytest_plugins = ["tests.wecom_harness", "tests.console_harness", "tests.browser_harness"]
+pytest_plugins = ["tests.wecom_harness", "tests.console_harness", "tests.browser_harness", "tests.sidebar_harness"]
 
 PG_URL = os.environ.get("SIYU_TEST_PG_URL")
 

@@ -247,7 +247,7 @@ def test_every_problem_of_a_file_is_listed_with_its_entry(context: CalendarConte
         'cal.toml: entries[0] (id "bad-cron"): cron: not a valid cron line',
         'cal.toml: entries[1] (id "both"): say when with either cron',
         'cal.toml: entries[2] (id "neither"): say when with either cron',
-        'cal.toml: entries[2] (id "neither"): channel: unknown channel "fax" (one of: wecom_mass, wecom_group_mass, kf, oa, staff_task)',
+        'cal.toml: entries[2] (id "neither"): channel: unknown channel "fax" (one of: wecom_mass, wecom_group_mass, wecom_moments, kf, oa, staff_task)',
         "cal.toml: entries[2] (id \"neither\"): template: template 'calendar/nope.txt.j2' not found",
         "cal.toml: entries[3] (id \"xmas\"): template: template 'calendar/nickname.txt.j2': 'dict object' has no attribute 'nickname'",
         f'cal.toml: entries[3] (id "xmas"): {EMPTY_AUDIENCE}',
@@ -637,3 +637,12 @@ def test_check_reads_the_calendar_file_named_in_the_settings(settings: Settings,
     assert problem.startswith(f'{bad}: entries[0] (id "new-season"): cron: not a valid cron line')
     assert calendar_cli.calendar_file_problems(settings, tmp_path / "none.toml") == [
         f"{tmp_path / 'none.toml'}: no such file (named by calendar.file)"]
+
+
+def test_check_looks_at_a_moments_entrys_image_files(settings: Settings, tmp_path: Path) -> None:
+    calendar = tmp_path / "moments.toml"
+    calendar.write_text('[[entries]]\nid = "spring"\nat = "2030-03-01 10:00"\nchannel = "wecom_moments"\n'
+                        'template = "calendar/moments_post.txt.j2"\naudience = { everyone = true }\n'
+                        'images = ["spring/1.jpg"]\n', encoding="utf-8")
+    (problem,) = calendar_cli.calendar_file_problems(settings, calendar)
+    assert problem == f'{calendar}: entry "spring": images: "spring/1.jpg": no such file in {settings.calendar.media_dir}'

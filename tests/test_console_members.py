@@ -15,13 +15,15 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.console.members_page import mark_rows, mask_phones, page_link, page_number, read_query, readable_metrics, yuan
+from bot.console.members_page import page_link, page_number, read_query, readable_metrics, yuan
 from bot.settings.model import load_settings
+from bot.shared.member_edits import mark_rows
 from bot.web.app import build_app
 from handlers.care_dates import next_birthday
 from handlers.config import HandlerConfig, Persona
 from handlers.tag_engine import TagChange
 from storage.engine import SessionFactory
+from storage.members import mask_phones
 from storage.models import (
     Interaction,
     LayerAssignment,

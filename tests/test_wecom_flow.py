@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 from wechatpy.enterprise.crypto import WeChatCrypto
 
+from bot.platforms.wecom.keys import WECOM_CLIENT
 from bot.platforms.wecom.reconcile import reconcile_contacts
-from bot.platforms.wecom.wiring import WECOM_CLIENT
 from bot.platforms.wecom.xml import parse_fields
 from bot.shared.keys import SESSIONS
 from storage.members import member_by_identity

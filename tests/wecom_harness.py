@@ -75,11 +75,17 @@ class Corp:
 
     _stamps = itertools.count(int(time.time()))
 
+    @classmethod
+    def stamp(cls) -> str:
+        """A callback timestamp: never one used before, never behind the clock (a long run
+        must not age the stamps out of a replay window)."""
+        return str(max(next(cls._stamps), int(time.time())))
+
     def envelope(
         self, plaintext: str, *, corp: str = CORP, key: str = AES_KEY, timestamp: str | None = None
     ) -> tuple[dict[str, str], str]:
         """The query and body WeCom would POST for `plaintext`."""
-        timestamp, nonce = timestamp or str(next(self._stamps)), "1372623149"
+        timestamp, nonce = timestamp or self.stamp(), "1372623149"
         reply = parse_fields(WeChatCrypto(TOKEN, key, corp).encrypt_message(plaintext, nonce, timestamp))
         query = {"msg_signature": reply["MsgSignature"], "timestamp": timestamp, "nonce": nonce}
         body = f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{reply['Encrypt']}]]></Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>"
@@ -94,7 +100,7 @@ class Corp:
 
     async def oa_post(self, plaintext: str, *, key: str | None = OA_AES_KEY) -> tuple[int, str]:
         """A follower's message to the official account, in safe mode (or plaintext when key is None)."""
-        timestamp, nonce = str(next(self._stamps)), "1514711492"
+        timestamp, nonce = self.stamp(), "1514711492"
         from bot.platforms.wecom.crypto import sha1_signature
 
         query = {"signature": sha1_signature(OA_TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}

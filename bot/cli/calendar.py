@@ -22,6 +22,7 @@ from bot.settings.model import Settings
 from scheduler.calendar import EntrySpec, calendar_toml, parse_calendar
 from scheduler.calendar_preview import Preview, preview_calendar
 from scheduler.calendar_run import calendar_entries, load_calendar
+from scheduler.moments import media_problems
 from storage.models import utcnow
 
 
@@ -35,11 +36,17 @@ def _read(path: Path) -> tuple[str | None, str | None]:
 
 
 def calendar_file_problems(settings: Settings, path: Path) -> list[str]:
-    """What `siyu check` finds in a calendar file (store codes need the database: load checks them)."""
+    """What `siyu check` finds in a calendar file, Moments images included (store codes
+    need the database: load checks them)."""
     text, problem = _read(path)
     if text is None:
         return [f"{problem} (named by calendar.file)"]
-    return parse_calendar(text, str(path), calendar_context(settings))[1]
+    context = calendar_context(settings)
+    entries, problems = parse_calendar(text, str(path), context)
+    for entry in entries:
+        problems.extend(f'{path}: entry "{entry.id}": {p}'
+                        for p in media_problems(context.media_dir, entry.images, entry.link))
+    return problems
 
 
 # -- the commands ----------------------------------------------------------------------

@@ -77,6 +77,7 @@ def problems_in(path: Path) -> tuple[Settings | None, list[str]]:
     wecom = settings.platforms.wecom
     if wecom is not None:
         crons.append(("platforms.wecom.reconcile_cron", wecom.reconcile_cron))
+        crons.append(("platforms.wecom.moments_read_cron", wecom.moments_read_cron))
     for key, line in crons:
         if problem := cron_problem(line, settings.zone):
             problems.append(f"{path}: {key}: {problem}")

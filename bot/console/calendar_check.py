@@ -52,7 +52,8 @@ async def check(request: web.Request, values: dict[str, str], original: str | No
     item = entry_item(values)
     entry, problems = parse_entry(item, context)
     if entry is not None:
-        problems = await entry_problems(sessions, entry, context.known_tags, new=original is None)
+        problems = await entry_problems(sessions, entry, context.known_tags, new=original is None,
+                                        media_dir=context.media_dir)
     elif original is None and item["id"] and not any(p.startswith("id:") for p in problems):
         async with sessions() as session:  # a taken id, said at once rather than after the rest is mended
             if await store.get_entry(session, item["id"]) is not None:

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 from scheduler.calendar import EntrySpec
 
-TEXT_FIELDS = ("id", "title", "when", "cron", "at", "channel", "template", "scheme")
+TEXT_FIELDS = ("id", "title", "when", "cron", "at", "channel", "template", "scheme",
+               "images", "link_title", "link_url", "link_cover")  # the last four: a Moments post's
 LIST_FIELDS = ("layers", "lifecycle", "tags", "exclude_tags", "stores")
 FLAG_FIELDS = ("everyone", "paused")
 FIELDS = (*TEXT_FIELDS, *LIST_FIELDS, *FLAG_FIELDS)
@@ -50,6 +51,9 @@ def values_of(entry: EntrySpec, zone: ZoneInfo) -> dict[str, str]:
         "scheme": audience.scheme, "everyone": "on" if audience.everyone else "", "paused": "on" if entry.paused else "",
     }
     values.update({name: ", ".join(getattr(audience, name)) for name in LIST_FIELDS})
+    values["images"] = ", ".join(entry.images)
+    if entry.link is not None:
+        values |= {"link_title": entry.link.title, "link_url": entry.link.url, "link_cover": entry.link.cover}
     return values
 
 
@@ -74,12 +78,20 @@ def entry_item(values: Mapping[str, str]) -> dict[str, Any]:
     if "layers" in audience:
         audience["scheme"] = values["scheme"].strip() or "value"
     item["audience"] = audience
+    if names(values["images"]):
+        item["images"] = names(values["images"])
+    if any(values[f"link_{key}"].strip() for key in ("title", "url", "cover")):
+        item["link"] = {key: values[f"link_{key}"].strip() for key in ("title", "url", "cover")}
     return item
 
 
 def field_of(problem: str) -> str:
     """Which form field a checker's message is about ("cron: …", "audience.tags: …")."""
     head = problem.split(":", 1)[0].strip()
+    if head.startswith("link."):
+        return head.replace(".", "_") if head.replace(".", "_") in FIELDS else "link_url"
+    if head == "link":
+        return "link_url"
     if head.startswith("audience."):
         head = head.removeprefix("audience.")
         return head if head in _AUDIENCE_KEYS else "audience"

@@ -18,7 +18,8 @@ HELD_REASONS = {  # the preview's reasons for holding members back, as operators
     "in_no_group": "不在客户群", "weekly_cap": "每周上限",
 }
 CHANNEL_LABELS = {
-    "wecom_mass": "企业微信群发", "wecom_group_mass": "客户群群发", "kf": "微信客服", "oa": "公众号", "staff_task": "店员发布任务",
+    "wecom_mass": "企业微信群发", "wecom_group_mass": "客户群群发", "wecom_moments": "客户朋友圈", "kf": "微信客服", "oa": "公众号",
+    "staff_task": "店员发布任务",
 }
 
 

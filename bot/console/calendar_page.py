@@ -148,8 +148,9 @@ async def _save(request: web.Request, values: dict[str, str], existing: EntrySpe
     original = existing.id if existing else None
     checked = await check(request, values, original, with_preview=False)
     if checked.entry is not None and not checked.problems:
-        outcome, problems = await save_entry(request.config_dict[SESSIONS], checked.entry,
-                                             calendar_context(settings).known_tags, utcnow(), new=existing is None)
+        context = calendar_context(settings)
+        outcome, problems = await save_entry(request.config_dict[SESSIONS], checked.entry, context.known_tags, utcnow(),
+                                             new=existing is None, media_dir=context.media_dir)
         if outcome is not None:
             request.app[MONTHS].clear()  # the operator expects to see her change counted
             first = saved_month(checked.entry, settings.zone, utcnow())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.console.access import Viewer
+from bot.shared.access import Viewer
 
 VIEWER = web.RequestKey("viewer", Viewer)  # who is signed in
 LANGUAGE = web.RequestKey("language", str)  # "zh" or "en"

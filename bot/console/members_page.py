@@ -10,13 +10,10 @@ records it, and a `mark_tag` outbox row wherever WeCom's tags follow ours.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -25,27 +22,26 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.console.access import Viewer
 from bot.console.keys import VIEWER
 from bot.console.render import render
-from bot.settings.model import Settings
-from bot.shared.keys import DELIVERY, HANDLERS, SESSIONS, SETTINGS
-from handlers.care_dates import next_anniversary, next_birthday
-from handlers.config import HandlerConfig
-from handlers.tag_engine import TagChange, clear_exclusive_group, sync_actions, tag_event
+from bot.shared.access import Viewer
+from bot.shared.keys import HANDLERS, SESSIONS, SETTINGS
+from bot.shared.member_edits import (
+    add_tag_by_hand,
+    queue_sync,
+    remove_tag_by_hand,
+    scheme_and_layer_labels,
+    wake_delivery,
+)
+from handlers.member_card import care_days
+from handlers.tag_engine import tag_event
 from scheduler.six_moments import LABELS as MOMENT_LABELS
 from storage import member_profile as profile
 from storage.care import plan_of
-from storage.members import identities_of, masked_phone, store_and_owner
-from storage.models import Member, MemberIdentity, Staff, Tag, utcnow
-from storage.outbox import NewOutboxMessage, enqueue
-from storage.platform_tags import MARK_ROUTE, tag_named
+from storage.members import identities_of, mask_phones, masked_phone, store_and_owner
+from storage.models import Member, utcnow
 from storage.tags import (
-    apply_tag,
-    ensure_tag,
     interests_of,
-    mark_members_changed,
-    remove_member_tags,
     tags_of,
 )
 
@@ -62,7 +58,6 @@ NOTICES = {
     "tag_added": "标签已加上。", "tag_removed": "标签已去掉。",
     "opted_out": "已记下她的退订：营销消息不再发给她。", "opted_in": "已取消退订：她又会收到营销消息。",
 }
-MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 
 
 def add_routes(console: web.Application) -> None:
@@ -92,15 +87,6 @@ def page_number(raw: str | None) -> int:
 def page_link(q: str, tag: str, page: int) -> str:
     query = {k: v for k, v in (("q", q), ("tag", tag), ("page", str(page) if page > 1 else "")) if v}
     return "/admin/members" + (f"?{urlencode(query)}" if query else "")
-
-
-def mask_phones(text: str | None, phone: str | None = None) -> str:
-    """Free text (messages, remarks) with mobile numbers, and her own phone, masked."""
-    if not text:
-        return ""
-    if phone and len(phone.strip()) >= 7:
-        text = text.replace(phone.strip(), masked_phone(phone) or "")
-    return MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
 
 
 def yuan(cents: int) -> str:
@@ -142,30 +128,7 @@ def _local_day(stamp: str, zone: ZoneInfo) -> str:
     return (moment.astimezone(zone) if moment.tzinfo else moment).strftime("%Y-%m-%d")
 
 
-def mark_rows(
-    config: HandlerConfig, member_id: int, identities: Sequence[MemberIdentity], change: TagChange
-) -> list[NewOutboxMessage]:
-    """The outbox rows that keep a platform's tags in step with this change, as the
-    dispatcher writes them for the handlers' MarkTags (route mark_tag, a request)."""
-    rows = []
-    for identity in identities:
-        for action in sync_actions(config, identity.platform, identity.external_id, change):
-            meta = json.dumps({"add": action.add, "remove": action.remove}, ensure_ascii=False)
-            rows.append(NewOutboxMessage(
-                f"tags:console:{member_id}:{uuid.uuid4().hex}", action.platform, action.external_id, "request", "",
-                member_id=member_id, route=MARK_ROUTE, meta=meta,
-            ))
-    return rows
-
-
 # ── Pages ──────────────────────────────────────────────────────────────────────────────
-
-
-def _labels(settings: Settings) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
-    """Operators' names for schemes and (scheme, layer)."""
-    schemes = {s.name: s.label or s.name for s in settings.layers.schemes}
-    layers = {(s.name, name): label for s in settings.layers.schemes for name, label in s.layer_labels().items()}
-    return schemes, layers
 
 
 async def member_list(request: web.Request) -> web.Response:
@@ -179,7 +142,7 @@ async def member_list(request: web.Request) -> web.Response:
         found = await profile.search_page(session, viewer.member_scope(), wanted, page, PER_PAGE)
         tags = await profile.known_tags(session)
     settings = request.config_dict[SETTINGS]
-    schemes, layers = _labels(settings)
+    schemes, layers = scheme_and_layer_labels(settings.layers.schemes)
     return render(
         request, "members.html", rows=found.rows, q=q, tag=tag, tags=tags, page=page,
         previous=page_link(q, tag, page - 1) if page > 1 else None,
@@ -224,7 +187,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
             "tasks": await profile.open_tasks_about(session, member.id),
             "known_tags": await profile.known_tags(session),
         }
-    schemes, layers = _labels(settings)
+    schemes, layers = scheme_and_layer_labels(settings.layers.schemes)
     events = record.pop("timeline")
     return render(
         request, "member.html", http_status=status, member=member, store=store, owner=owner, **record,
@@ -232,105 +195,41 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
         events=[(e, mask_phones(e.text, member.phone)) for e in events[:TIMELINE]],
         more=f"/admin/members/{member.id}?before={events[TIMELINE - 1].id}#timeline" if len(events) > TIMELINE else None,
         paged=before.isdigit(), groups=sorted({t.group for t in record["known_tags"] if t.group}),
-        care=_care(member, today), today=today, schemes=schemes, layers=layers, local=_localiser(zone),
+        care=care_days(member, today), today=today, schemes=schemes, layers=layers, local=_localiser(zone),
         sources=SOURCES, speakers=SPEAKERS, moment_labels=MOMENT_LABELS, yuan=yuan, problem=problem,
         notice=NOTICES.get(request.query.get("done", "")),
     )
 
 
-def _care(member: Member, today: date) -> list[tuple[str, date, int]]:
-    """Her next birthday and membership anniversary, soonest first, with days to go."""
-    moments = [
-        ("生日", next_birthday(member.birth_month, member.birth_day, member.birthday_calendar,
-                              member.birthday_leap_month, today)),
-        ("入会周年", next_anniversary(member.member_since, today)),
-    ]
-    return sorted(((name, when, (when - today).days) for name, when in moments if when is not None),
-                  key=lambda m: m[1])
-
-
 # ── Edits ──────────────────────────────────────────────────────────────────────────────
 
 
-async def _staff_ref(session: AsyncSession, viewer: Viewer) -> str:
-    """Who set a tag, as `MemberTag.source_ref` keeps it: a staff userid, or the operator."""
-    staff = await session.get(Staff, viewer.staff_id) if viewer.staff_id is not None else None
-    return staff.userid if staff is not None else f"operator:{viewer.login}"
-
-
-async def _queue_sync(
-    session: AsyncSession, config: HandlerConfig, member_id: int, change: TagChange, now: datetime
-) -> bool:
-    rows = mark_rows(config, member_id, await identities_of(session, member_id), change) if change else []
-    await enqueue(session, rows, now)
-    return bool(rows)
-
-
-def _wake_delivery(request: web.Request) -> None:
-    delivery = request.config_dict.get(DELIVERY)
-    if delivery is not None:
-        delivery.wake()
-
-
-async def _tag_to_add(session: AsyncSession, name: str, group: str, group_given: bool) -> Tag | str:
-    """The tag the form names (an existing one when the name alone is unambiguous), or a
-    problem to show."""
-    if not group_given:
-        same_name = await profile.tags_named(session, name)
-        if len(same_name) > 1:
-            return "几个分组都有这个标签，请填写分组"
-        if same_name:
-            return same_name[0]
-    return await ensure_tag(session, name, group)
-
-
 async def add_tag(request: web.Request) -> web.Response:
-    viewer: Viewer = request[VIEWER]
     form = await request.post()
-    name, group = str(form.get("name", "")).strip(), str(form.get("group", "")).strip()
-    if not name or len(name) > 64 or len(group) > 64:
-        return await member_page(request, problem="标签名必填，标签名和分组最多 64 个字", status=400)
     config, now = request.config_dict[HANDLERS], utcnow()
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)
         assert member.id is not None
-        tag = await _tag_to_add(session, name, group, bool(group))
-        if isinstance(tag, str):
-            problem: str | None = tag
-        else:
-            problem = None
-            assert tag.id is not None
-            change = TagChange()
-            change.removed.extend(await clear_exclusive_group(session, config, member.id, tag, now))
-            ref = await _staff_ref(session, viewer)
-            if await apply_tag(session, member.id, tag, "staff", ref, now):
-                change.added.append((tag.group, tag.name))
-            else:
-                await profile.claim_for_staff(session, member.id, tag.id, ref)
-            await mark_members_changed(session, member.id, now)
-            synced = await _queue_sync(session, config, member.id, change, now)
+        problem, synced = await add_tag_by_hand(
+            session, config, request[VIEWER], member.id, str(form.get("name", "")), str(form.get("group", "")), now
+        )
     if problem is not None:
         return await member_page(request, problem=problem, status=400)
     if synced:
-        _wake_delivery(request)
+        wake_delivery(request)
     raise web.HTTPFound(f"/admin/members/{member.id}?done=tag_added#tags")
 
 
 async def remove_tag(request: web.Request) -> web.Response:
     form = await request.post()
-    name, group = str(form.get("name", "")).strip(), str(form.get("group", "")).strip()
     config, now = request.config_dict[HANDLERS], utcnow()
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)
         assert member.id is not None
-        tag = await tag_named(session, group, name)
-        removed = tag is not None and tag.id is not None and await remove_member_tags(session, member.id, [tag.id], now) > 0
-        synced = False
-        if removed:
-            assert tag is not None
-            synced = await _queue_sync(session, config, member.id, TagChange(removed=[(tag.group, tag.name)]), now)
+        synced = await remove_tag_by_hand(session, config, member.id, str(form.get("name", "")),
+                                          str(form.get("group", "")), now)
     if synced:
-        _wake_delivery(request)
+        wake_delivery(request)
     raise web.HTTPFound(f"/admin/members/{member.id}?done=tag_removed#tags")
 
 
@@ -353,12 +252,12 @@ async def change_opt_out(request: web.Request) -> web.Response:
             member.opted_out_at, member.updated_at = now, now
             session.add(member)
             change = await tag_event(session, config, member.id, "opted_out", now)
-            synced = await _queue_sync(session, config, member.id, change, now)
+            synced = await queue_sync(session, config, member.id, change, now)
             log.info("console: %s recorded the opt-out of member %s", viewer.login, member.id)
         elif action == "clear" and member.opted_out_at is not None:
             member.opted_out_at, member.updated_at = None, now
             session.add(member)
             log.info("console: %s cleared the opt-out of member %s", viewer.login, member.id)
     if synced:
-        _wake_delivery(request)
+        wake_delivery(request)
     raise web.HTTPFound(f"/admin/members/{member.id}?done={'opted_out' if action == 'record' else 'opted_in'}")

@@ -49,6 +49,7 @@ NAV = (
     ("/admin/overview", "概览", True),
     ("/admin/members", "会员", False),
     ("/admin/calendar", "内容日历", True),
+    ("/admin/group-welcomes", "入群欢迎语", True),
     ("/admin/rules", "标签与分层", True),
     ("/admin/staff", "店员", True),
     ("/admin/tasks", "任务", False),

@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.console.access import Viewer, staff_viewer
 from bot.console.cookies import SESSION, ConsoleSession, session_middleware
 from bot.console.i18n import LANGUAGES
 from bot.console.keys import CSRF, LANGUAGE, VIEWER
@@ -26,6 +25,7 @@ from bot.console.passwords import verify_password
 from bot.console.render import STATIC, render
 from bot.settings.console import ConsoleUser
 from bot.settings.model import Settings
+from bot.shared.access import Viewer, staff_viewer
 from bot.shared.keys import SESSIONS
 from bot.shared.prompt_links import console_base_url
 from bot.shared.task_links import link_holder
@@ -52,7 +52,15 @@ def console_secret(settings: Settings) -> bytes:
 
 def add_console(app: web.Application, settings: Settings, secret: bytes) -> None:
     """Serve the console under /admin/ on `app`."""
-    from bot.console import calendar_page, members_page, overview_page, rules_page, staff_page, tasks_page
+    from bot.console import (
+        calendar_page,
+        group_welcomes_page,
+        members_page,
+        overview_page,
+        rules_page,
+        staff_page,
+        tasks_page,
+    )
 
     fernet_key = base64.urlsafe_b64encode(hashlib.sha256(b"console-session:" + secret).digest())
     sessions = session_middleware(fernet_key, settings.console.session_hours * 3600,
@@ -69,7 +77,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     console.router.add_static("/static/", STATIC)
     console.router.add_get("", home)
     console.router.add_get("/", home)
-    for page in (overview_page, members_page, calendar_page, rules_page, staff_page, tasks_page):
+    for page in (overview_page, members_page, calendar_page, group_welcomes_page, rules_page, staff_page, tasks_page):
         page.add_routes(console)
     if is_sqlite(settings.storage.url):
         console.cleanup_ctx.append(_own_connection(settings.storage.url))

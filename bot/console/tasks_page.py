@@ -8,9 +8,9 @@ from typing import Literal
 
 from aiohttp import web
 
-from bot.console.access import Viewer
 from bot.console.keys import VIEWER
 from bot.console.render import render
+from bot.shared.access import Viewer
 from bot.shared.keys import SESSIONS, SETTINGS
 from handlers.member_card import member_card
 from storage.models import Member, Staff, StaffTask, utcnow

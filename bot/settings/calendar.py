@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,10 +27,13 @@ class CalendarSettings(BaseModel):
     # had this many is left out of the next one. WeCom has its own cap, changed over the
     # years (4, then 1 a day, then days-in-month); 0 leaves it to WeCom.
     wecom_mass_per_month: int = Field(default=4, ge=0, le=31)
+    # The folder of the image files a Moments entry names (images = [...], link.cover),
+    # relative to the configuration file's folder.
+    media_dir: str = "media"
 
 
 def calendar_options(calendar: CalendarSettings, persona: Mapping[str, Any]) -> CalendarOptions:
     """What the every-minute calendar job needs: the persona's template variables (from
     `handler_config(settings).persona.template_variables()`) and the catch-up rules."""
     return CalendarOptions(dict(persona), timedelta(hours=calendar.catch_up_hours), calendar.catch_up_max,
-                           wecom_mass_per_month=calendar.wecom_mass_per_month or None)
+                           wecom_mass_per_month=calendar.wecom_mass_per_month or None, media_dir=Path(calendar.media_dir))

@@ -31,6 +31,7 @@ from bot.settings.console import ConsoleSettings
 from bot.settings.imports import ImportSettings
 from bot.settings.layers import LayersSettings
 from bot.settings.rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
+from bot.settings.wecom import GroupWelcomes, SidebarSettings
 
 DEFAULT_PATH = Path("siyu.toml")
 
@@ -119,6 +120,11 @@ class ChannelSettings(_Section):
     tags: list[str] = []
     store: str | None = None  # a store code
     owner: str | None = None  # a staff userid; default: the staff member who added her
+    # Customer groups (chat ids, up to 5) a QR code of this channel brings people into
+    # (a WeCom join way, 加入群聊): joining gives them the channel's tags and store.
+    group_chats: list[str] = Field(default=[], max_length=5)
+    # When every listed group is full, WeCom opens a new one named this plus a number.
+    group_room_name: str | None = Field(default=None, min_length=1, max_length=40)
 
 
 class WeComSettings(_Section):
@@ -140,6 +146,22 @@ class WeComSettings(_Section):
     # When set, tags our rules give are marked on the customer in WeCom (a corp tag missing
     # there is created in this tag group), and staff edits of corp tags come back to us.
     tag_sync_group: str | None = Field(default=None, min_length=1, max_length=30)
+    # The member card in the chat toolbar (聊天工具栏).
+    sidebar: SidebarSettings = SidebarSettings()
+    # Customer-group welcome templates kept in WeCom (the console edits them too).
+    group_welcomes: GroupWelcomes = []
+    # Moments posts from the calendar: who published and who reacted is read back this
+    # often, for this many days after a post.
+    moments_read_cron: str = "*/30 * * * *"
+    moments_read_days: int = Field(default=7, ge=1, le=30)
+
+    @field_validator("channels")
+    @classmethod
+    def _join_way_states(cls, channels: dict[str, ChannelSettings]) -> dict[str, ChannelSettings]:
+        # A join way carries the channel code as its `state`, which WeCom caps at 30 characters.
+        if long := sorted(code for code, c in channels.items() if c.group_chats and len(code) > 30):
+            raise ValueError(f"channel codes with group_chats have at most 30 characters: {', '.join(long)}")
+        return channels
 
 
 class OfficialAccountSettings(_Section):
@@ -384,4 +406,7 @@ def _anchor_paths(settings: Settings, base: Path) -> Settings:
     tags = settings.tags
     if tags.rules_file and not Path(tags.rules_file).is_absolute():
         tags = tags.model_copy(update={"rules_file": str((base / tags.rules_file).resolve())})
-    return settings.model_copy(update={"storage": storage, "templates": templates, "tags": tags})
+    calendar = settings.calendar
+    if not Path(calendar.media_dir).is_absolute():
+        calendar = calendar.model_copy(update={"media_dir": str((base / calendar.media_dir).resolve())})
+    return settings.model_copy(update={"storage": storage, "templates": templates, "tags": tags, "calendar": calendar})

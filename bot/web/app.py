@@ -22,6 +22,7 @@ from bot.platforms.wecom.wiring import (
     add_official_account_routes,
     add_wecom_client,
     add_wecom_routes,
+    add_wecom_sidebar,
 )
 from bot.settings.calendar import calendar_options
 from bot.settings.care_plan import care_plan
@@ -179,6 +180,8 @@ def build_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(wal_checkpoints)
     if works:
         app.cleanup_ctx.append(scheduler)
+    if receives and platforms.wecom is not None and platforms.wecom.sidebar.enabled:
+        add_wecom_sidebar(app, settings)  # after the clients: it shares the worker's
     app.router.add_get("/healthz", healthz)
     return app
 

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from secrets import token_hex, token_urlsafe
 from typing import Any, Literal
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
+from tests.fakes.wecom_moments import MomentsAndGroups
+from tests.fakes.wecom_staff_tools import StaffTools
 from tests.fakes.wecom_state import Delivery, Json, Refusal, WeComState, text_content
 
 KF_TOKEN_TTL = 600.0
@@ -164,7 +166,7 @@ class Conversations(WeComState):
         return {"errcode": 0, "errmsg": "ok"}
 
 
-Handler = Callable[[Conversations, str, Json, Json], Json]
+Handler = Callable[[Any, str, Json, Json], Json]
 Audience = Literal["wecom", "oa"]
 
 ROUTES: dict[str, tuple[str, Audience, Handler]] = {
@@ -179,6 +181,22 @@ ROUTES: dict[str, tuple[str, Audience, Handler]] = {
     "/cgi-bin/externalcontact/mark_tag": ("POST", "wecom", WeComState.mark_tag),
     "/cgi-bin/externalcontact/get_corp_tag_list": ("POST", "wecom", WeComState.get_corp_tag_list),
     "/cgi-bin/externalcontact/add_corp_tag": ("POST", "wecom", WeComState.add_corp_tag),
+    "/cgi-bin/auth/getuserinfo": ("GET", "wecom", StaffTools.getuserinfo),
+    "/cgi-bin/get_jsapi_ticket": ("GET", "wecom", StaffTools.jsapi_ticket),
+    "/cgi-bin/ticket/get": ("GET", "wecom", StaffTools.agent_ticket),
+    "/cgi-bin/externalcontact/add_moment_task": ("POST", "wecom", MomentsAndGroups.add_moment_task),
+    "/cgi-bin/externalcontact/get_moment_task_result": ("GET", "wecom", MomentsAndGroups.get_moment_task_result),
+    "/cgi-bin/externalcontact/get_moment_task": ("POST", "wecom", MomentsAndGroups.get_moment_task),
+    "/cgi-bin/externalcontact/get_moment_list": ("POST", "wecom", MomentsAndGroups.get_moment_list),
+    "/cgi-bin/externalcontact/get_moment_comments": ("POST", "wecom", MomentsAndGroups.get_moment_comments),
+    "/cgi-bin/externalcontact/group_welcome_template/add": ("POST", "wecom", MomentsAndGroups.welcome_add),
+    "/cgi-bin/externalcontact/group_welcome_template/edit": ("POST", "wecom", MomentsAndGroups.welcome_edit),
+    "/cgi-bin/externalcontact/group_welcome_template/get": ("POST", "wecom", MomentsAndGroups.welcome_get),
+    "/cgi-bin/externalcontact/group_welcome_template/del": ("POST", "wecom", MomentsAndGroups.welcome_del),
+    "/cgi-bin/externalcontact/groupchat/add_join_way": ("POST", "wecom", MomentsAndGroups.add_join_way),
+    "/cgi-bin/externalcontact/groupchat/get_join_way": ("POST", "wecom", MomentsAndGroups.get_join_way),
+    "/cgi-bin/externalcontact/groupchat/update_join_way": ("POST", "wecom", MomentsAndGroups.update_join_way),
+    "/cgi-bin/externalcontact/groupchat/del_join_way": ("POST", "wecom", MomentsAndGroups.del_join_way),
     "/cgi-bin/kf/sync_msg": ("POST", "wecom", Conversations.kf_sync_msg),
     "/cgi-bin/kf/send_msg": ("POST", "wecom", Conversations.kf_send_msg),
     "/cgi-bin/message/custom/send": ("POST", "oa", Conversations.oa_custom_send),
@@ -230,9 +248,17 @@ def _answer(errcode: int, errmsg: str) -> Json:
             f"https://open.work.weixin.qq.com/devtool/query?e={errcode}"}
 
 
-class FakeWeComCloud(Conversations):
-    def __init__(self, corp_id: str, secrets: Mapping[str, str], clock: Callable[[], float] = time.time):
+UPLOAD_PATH = "/cgi-bin/media/upload_attachment"
+AUTHORIZE_PATH = "/connect/oauth2/authorize"
+
+
+class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
+    def __init__(
+        self, corp_id: str, secrets: Mapping[str, str], clock: Callable[[], float] = time.time, agent_id: int = 1000002
+    ):
         super().__init__(clock)
+        self.init_staff_tools(agent_id)
+        self.init_moments()
         self.corp_id = corp_id
         self.secrets = dict(secrets)  # secret -> app name
         self.official_accounts: dict[str, str] = {}  # appid -> secret
@@ -292,6 +318,14 @@ class FakeWeComCloud(Conversations):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body: Any = None
+        if request.path == AUTHORIZE_PATH:  # a browser, on open.weixin.qq.com
+            self.calls.append(Call(request.method, request.path, dict(request.query), None, self.clock()))
+            status, answer = self.authorize(dict(request.query))
+            if status == 302:
+                raise web.HTTPFound(answer)
+            return web.Response(status=status, text=answer)
+        if request.path == UPLOAD_PATH and request.content_type == "multipart/form-data":
+            return web.json_response(await self._upload(request))
         if request.method == "POST":
             raw = await request.read()
             try:
@@ -330,6 +364,19 @@ class FakeWeComCloud(Conversations):
             if body is None and method == "POST":
                 raise Refusal(47001, "data format error")
             return handler(self, app, dict(request.query), body or {})
+        except Refusal as refusal:
+            return _answer(refusal.errcode, refusal.errmsg)
+
+    async def _upload(self, request: web.Request) -> Json:
+        files: dict[str, tuple[str, bytes, str]] = {}
+        async for part in await request.multipart():
+            if isinstance(part, BodyPartReader) and part.name:
+                files[part.name] = (part.filename or "", await part.read(), part.headers.get("Content-Type", ""))
+        query = {k: v for k, v in request.query.items() if k != "access_token"}
+        self.calls.append(Call(request.method, request.path, query, {k: v[0] for k, v in files.items()}, self.clock()))
+        try:
+            self._authorise(request.query.get("access_token"), "wecom")
+            return self.upload_attachment(query, files)
         except Refusal as refusal:
             return _answer(refusal.errcode, refusal.errmsg)
 

@@ -476,6 +476,9 @@ class WeComState:
                           "join_scene": 1, "group_nickname": ""}
             if member != group["owner"]:
                 item["invitor"] = {"userid": group["owner"]}
+            if state := group.get("states", {}).get(member):  # joined through a join way (§9.3)
+                item["state"] = state
+                item["join_scene"] = 3
             if body.get("need_name") == 1:
                 item["name"] = member if staff else self.customers[member].name if member in self.customers else ""
             members.append(item)

@@ -42,6 +42,15 @@ Json = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """A file sent as multipart form data (media uploads)."""
+
+    filename: str
+    content: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class _CachedToken:
     value: str
     refresh_at: float
@@ -133,8 +142,12 @@ class TokenedApi:
         if self._token is not None and (used is None or self._token.value == used):
             self._token = None
 
-    async def call(self, method: str, path: str, *, query: Mapping[str, str] | None = None, body: Json | None = None) -> Json:
-        """One API call with the retry policy; returns the parsed answer (errcode 0)."""
+    async def call(
+        self, method: str, path: str, *, query: Mapping[str, str] | None = None, body: Json | None = None,
+        files: Mapping[str, Upload] | None = None,
+    ) -> Json:
+        """One API call with the retry policy; returns the parsed answer (errcode 0).
+        `files` are posted as multipart form data instead of a JSON body."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=self._retry_wait,
@@ -144,25 +157,36 @@ class TokenedApi:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._call_once(method, path, dict(query or {}), body)
+                return await self._call_once(method, path, dict(query or {}), body, files)
         raise AssertionError("tenacity ended without a result or an error")  # pragma: no cover
 
-    async def _call_once(self, method: str, path: str, query: dict[str, str], body: Json | None) -> Json:
+    async def _call_once(
+        self, method: str, path: str, query: dict[str, str], body: Json | None, files: Mapping[str, Upload] | None = None
+    ) -> Json:
         token = await self.access_token()
-        data = await self._request(method, path, {**query, "access_token": token}, body)
+        data = await self._request(method, path, {**query, "access_token": token}, body, files)
         if self._errcode(data) in self.token_codes:
             # Invalidated early (secret reset, another process refetched): one refetch, one retry.
             log.info("%s: %s rejected the access_token (errcode %s); fetching a new one", self.name, path, self._errcode(data))
             self.forget_token(token)
             token = await self.access_token()
-            data = await self._request(method, path, {**query, "access_token": token}, body)
+            data = await self._request(method, path, {**query, "access_token": token}, body, files)
         return self._checked(path, data)
 
-    async def _request(self, method: str, path: str, query: Mapping[str, str], body: Json | None = None) -> Json:
+    async def _request(
+        self, method: str, path: str, query: Mapping[str, str], body: Json | None = None,
+        files: Mapping[str, Upload] | None = None,
+    ) -> Json:
         failure = ""
+        payload: dict[str, Any] = {"json": body}
+        if files:  # a form is read once: built anew for every attempt
+            form = aiohttp.FormData()
+            for field, upload in files.items():
+                form.add_field(field, upload.content, filename=upload.filename, content_type=upload.content_type)
+            payload = {"data": form}
         try:
             async with self._http.request(
-                method, self._base + path, params=query, json=body, timeout=self._timeout
+                method, self._base + path, params=query, timeout=self._timeout, **payload
             ) as response:
                 status = response.status
                 raw = await response.read()

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.platforms.wecom.updates import PLATFORM
+from handlers.contact_events import CHANNEL_TAG_GROUP
 from storage.groups import ensure_group, open_stays, record_join, record_leave
 from storage.members import member_by_identity, resolve_member
 from storage.merge import link_unionid
-from storage.models import Member, Tag
+from storage.models import Member, MemberTag, Tag
 from storage.platform_tags import link_tag, marks_in_flight, remove_unlisted_linked_tags, tag_linked_to
-from storage.staff import ensure_staff
+from storage.staff import ensure_staff, store_by_code
 from storage.tags import apply_tag, ensure_tag
 
 log = logging.getLogger(__name__)
@@ -99,8 +101,22 @@ def earliest(follow_users: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | N
     return min(follow_users, key=lambda f: f.get("createtime", 0), default=None)
 
 
-async def apply_group(session: AsyncSession, chat: Mapping[str, Any], now: datetime) -> None:
-    """Bring a group's name, owner and members in line with groupchat/get."""
+@dataclass(frozen=True, slots=True)
+class ChannelJoin:
+    """A member who joined a group through a channel's join way (her entry's `state`)."""
+
+    member_id: int
+    external_userid: str
+    channel: str
+    tags: tuple[str, ...]
+
+
+async def apply_group(
+    session: AsyncSession, chat: Mapping[str, Any], now: datetime, channels: Mapping[str, Any] | None = None
+) -> list[ChannelJoin]:
+    """Bring a group's name, owner and members in line with groupchat/get. A member we
+    know who came in through a channel's join way (`state`) gets the channel's tags and,
+    if she has none, its store; those are returned (for the corp-tag sync)."""
     group = await ensure_group(session, PLATFORM, str(chat["chat_id"]), now)
     group.name = chat.get("name") or group.name
     group.owner = chat.get("owner") or group.owner
@@ -108,11 +124,35 @@ async def apply_group(session: AsyncSession, chat: Mapping[str, Any], now: datet
     assert group.id is not None
     present = {str(m["userid"]): m for m in chat.get("member_list", ())}
     stays = set(await open_stays(session, group.id))
+    joins: list[ChannelJoin] = []
     for user_id, entry in present.items():
+        channel = (channels or {}).get(str(entry.get("state") or ""))
+        if user_id in stays and channel is None:
+            continue
+        member = await member_by_identity(session, PLATFORM, user_id)
         if user_id not in stays:
             joined = datetime.fromtimestamp(int(entry.get("join_time") or now.timestamp()), timezone.utc)
-            member = await member_by_identity(session, PLATFORM, user_id)
             await record_join(session, group, user_id, member.id if member else None, joined,
                               str(entry.get("join_scene", "")) or None)
+        if member is not None and member.id is not None and channel is not None:
+            joins.append(await _joined_through(session, member, user_id, str(entry["state"]), channel, now))
     for user_id in stays - set(present):
         await record_leave(session, group, user_id, now, None)
+    return joins
+
+
+async def _joined_through(
+    session: AsyncSession, member: Member, external_userid: str, code: str, channel: Any, now: datetime
+) -> ChannelJoin:
+    assert member.id is not None
+    added = []
+    for name in channel.tags:  # only those she lacks: every read of the group lists the state again
+        tag = await ensure_tag(session, name, CHANNEL_TAG_GROUP)
+        assert tag.id is not None
+        if await session.get(MemberTag, (member.id, tag.id)) is None:
+            await apply_tag(session, member.id, tag, "platform", f"channel:{code}", now)
+            added.append(name)
+    if channel.store and member.store_id is None and (store := await store_by_code(session, channel.store)):
+        member.store_id = store.id
+        session.add(member)
+    return ChannelJoin(member.id, external_userid, code, tuple(added))

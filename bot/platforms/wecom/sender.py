@@ -5,14 +5,17 @@ page when the prompt carries a console link and the console is served, else text
 reply to a member through WeChat Customer Service), "welcome" (the new-contact greeting), the requests
 "profile", "group" and "pull" whose answers are written into our storage, and, when tag
 sync is on, "mark_tag" (our tags onto the customer as corp tags) and "corp_tags" (WeCom's
-renamed and deleted corp tags into ours); and "mass_send" (a content-calendar mass send a
-staff member confirms in WeCom; the customers WeCom left out are noted on the row).
+renamed and deleted corp tags into ours); "mass_send" (a content-calendar mass send a
+staff member confirms in WeCom; the customers WeCom left out are noted on the row); and a
+calendar's Moments post: "moment_task", "moment_result", "moment_read" (moments_flow.py);
+group welcome templates and channels' join ways: "group_welcome", "join_way" (group_flow.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,12 +24,16 @@ from typing import Any
 
 from bot.platforms.wecom import kf
 from bot.platforms.wecom.client import WeComClient
-from bot.platforms.wecom.contacts import apply_contact, apply_group, earliest
+from bot.platforms.wecom.contacts import ChannelJoin, apply_contact, apply_group, earliest
 from bot.platforms.wecom.corp_tags import CorpTags, TagName, TagNameTooLong, too_long
 from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError
+from bot.platforms.wecom.group_flow import GroupFlow
+from bot.platforms.wecom.moments_flow import MomentsFlow
 from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
 from bot.platforms.wecom.updates import PLATFORM
+from bot.settings.model import ChannelSettings
 from bot.shared.prompt_links import LinkBuilder, no_links, prompt_url
+from handlers.contact_events import CHANNEL_TAG_GROUP
 from handlers.updates import to_payload
 from scheduler.delivery import OutboundMessage, SendResult
 from storage.calendar import record_mass_send
@@ -35,6 +42,7 @@ from storage.engine import SessionFactory
 from storage.inbox import InboxWriter, NewInboxEntry
 from storage.members import member_by_identity, store_and_owner
 from storage.models import Member, utcnow
+from storage.outbox import NewOutboxMessage, enqueue
 
 log = logging.getLogger(__name__)
 ALREADY_GREETED = 41051
@@ -57,6 +65,7 @@ class WeComSender:
         clock: Callable[[], datetime] = utcnow,
         tag_sync_group: str | None = None,
         links: LinkBuilder = no_links,
+        channels: Mapping[str, ChannelSettings] | None = None,
     ):
         self._client = client
         self._sessions = sessions
@@ -65,6 +74,9 @@ class WeComSender:
         self._clock = clock
         self._links = links
         self.corp_tags = CorpTags(client, sessions, tag_sync_group) if tag_sync_group else None
+        self.moments = MomentsFlow(client, sessions, self.corp_tags, clock)
+        self.groups = GroupFlow(client, sessions, clock)
+        self._channels = channels
 
     async def send(self, message: OutboundMessage) -> SendResult:
         try:
@@ -87,7 +99,8 @@ class WeComSender:
                 case "group":
                     chat = await self._client.groupchat_get(message.recipient)
                     async with self._sessions() as session, session.begin():
-                        await apply_group(session, chat.get("group_chat", chat), self._clock())
+                        joined = await apply_group(session, chat.get("group_chat", chat), self._clock(), self._channels or {})
+                        await self._sync_channel_tags(session, joined)
                     return SendResult.sent()
                 case "pull":
                     pulled = await self._pull(message.recipient.removeprefix("kf:"), str(message.meta.get("token", "")))
@@ -96,6 +109,16 @@ class WeComSender:
                     return await self._mark_tags(message)
                 case "mass_send":
                     return await self._mass_send(message)
+                case "moment_task":
+                    return await self.moments.post(message)
+                case "moment_result":
+                    return await self.moments.follow_job(message)
+                case "moment_read":
+                    return await self.moments.read_back(message)
+                case "group_welcome":
+                    return await self.groups.welcome(message)
+                case "join_way":
+                    return await self.groups.join_way(message)
                 case "corp_tags":
                     if self.corp_tags is None:
                         return SendResult.sent("tag sync off: corp tag list not read")
@@ -103,6 +126,18 @@ class WeComSender:
             return SendResult.failed(f"WeCom cannot deliver route {message.route!r}")
         except (WeComApiError, WeComRateLimited, WeComTransportError) as error:
             return result_for(error)
+
+    async def _sync_channel_tags(self, session: Any, joined: list[ChannelJoin]) -> None:
+        """Channel tags given for joining a group through its QR code, marked as corp tags."""
+        if self.corp_tags is None:
+            return
+        now = self._clock()
+        rows = [NewOutboxMessage(
+            f"tags:join:{j.member_id}:{j.channel}:{now.isoformat()}", PLATFORM, j.external_userid, "request", "", member_id=j.member_id,
+            route="mark_tag", meta=json.dumps({"add": [[CHANNEL_TAG_GROUP, t] for t in j.tags], "remove": []},
+                                              ensure_ascii=False),
+        ) for j in joined if j.tags]
+        await enqueue(session, rows, now)
 
     async def _prompt_staff(self, message: OutboundMessage) -> SendResult:
         url = prompt_url(message.meta, message.recipient, self._links)

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 from tenacity import wait_random_exponential
 
 from bot.platforms.oa.routes import OfficialAccountCallback
 from bot.platforms.oa.sender import OfficialAccountSender
 from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
 from bot.platforms.wecom.crypto import CallbackCrypto
+from bot.platforms.wecom.keys import OA_CLIENT, WECOM_CLIENT
 from bot.platforms.wecom.reconcile import reconcile_contacts
 from bot.platforms.wecom.routes import WeComCallback
 from bot.platforms.wecom.sender import WeComSender
-from bot.settings.model import OfficialAccountSettings, WeComSettings
+from bot.platforms.wecom.sidebar.routes import add_sidebar_routes
+from bot.platforms.wecom.sidebar.session import key_for
+from bot.platforms.wecom.tickets import Tickets
+from bot.settings.model import OfficialAccountSettings, Settings, WeComSettings
 from bot.shared.keys import HTTP, INBOX, SESSIONS
 from bot.shared.prompt_links import LinkBuilder, no_links
 from scheduler.cron import CronJob
 from scheduler.delivery import Sender
+from scheduler.moment_reads import queue_moment_reads
+from storage.engine import SessionFactory
+from storage.group_welcomes import WelcomeContent, sync_config_welcomes, sync_join_ways
+from storage.models import utcnow
 
-WECOM_CLIENT = web.AppKey("wecom_client", WeComClient)
-OA_CLIENT = web.AppKey("oa_client", OfficialAccountClient)
+log = logging.getLogger(__name__)
 
 
 def add_wecom_routes(app: web.Application, settings: WeComSettings) -> None:
@@ -46,14 +55,53 @@ def add_wecom_client(
         app[WECOM_CLIENT] = wecom
         senders["wecom"] = WeComSender(
             wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX], tag_sync_group=settings.tag_sync_group,
-            links=links,
+            links=links, channels=settings.channels,
         )
+        await _configured_group_tools(app[SESSIONS], settings)
         yield
 
     app.cleanup_ctx.append(client)
     jobs.append(CronJob(
         "wecom-reconcile", settings.reconcile_cron, lambda: reconcile_contacts(app[WECOM_CLIENT], app[SESSIONS])
     ))
+    jobs.append(CronJob(
+        "wecom-moments-read", settings.moments_read_cron,
+        lambda: queue_moment_reads(app[SESSIONS], utcnow(), settings.moments_read_days),
+    ))
+
+
+async def _configured_group_tools(sessions: SessionFactory, settings: WeComSettings) -> None:
+    """Group welcome templates and channels' join ways as the file says, queued for
+    WeCom when they changed (the console's own templates stay as they are)."""
+    welcomes = {w.id: WelcomeContent(w.text, w.image_url, w.link_title, w.link_url, w.link_desc, w.link_picurl, w.notify)
+                for w in settings.group_welcomes}
+    ways = {code: (c.group_chats, c.group_room_name) for code, c in settings.channels.items() if c.group_chats}
+    try:
+        async with sessions() as session, session.begin():
+            refused = await sync_config_welcomes(session, welcomes, utcnow())
+            await sync_join_ways(session, ways, utcnow())
+    except IntegrityError:  # another process starting at the same time wrote them first
+        log.info("group welcome templates and join ways were synced by another process")
+        return
+    if refused:
+        log.error("group welcome templates not added, WeCom keeps at most 100: %s", ", ".join(refused))
+
+
+def add_wecom_sidebar(app: web.Application, settings: Settings) -> None:
+    """The chat-toolbar page; it uses the worker's WeCom client when this process has one."""
+    wecom = settings.platforms.wecom
+    assert wecom is not None
+    sidebar = add_sidebar_routes(app, settings, key_for(wecom.secret.get_secret_value()))
+
+    async def client(app: web.Application) -> AsyncIterator[None]:
+        found = app.get(WECOM_CLIENT) or WeComClient(
+            app[HTTP], wecom.api_base, wecom.corp_id, wecom.secret.get_secret_value(),
+            retry_wait=_backoff(wecom.retry_max_seconds),
+        )
+        sidebar.client, sidebar.tickets = found, Tickets(found, wecom.agent_id)
+        yield
+
+    app.cleanup_ctx.append(client)
 
 
 def add_official_account_routes(app: web.Application, settings: OfficialAccountSettings) -> None:

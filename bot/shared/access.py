@@ -1,7 +1,8 @@
-"""Who is looking, and what they may see.
+"""Who is looking, and what they may see: the store rules the console and the WeCom
+sidebar both follow.
 
-Operators see everything. A staff login sees the tasks assigned to its staff member and
-the members that staff member owns; a store manager sees the whole store's.
+Operators see everything. A staff member sees the tasks assigned to her and the members
+she owns; a store manager sees the whole store's.
 """
 
 from __future__ import annotations
