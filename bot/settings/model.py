@@ -222,8 +222,25 @@ class TemplateSettings(_Section):
     dir: str | None = None  # operator templates, searched before the shipped ones
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
 class LogSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: LogLevel = "INFO"
+    # "text": one readable line per event; "json": one JSON object per line, for a
+    # log collector. Both carry the time in the configured zone with its offset.
+    format: Literal["text", "json"] = "text"
+    # APScheduler's and aiohttp's own chatter (a line per job run, per request).
+    library_level: LogLevel = "WARNING"
+
+
+class MetricsSettings(_Section):
+    # GET /metrics in Prometheus's text format. Off unless enabled.
+    enabled: bool = False
+    # Where: without a port, on the main server (keep /metrics internal at the proxy);
+    # with one, on host:port of its own, and not on the main server.
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
 
 
 class Settings(_Section):
@@ -247,6 +264,7 @@ class Settings(_Section):
     templates: TemplateSettings = TemplateSettings()
     console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("timezone")
     @classmethod
