@@ -6,6 +6,7 @@ mistyped flag must answer without loading aiohttp, SQLAlchemy or the console.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,7 +14,21 @@ from bot.cli.loading import load_or_report
 from bot.cli.parser import siyu_parser
 
 
+# What a shell reports for a command stopped by SIGPIPE (128 + 13).
+CLOSED_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run_command(argv)
+    except BrokenPipeError:
+        # The reader went away (`siyu outbox list | head`): stop quietly, as Unix tools
+        # do; stdout goes to /dev/null so the interpreter's last flush cannot complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_PIPE
+
+
+def run_command(argv: Sequence[str] | None = None) -> int:
     args = siyu_parser().parse_args(argv)
     if args.command == "demo":
         from bot.cli.demo import demo
