@@ -45,6 +45,10 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         from bot.cli.check import check
 
         return check(path)
+    if args.command == "doctor":
+        from bot.cli.doctor import doctor
+
+        return doctor(path, args.public_url, args.json)
     settings = load_or_report(path)
     if settings is None:
         return 1

@@ -44,6 +44,11 @@ def siyu_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=None, help="port to serve on (default 8080)")
     commands.add_parser("serve", parents=[common], help="run the webhook server, dispatcher and delivery")
     commands.add_parser("check", parents=[common], help="validate the configuration and templates")
+    doctor = commands.add_parser("doctor", parents=[common, listing],
+                                 help="check the connections: database, platform tokens and APIs, callback URLs, clock")
+    doctor.add_argument("--public-url", metavar="URL",
+                        help="the address the platforms call (https://your.domain): its callback paths are called "
+                             "from here as the platforms do when the URL is saved")
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", parents=[common], help="apply database migrations")
