@@ -91,8 +91,9 @@ def record_send(
         WELCOMES_EXPIRED.inc()
 
 
-def count_hold(reason: str) -> None:
-    HOLDS.labels(reason).inc()
+def count_hold(reason: str, messages: int = 1) -> None:
+    if messages:
+        HOLDS.labels(reason).inc(messages)
 
 
 def record_job(job: str, outcome: str, seconds: float) -> None:
