@@ -56,6 +56,12 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         from bot.cli.serve import run_server
 
         return run_server(settings)
+    if args.command in ("backup", "restore"):
+        from bot.cli import backup
+
+        if args.command == "backup":
+            return backup.backup(settings, args.file, args.force)
+        return backup.restore(settings, args.file)
     from storage.migrate import pending_revisions, upgrade
 
     if args.command == "db":

@@ -50,6 +50,14 @@ def siyu_parser() -> argparse.ArgumentParser:
                         help="the address the platforms call (https://your.domain): its callback paths are called "
                              "from here as the platforms do when the URL is saved")
 
+    backup = commands.add_parser("backup", parents=[common],
+                                 help="copy the SQLite database to FILE while the server runs")
+    backup.add_argument("file", type=Path, metavar="FILE", help="where the copy goes (a new file)")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    restore = commands.add_parser("restore", parents=[common],
+                                  help="replace the SQLite database with a backup (every siyu process stopped)")
+    restore.add_argument("file", type=Path, metavar="FILE", help="a file `siyu backup` wrote")
+
     db = commands.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", parents=[common], help="apply database migrations")
 
