@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -111,6 +112,19 @@ class ServerSettings(_Section):
     # Bearer token for the JSON API under /api/ (Authorization: Bearer <token>). Without
     # one the API is not served. Keep it in the environment: "env:SIYU_API_TOKEN".
     api_token: SecretStr | None = Field(default=None, min_length=16)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed: behind
+    # them, logs name the client's address instead of the proxy's.
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)") from None
+        return proxies
 
 
 class ChannelSettings(_Section):

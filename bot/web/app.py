@@ -33,6 +33,7 @@ from bot.shared.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX,
 from bot.shared.prompt_links import LINKS, prompt_link_builder
 from bot.web.api import add_api_routes
 from bot.web.metrics import add_metrics
+from bot.web.proxies import add_trusted_proxies
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.dispatcher import Dispatcher
 from scheduler.calendar_run import run_calendar
@@ -59,6 +60,7 @@ def build_app(settings: Settings) -> web.Application:
     """
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
+    add_trusted_proxies(app, settings.server.trusted_proxies)
     receives = settings.server.role in ("all", "webhook")
     works = settings.server.role in ("all", "worker")
     platforms = settings.platforms
