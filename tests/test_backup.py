@@ -100,3 +100,16 @@ def test_backup_and_restore_refuse_what_they_must(tmp_path: Path, capsys: pytest
     pg = str(write_config(tmp_path / "pg", "postgresql://siyu@127.0.0.1:5432/siyu"))
     assert main(["backup", str(tmp_path / "b.db"), "--config", pg]) == 2
     assert "pg_dump" in capsys.readouterr().err
+
+
+def test_db_downgrade_undoes_migrations_for_a_rollback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from storage.migrate import head_revision, pending_revisions
+
+    url = f"sqlite:///{tmp_path / 'siyu.db'}"
+    config = str(write_config(tmp_path, url))
+    assert main(["db", "upgrade", "--config", config]) == 0
+    assert f"its newest migration: {head_revision()}" in capsys.readouterr().out
+    assert main(["db", "downgrade", "0006", "--config", config]) == 0
+    assert "database is at migration 0006" in capsys.readouterr().out
+    assert len(pending_revisions(url)) == 1
+    assert main(["db", "upgrade", "--config", config]) == 0 and pending_revisions(url) == []

@@ -4,6 +4,8 @@ nothing about a member is ever in it."""
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
@@ -182,3 +185,20 @@ async def test_the_backlog_counts_waiting_rows_and_their_age(db_url: str, sessio
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_the_dashboard_and_the_scrape_config_name_what_siyu_serves(metered: Corp) -> None:
+    """Every siyu_ metric the Grafana dashboard queries is one the server exposes."""
+    deploy = Path(__file__).resolve().parent.parent / "docs" / "deploy"
+    dashboard = json.loads((deploy / "grafana-dashboard.json").read_text())
+    queried = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in dashboard["panels"] for target in panel.get("targets", ())
+        for name in re.findall(r"\bsiyu_\w+", target["expr"])
+    }
+    text = (await scrape(metered.server.client, f"{metered.server.base}/metrics")).text
+    served = {re.sub(r"_total$", "", name) for name in re.findall(r"^# TYPE (siyu_\w+)", text, re.M)}
+    assert len(queried) >= 18 and queried <= served, sorted(queried - served)
+    scrape_config = yaml.safe_load((deploy / "prometheus.yml").read_text())
+    targets = [t for group in scrape_config["scrape_configs"][0]["static_configs"] for t in group["targets"]]
+    assert targets == ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8090"]  # the systemd units' ports

@@ -62,11 +62,17 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         if args.command == "backup":
             return backup.backup(settings, args.file, args.force)
         return backup.restore(settings, args.file)
-    from storage.migrate import pending_revisions, upgrade
+    from storage.migrate import head_revision, pending_revisions, upgrade
 
     if args.command == "db":
+        if args.db_command == "downgrade":
+            from storage.migrate import downgrade
+
+            downgrade(settings.storage.url, args.revision)
+            print(f"database is at migration {args.revision} ({settings.storage.url.split(':', 1)[0]})")
+            return 0
         upgrade(settings.storage.url)
-        print(f"database is up to date ({settings.storage.url.split(':', 1)[0]})")
+        print(f"database is up to date ({settings.storage.url.split(':', 1)[0]}); its newest migration: {head_revision()}")
         return 0
     from asyncio import run
 

@@ -60,6 +60,10 @@ def siyu_parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", parents=[common], help="apply database migrations")
+    down = db.add_parser("downgrade", parents=[common],
+                         help="undo migrations down to REVISION, before going back to an older siyu")
+    down.add_argument("revision", metavar="REVISION",
+                      help="the older release's newest migration, e.g. 0006 (its `siyu db upgrade` prints it)")
 
     member = commands.add_parser("member", help="look at members").add_subparsers(dest="member_command", required=True)
     show = member.add_parser("show", parents=[common, listing], help="one member: profile, tags, interactions")
