@@ -108,43 +108,45 @@ class Dispatcher:
                     return  # keep this sender's order: later rows wait for the retry
 
     async def _handle(self, entry: InboxEntry) -> bool:
-        """Handle one row in one transaction, under its request id (storage/tracing.py);
-        False while the row waits for a retry."""
+        """Handle one row, its log lines and outbox rows under its request id."""
+        with traced(request_id_of(entry.key)):
+            return await self._handle_row(entry)
+
+    async def _handle_row(self, entry: InboxEntry) -> bool:
         assert entry.id is not None
         now, started, kind = self._clock(), time.perf_counter(), "unreadable"
-        with traced(request_id_of(entry.key)):
-            try:
-                update = from_payload(entry.payload)
-                kind = kind_of(update)
-                async with self._sessions() as session, session.begin():
-                    actions: list[Action] = []
-                    member_id: int | None = None
-                    if update.actor == "member":
-                        member = await resolve_member(
-                            session, update.platform, update.sender, _display_name(update), now
-                        )
-                        member_id = member.id
-                        ctx = HandlerContext(session, entry.id, now, self._config, self._renderer, member=member)
-                        for handler in self._member_chain:
-                            actions.extend(await handler(update, ctx))
-                            if ctx.answered:
-                                break
-                    else:
-                        platform_ctx = PlatformContext(session, entry.id, now, self._config, self._renderer)
-                        for platform_handler in self._platform_chain:
-                            actions.extend(await platform_handler(update, platform_ctx))
-                    await enqueue(session, outbox_rows(entry.id, update, member_id, actions, entry.received_at), now)
-                    await mark_done(session, entry.id, now)
-            except Exception as error:
-                log.exception("handling inbox row %s failed", entry.id)
-                record_handling(kind, time.perf_counter() - started, failed=True)
-                async with self._sessions() as session, session.begin():
-                    parked = await record_failure(
-                        session, entry.id, f"{type(error).__name__}: {error}", now, self._max_attempts
+        try:
+            update = from_payload(entry.payload)
+            kind = kind_of(update)
+            async with self._sessions() as session, session.begin():
+                actions: list[Action] = []
+                member_id: int | None = None
+                if update.actor == "member":
+                    member = await resolve_member(
+                        session, update.platform, update.sender, _display_name(update), now
                     )
-                return parked
-            record_handling(kind, time.perf_counter() - started, failed=False)
-            log.debug("handled inbox row %s (%s) with %d outbox rows", entry.id, kind, len(actions))
+                    member_id = member.id
+                    ctx = HandlerContext(session, entry.id, now, self._config, self._renderer, member=member)
+                    for handler in self._member_chain:
+                        actions.extend(await handler(update, ctx))
+                        if ctx.answered:
+                            break
+                else:
+                    platform_ctx = PlatformContext(session, entry.id, now, self._config, self._renderer)
+                    for platform_handler in self._platform_chain:
+                        actions.extend(await platform_handler(update, platform_ctx))
+                await enqueue(session, outbox_rows(entry.id, update, member_id, actions, entry.received_at), now)
+                await mark_done(session, entry.id, now)
+        except Exception as error:
+            log.exception("handling inbox row %s failed", entry.id)
+            record_handling(kind, time.perf_counter() - started, failed=True)
+            async with self._sessions() as session, session.begin():
+                parked = await record_failure(
+                    session, entry.id, f"{type(error).__name__}: {error}", now, self._max_attempts
+                )
+            return parked
+        record_handling(kind, time.perf_counter() - started, failed=False)
+        log.debug("handled inbox row %s (%s) with %d outbox rows", entry.id, kind, len(actions))
         self._on_outbox()
         return True
 

@@ -156,20 +156,19 @@ class DeliveryLoop:
 
     async def _deliver(self, row: OutboxEntry) -> None:
         assert row.id is not None
-        async with self._slots:
-            with traced(request_id_in(row.meta)):
-                async with self._sessions() as session:
-                    decision = await decide(session, row, self._policy, self._clock())
-                if decision.verdict != "send":
-                    count_hold(decision.code)
-                    async with self._sessions() as session, session.begin():
-                        if decision.verdict == "defer" and decision.until is not None:
-                            await outbox.mark_deferred(session, row.id, decision.until, decision.reason)
-                        else:
-                            await outbox.mark_held(session, row.id, decision.reason)
-                    return
-                result = await self._send(row)
-                await self._record(row, result)
+        async with self._slots, traced(request_id_in(row.meta)):
+            async with self._sessions() as session:
+                decision = await decide(session, row, self._policy, self._clock())
+            if decision.verdict != "send":
+                count_hold(decision.code)
+                async with self._sessions() as session, session.begin():
+                    if decision.verdict == "defer" and decision.until is not None:
+                        await outbox.mark_deferred(session, row.id, decision.until, decision.reason)
+                    else:
+                        await outbox.mark_held(session, row.id, decision.reason)
+                return
+            result = await self._send(row)
+            await self._record(row, result)
 
     async def _send(self, row: OutboxEntry) -> SendResult:
         sender = self._senders.get(row.platform)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("siyu_request_id", default=None)
 
@@ -30,14 +28,26 @@ def new_request_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-@contextmanager
-def traced(request_id: str | None) -> Iterator[None]:
-    """Log lines written inside (and rows queued inside) carry `request_id`."""
-    token = REQUEST_ID.set(request_id)
-    try:
-        yield
-    finally:
-        REQUEST_ID.reset(token)
+class traced:  # noqa: N801 - reads as what it does: `with traced(request_id):`
+    """Log lines written inside (and rows queued inside) carry `request_id`. Usable with
+    `with` and with `async with` (beside another asynchronous context)."""
+
+    def __init__(self, request_id: str | None):
+        self._request_id = request_id
+        self._token: Token[str | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = REQUEST_ID.set(self._request_id)
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._token is not None
+        REQUEST_ID.reset(self._token)
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__(*exc)
 
 
 def stamped(meta: str) -> str:
