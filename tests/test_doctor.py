@@ -121,7 +121,7 @@ async def test_a_platform_out_of_reach_is_explained(brand: Brand) -> None:
     found = await brand.doctor(brand.config(api_base=nowhere), public_url=None)
     token = found["WeCom access token (gettoken)"]
     assert token.status == "fail" and nowhere in token.fix_zh and "firewall" in token.fix_en
-    assert found["clock"].status == "skip"
+    assert found["clock"].status != "fail" and nowhere not in found["clock"].detail  # nothing to compare with
 
 
 @pytest.mark.parametrize(("what", "status"), [
