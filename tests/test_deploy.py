@@ -208,7 +208,7 @@ def unit_environment(unit: str, instance: str = "8081") -> dict[str, str]:
 
 
 @pytest.mark.parametrize("unit", sorted(UNITS))
-def test_each_systemd_unit_runs_siyu_serve_in_its_role_as_an_unprivileged_user(unit: str, tmp_path: Path) -> None:
+def test_each_systemd_unit_runs_siyu_serve_in_its_role_as_an_unprivileged_user(unit: str) -> None:
     text = (DEPLOY / unit).read_text()
     for line in ("User=siyu", "Restart=always", "EnvironmentFile=/etc/siyu/siyu.env", "KillSignal=SIGTERM",
                  "ExecStart=/opt/siyu/bin/siyu serve"):
@@ -226,13 +226,20 @@ def test_each_systemd_unit_runs_siyu_serve_in_its_role_as_an_unprivileged_user(u
             os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
     assert settings.server.role == UNITS[unit] and settings.server.port == int(environment["SIYU_PORT"])
     assert settings.server.shutdown_timeout < float(text.split("TimeoutStopSec=")[1].split()[0])
+
+
+@pytest.mark.parametrize("unit", sorted(p.name for p in DEPLOY.iterdir() if p.suffix in (".service", ".timer", ".target")))
+def test_systemd_accepts_every_unit(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is not installed: the unit's syntax is not verified")
-    name = unit.replace("@.", "@8081.")
-    siyu = Path(sys.executable).with_name("siyu")
-    (tmp_path / name).write_text(text.replace("/opt/siyu/bin/siyu", str(siyu)))
-    verified = subprocess.run([analyze, "verify", "--man=no", str(tmp_path / name)], capture_output=True, text=True)
+        pytest.skip("systemd-analyze is not installed: the units' syntax is not verified")
+    siyu = Path(sys.executable).with_name("siyu")  # /opt/siyu/bin/siyu on a server
+    for path in DEPLOY.iterdir():
+        if path.suffix in (".service", ".timer", ".target"):
+            name = path.name.replace("@.", "@8081.")
+            (tmp_path / name).write_text(path.read_text().replace("/opt/siyu/bin/siyu", str(siyu)))
+    verified = subprocess.run([analyze, "verify", "--man=no", str(tmp_path / unit.replace("@.", "@8081."))],
+                              capture_output=True, text=True, cwd=tmp_path)
     assert verified.returncode == 0 and verified.stderr.strip() == "", verified.stderr
 
 
