@@ -3,7 +3,6 @@ signed and encrypted by an independent implementation (wechatpy), as WeCom would
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -73,13 +72,12 @@ class Corp:
     server: RunningServer
     sessions: SessionFactory
 
-    _stamps = itertools.count(int(time.time()))
-
     def envelope(
         self, plaintext: str, *, corp: str = CORP, key: str = AES_KEY, timestamp: str | None = None
     ) -> tuple[dict[str, str], str]:
         """The query and body WeCom would POST for `plaintext`."""
-        timestamp, nonce = timestamp or str(next(self._stamps)), "1372623149"
+        # The clock now, not a counter: a long session must stay inside a replay window.
+        timestamp, nonce = timestamp or str(int(time.time())), "1372623149"
         reply = parse_fields(WeChatCrypto(TOKEN, key, corp).encrypt_message(plaintext, nonce, timestamp))
         query = {"msg_signature": reply["MsgSignature"], "timestamp": timestamp, "nonce": nonce}
         body = f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{reply['Encrypt']}]]></Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>"
@@ -94,7 +92,7 @@ class Corp:
 
     async def oa_post(self, plaintext: str, *, key: str | None = OA_AES_KEY) -> tuple[int, str]:
         """A follower's message to the official account, in safe mode (or plaintext when key is None)."""
-        timestamp, nonce = str(next(self._stamps)), "1514711492"
+        timestamp, nonce = str(int(time.time())), "1514711492"
         from bot.platforms.wecom.crypto import sha1_signature
 
         query = {"signature": sha1_signature(OA_TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
