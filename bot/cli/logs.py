@@ -40,7 +40,7 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-class _Context(logging.Filter):
+class RequestIds(logging.Filter):
     """Puts the request id in hand on the record (None when there is none)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -91,7 +91,7 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler.siyu = True  # type: ignore[attr-defined]
     handler.setFormatter(formatter_for(settings.log.format, settings.zone))
-    handler.addFilter(_Context())
+    handler.addFilter(RequestIds())
     root.addHandler(handler)
     root.setLevel(settings.log.level)
     level = logging.getLevelName(settings.log.level)
