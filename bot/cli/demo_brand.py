@@ -358,7 +358,8 @@ async def prepare_demo(settings: Settings) -> DemoResult:
     engine = create_database_engine(settings.storage.url)
     try:
         sessions = session_factory(engine)
-        result = await seed(sessions, date.today())
+        # The brand's today, not this machine's: the care scan below looks for its birthdays.
+        result = await seed(sessions, utcnow().astimezone(settings.zone).date())
         if result.created:
             _, problems = await load_calendar(sessions, CALENDAR, "demo calendar", calendar_context(settings), utcnow())
             assert not problems, problems
