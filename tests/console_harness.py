@@ -10,9 +10,9 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -98,7 +98,7 @@ async def seed_brand(sessions: SessionFactory) -> Brand:
         await session.flush()
         session.add_all([MemberIdentity(member_id=m.id, platform="sandbox", external_id=m.name)  # type: ignore[arg-type]
                          for m in (wangfang, lina, zhaoxue)])
-        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()  # the configured zone's today, as the pages count
+        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()  # the brand's day, as the pages count
         birthday = StaffTask(dedupe_key="care:birthday:wangfang", staff_id=liuyang.id, member_id=wangfang.id,
                              kind="care", title="王芳 生日：送一束花", body="王芳姐，生日快乐！给您留了一束花，方便时来店里取。",
                              due_date=today + timedelta(days=1))

@@ -358,8 +358,7 @@ async def prepare_demo(settings: Settings) -> DemoResult:
     engine = create_database_engine(settings.storage.url)
     try:
         sessions = session_factory(engine)
-        # The brand's today, not this machine's: the care scan below looks for its birthdays.
-        result = await seed(sessions, utcnow().astimezone(settings.zone).date())
+        result = await seed(sessions, datetime.now(settings.zone).date())  # the brand's day, as care counts it
         if result.created:
             _, problems = await load_calendar(sessions, CALENDAR, "demo calendar", calendar_context(settings), utcnow())
             assert not problems, problems
