@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -19,12 +20,14 @@ from handlers.chain import Handler, PlatformHandler, checked_chain
 from handlers.config import HandlerConfig
 from handlers.context import HandlerContext, PlatformContext
 from handlers.outbound import outbox_rows
-from handlers.updates import MessageUpdate, Update, from_payload
+from handlers.updates import MessageUpdate, Update, from_payload, kind_of
 from storage.engine import SessionFactory
 from storage.inbox import mark_done, pending_entries, record_failure
 from storage.members import resolve_member
+from storage.metrics import record_handling
 from storage.models import InboxEntry, utcnow
 from storage.outbox import enqueue
+from storage.tracing import request_id_of, traced
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +108,16 @@ class Dispatcher:
                     return  # keep this sender's order: later rows wait for the retry
 
     async def _handle(self, entry: InboxEntry) -> bool:
+        """Handle one row, its log lines and outbox rows under its request id."""
+        with traced(request_id_of(entry.key)):
+            return await self._handle_row(entry)
+
+    async def _handle_row(self, entry: InboxEntry) -> bool:
         assert entry.id is not None
-        now = self._clock()
+        now, started, kind = self._clock(), time.perf_counter(), "unreadable"
         try:
             update = from_payload(entry.payload)
+            kind = kind_of(update)
             async with self._sessions() as session, session.begin():
                 actions: list[Action] = []
                 member_id: int | None = None
@@ -126,15 +135,18 @@ class Dispatcher:
                     platform_ctx = PlatformContext(session, entry.id, now, self._config, self._renderer)
                     for platform_handler in self._platform_chain:
                         actions.extend(await platform_handler(update, platform_ctx))
-                await enqueue(session, outbox_rows(entry.id, update, member_id, actions), now)
+                await enqueue(session, outbox_rows(entry.id, update, member_id, actions, entry.received_at), now)
                 await mark_done(session, entry.id, now)
         except Exception as error:
             log.exception("handling inbox row %s failed", entry.id)
+            record_handling(kind, time.perf_counter() - started, failed=True)
             async with self._sessions() as session, session.begin():
                 parked = await record_failure(
                     session, entry.id, f"{type(error).__name__}: {error}", now, self._max_attempts
                 )
             return parked
+        record_handling(kind, time.perf_counter() - started, failed=False)
+        log.debug("handled inbox row %s (%s) with %d outbox rows", entry.id, kind, len(actions))
         self._on_outbox()
         return True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 
 from handlers.actions import (
     Action,
@@ -37,12 +38,16 @@ def prompt_meta(link: str | None, title: str = "") -> str:
 
 
 def outbox_rows(
-    inbox_id: int, update: Update, member_id: int | None, actions: Sequence[Action]
+    inbox_id: int, update: Update, member_id: int | None, actions: Sequence[Action],
+    received_at: datetime | None = None,
 ) -> list[NewOutboxMessage]:
-    return [_row(f"{inbox_id}:{n}", update, member_id, a) for n, a in enumerate(actions)]
+    """`received_at`: when the callback arrived; a welcome carries it, for its latency."""
+    return [_row(f"{inbox_id}:{n}", update, member_id, a, received_at) for n, a in enumerate(actions)]
 
 
-def _row(key: str, update: Update, member_id: int | None, action: Action) -> NewOutboxMessage:
+def _row(
+    key: str, update: Update, member_id: int | None, action: Action, received_at: datetime | None = None
+) -> NewOutboxMessage:
     match action:
         case Reply(text=text, kind=kind):
             conversation = update.conversation if isinstance(update, MessageUpdate) else None
@@ -53,7 +58,9 @@ def _row(key: str, update: Update, member_id: int | None, action: Action) -> New
         case Welcome(welcome_code=code, text=text):
             return NewOutboxMessage(
                 f"welcome:{key}", update.platform, update.sender, "service", text, member_id=member_id,
-                route="welcome", meta=json.dumps({"welcome_code": code}),
+                route="welcome", meta=json.dumps({"welcome_code": code} | (
+                    {"received_at": received_at.isoformat()} if received_at else {}
+                )),
             )
         case PromptStaff(platform=platform, staff_userid=userid, text=text, link=link, title=title):
             return NewOutboxMessage(f"prompt:{key}", platform, userid, "staff_prompt", text, meta=prompt_meta(link, title))

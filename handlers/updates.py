@@ -47,6 +47,11 @@ class EventUpdate:
 
 Update = MessageUpdate | EventUpdate
 
+def kind_of(update: Update) -> str:
+    """What an update is, in a word (a metric label): "message", or the event's name."""
+    return "message" if isinstance(update, MessageUpdate) else update.event
+
+
 _KINDS: dict[str, type[MessageUpdate] | type[EventUpdate]] = {
     "message": MessageUpdate,
     "event": EventUpdate,

@@ -30,6 +30,7 @@ from scheduler import moments
 from scheduler.calendar import CalendarContext, EntrySpec, due, name_problems, occurrence_key, parse_calendar, variables
 from storage import audiences
 from storage import calendar as store
+from storage.metrics import count_hold
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
 from storage.outbox import NewOutboxMessage, enqueue, mass_sends_since
@@ -240,6 +241,7 @@ async def _to_owners(
         if options.wecom_mass_per_month:
             allowed = [i for i in ids if received[i] < options.wecom_mass_per_month]
             report.skip("wecom_monthly_cap", len(ids) - len(allowed))
+            count_hold("monthly_cap", len(ids) - len(allowed))
             ids = allowed
         if ids:
             await _mass_send(sessions, options, renderer, entry, key, owner.userid, owner.staff_id, body,

@@ -10,6 +10,7 @@ never twice: every job is idempotent through outbox and task dedupe keys anyway.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from storage.engine import create_sync_engine
+from storage.metrics import SCHEDULER_LEADER, record_job
+from storage.tracing import new_request_id, traced
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +53,17 @@ async def run_job(scheduler_key: str, name: str) -> None:
     if job is None:
         log.warning("job %s has no runner in this process; skipped", name)
         return
-    log.info("job %s starting", name)
-    try:
-        result = await job.run()
-    except Exception:
-        log.exception("job %s failed", name)
-        return
-    log.info("job %s done: %s", name, result)
+    with traced(new_request_id(f"job-{name}")):  # the rows a run queues carry its id
+        log.info("job %s starting", name)
+        started = time.perf_counter()
+        try:
+            result = await job.run()
+        except Exception:
+            log.exception("job %s failed", name)
+            record_job(name, "failed", time.perf_counter() - started)
+            return
+        record_job(name, "done", time.perf_counter() - started)
+        log.info("job %s done: %s", name, result)
 
 
 class Scheduler:
@@ -97,11 +104,13 @@ class Scheduler:
             if stored.id not in self._jobs:
                 stored.remove()  # a job this version no longer has
         self._scheduler.resume()
+        SCHEDULER_LEADER.set(1)
 
     def next_run_times(self) -> dict[str, object]:
         return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
 
     def close(self) -> None:
+        SCHEDULER_LEADER.set(0)
         self._scheduler.shutdown(wait=False)
         _RUNNING.pop(self._key, None)
         if self._engine is not None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +23,9 @@ from scheduler.policy import retry_delay
 from storage import outbox
 from storage.engine import SessionFactory
 from storage.interactions import record_interaction
+from storage.metrics import count_hold, record_send
 from storage.models import OutboxEntry, utcnow
+from storage.tracing import request_id_in, traced
 
 log = logging.getLogger(__name__)
 # Routes that put words in front of a member, and so count as interactions.
@@ -48,18 +51,19 @@ class SendResult:
     detail: str = ""
     platform_msg_id: str | None = None
     retry_after: float | None = None  # seconds, when the platform says how long to wait
+    code: str = ""  # why it did not go, in a word: the platform's errcode, or e.g. "timeout"
 
     @classmethod
     def sent(cls, platform_msg_id: str | None = None) -> SendResult:
         return cls("sent", platform_msg_id=platform_msg_id)
 
     @classmethod
-    def retry(cls, detail: str, retry_after: float | None = None) -> SendResult:
-        return cls("retry", detail, retry_after=retry_after)
+    def retry(cls, detail: str, retry_after: float | None = None, code: str = "") -> SendResult:
+        return cls("retry", detail, retry_after=retry_after, code=code)
 
     @classmethod
-    def failed(cls, detail: str) -> SendResult:
-        return cls("failed", detail)
+    def failed(cls, detail: str, code: str = "") -> SendResult:
+        return cls("failed", detail, code=code)
 
 
 class Sender(Protocol):
@@ -152,10 +156,11 @@ class DeliveryLoop:
 
     async def _deliver(self, row: OutboxEntry) -> None:
         assert row.id is not None
-        async with self._slots:
+        async with self._slots, traced(request_id_in(row.meta)):
             async with self._sessions() as session:
                 decision = await decide(session, row, self._policy, self._clock())
             if decision.verdict != "send":
+                count_hold(decision.code)
                 async with self._sessions() as session, session.begin():
                     if decision.verdict == "defer" and decision.until is not None:
                         await outbox.mark_deferred(session, row.id, decision.until, decision.reason)
@@ -180,11 +185,16 @@ class DeliveryLoop:
             route=row.route,
             meta=json.loads(row.meta or "{}"),
         )
+        started = time.perf_counter()
         try:
-            return await sender.send(message)
+            result = await sender.send(message)
         except Exception as error:  # a sender bug must not lose the message
             log.exception("sender for %s raised on outbox row %s", row.platform, row.id)
-            return SendResult.retry(f"{type(error).__name__}: {error}")
+            result = SendResult.retry(f"{type(error).__name__}: {error}", code="exception")
+        seconds = time.perf_counter() - started
+        record_send(row.platform, row.route, result.status, result.code, seconds, row.meta, self._clock())
+        log.debug("outbox row %s (%s): %s in %.0f ms %s", row.id, row.route, result.status, seconds * 1000, result.detail)
+        return result
 
     async def _record(self, row: OutboxEntry, result: SendResult) -> None:
         assert row.id is not None

@@ -33,6 +33,7 @@ class Decision:
     verdict: str  # "send" | "defer" | "hold"
     reason: str = ""
     until: datetime | None = None
+    code: str = ""  # the reason in a word (a metric label): opt_out, quiet_hours, weekly_cap
 
 
 SEND = Decision("send")
@@ -41,12 +42,12 @@ SEND = Decision("send")
 async def decide(session: AsyncSession, row: OutboxEntry, policy: DeliveryPolicy, now: datetime) -> Decision:
     member = await session.get(Member, row.member_id) if row.member_id is not None else None
     if (reason := hold_reason(row.kind, member.opted_out_at if member else None)) is not None:
-        return Decision("hold", reason)
+        return Decision("hold", reason, code="opt_out")
     # Also for rows to many (a WeCom mass send): the night is quiet for all of them.
     if policy.quiet is not None and row.kind in QUIET_KINDS:
         local = now.astimezone(policy.zone) if policy.zone else now
         if (until := policy.quiet.until(local)) is not None:
-            return Decision("defer", f"quiet hours until {until:%m-%d %H:%M}", until)
+            return Decision("defer", f"quiet hours until {until:%m-%d %H:%M}", until, code="quiet_hours")
     if row.member_id is None or row.kind not in CAPPED_KINDS:
         return SEND  # service replies and care: no layer or weekly count to look up
     layer = (await layers_of(session, row.member_id)).get(policy.cap_scheme)
@@ -54,5 +55,5 @@ async def decide(session: AsyncSession, row: OutboxEntry, policy: DeliveryPolicy
     if cap is not None:
         sent = await marketing_sent_since(session, row.member_id, now - timedelta(days=7))
         if (problem := cap_problem(row.kind, sent, cap, layer)) is not None:
-            return Decision("hold", problem)
+            return Decision("hold", problem, code="weekly_cap")
     return SEND

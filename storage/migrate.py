@@ -27,6 +27,16 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def head_revision() -> str:
+    """The newest migration this version of siyu ships."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() or "base"
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Undo migrations down to `revision` (a rollback to an older siyu)."""
+    command.downgrade(alembic_config(url), revision)
+
+
 def pending_revisions(url: str) -> list[str]:
     """Revisions not yet applied to the database at `url` (empty when up to date)."""
     script = ScriptDirectory.from_config(alembic_config(url))

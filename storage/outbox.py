@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.dialects import insert_ignoring_conflicts
 from storage.models import OutboxEntry
 from storage.tables import OUTBOX
+from storage.tracing import stamped
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,8 @@ class NewOutboxMessage:
 async def enqueue(
     session: AsyncSession, messages: Sequence[NewOutboxMessage], now: datetime
 ) -> None:
-    """Queue messages; one whose dedupe key is already queued (or sent) is dropped."""
+    """Queue messages; one whose dedupe key is already queued (or sent) is dropped.
+    Each carries the current request id in its meta (storage/tracing.py)."""
     if not messages:
         return
     statement = insert_ignoring_conflicts(OUTBOX, session.bind.dialect.name, ["dedupe_key"])
@@ -53,7 +55,7 @@ async def enqueue(
                 "staff_id": m.staff_id,
                 "kind": m.kind,
                 "route": m.route,
-                "meta": m.meta,
+                "meta": stamped(m.meta),
                 "body": m.body,
                 "status": "pending",
                 "attempts": 0,

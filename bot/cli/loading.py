@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def load_or_report(path: Path) -> Settings | None:
     """The settings, with logging set up; None (problems printed) when they do not load."""
-    from bot.cli.serve import configure_logging
+    from bot.cli.logs import configure_logging
     from bot.settings.model import ConfigError, load_settings
 
     try:
@@ -22,7 +22,7 @@ def load_or_report(path: Path) -> Settings | None:
     except ConfigError as error:
         print_problems(error.problems)
         return None
-    configure_logging(settings.log.level)
+    configure_logging(settings)
     return settings
 
 

@@ -6,6 +6,7 @@ mistyped flag must answer without loading aiohttp, SQLAlchemy or the console.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,7 +14,21 @@ from bot.cli.loading import load_or_report
 from bot.cli.parser import siyu_parser
 
 
+# What a shell reports for a command stopped by SIGPIPE (128 + 13).
+CLOSED_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run_command(argv)
+    except BrokenPipeError:
+        # The reader went away (`siyu outbox list | head`): stop quietly, as Unix tools
+        # do; stdout goes to /dev/null so the interpreter's last flush cannot complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_PIPE
+
+
+def run_command(argv: Sequence[str] | None = None) -> int:
     args = siyu_parser().parse_args(argv)
     if args.command == "demo":
         from bot.cli.demo import demo
@@ -30,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.cli.check import check
 
         return check(path)
+    if args.command == "doctor":
+        from bot.cli.doctor import doctor
+
+        return doctor(path, args.public_url, args.json)
     settings = load_or_report(path)
     if settings is None:
         return 1
@@ -37,11 +56,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.cli.serve import run_server
 
         return run_server(settings)
-    from storage.migrate import pending_revisions, upgrade
+    if args.command in ("backup", "restore"):
+        from bot.cli import backup
+
+        if args.command == "backup":
+            return backup.backup(settings, args.file, args.force)
+        return backup.restore(settings, args.file)
+    from storage.migrate import head_revision, pending_revisions, upgrade
 
     if args.command == "db":
+        if args.db_command == "downgrade":
+            from storage.migrate import downgrade
+
+            downgrade(settings.storage.url, args.revision)
+            print(f"database is at migration {args.revision} ({settings.storage.url.split(':', 1)[0]})")
+            return 0
         upgrade(settings.storage.url)
-        print(f"database is up to date ({settings.storage.url.split(':', 1)[0]})")
+        print(f"database is up to date ({settings.storage.url.split(':', 1)[0]}); its newest migration: {head_revision()}")
         return 0
     from asyncio import run
 

@@ -44,9 +44,26 @@ def siyu_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=None, help="port to serve on (default 8080)")
     commands.add_parser("serve", parents=[common], help="run the webhook server, dispatcher and delivery")
     commands.add_parser("check", parents=[common], help="validate the configuration and templates")
+    doctor = commands.add_parser("doctor", parents=[common, listing],
+                                 help="check the connections: database, platform tokens and APIs, callback URLs, clock")
+    doctor.add_argument("--public-url", metavar="URL",
+                        help="the address the platforms call (https://your.domain): its callback paths are called "
+                             "from here as the platforms do when the URL is saved")
+
+    backup = commands.add_parser("backup", parents=[common],
+                                 help="copy the SQLite database to FILE while the server runs")
+    backup.add_argument("file", type=Path, metavar="FILE", help="where the copy goes (a new file)")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    restore = commands.add_parser("restore", parents=[common],
+                                  help="replace the SQLite database with a backup (every siyu process stopped)")
+    restore.add_argument("file", type=Path, metavar="FILE", help="a file `siyu backup` wrote")
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", parents=[common], help="apply database migrations")
+    down = db.add_parser("downgrade", parents=[common],
+                         help="undo migrations down to REVISION, before going back to an older siyu")
+    down.add_argument("revision", metavar="REVISION",
+                      help="the older release's newest migration, e.g. 0006 (its `siyu db upgrade` prints it)")
 
     member = commands.add_parser("member", help="look at members").add_subparsers(dest="member_command", required=True)
     show = member.add_parser("show", parents=[common, listing], help="one member: profile, tags, interactions")

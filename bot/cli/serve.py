@@ -13,15 +13,6 @@ from bot.web.app import build_app
 from storage.migrate import upgrade
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
-
-
 def run_server(settings: Settings, port: int | None = None, announce: Callable[[str], None] | None = None) -> int:
     """Serve until asked to stop; a SIGTERM finishes in-flight work and returns 0."""
     upgrade(settings.storage.url)

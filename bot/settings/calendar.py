@@ -24,8 +24,11 @@ class CalendarSettings(BaseModel):
     # ...and of each entry only the latest this many of them (0: none, missed is missed).
     catch_up_max: int = Field(default=1, ge=0, le=100)
     # WeCom mass sends a customer receives per calendar month, at most: a customer who
-    # had this many is left out of the next one. WeCom has its own cap, changed over the
-    # years (4, then 1 a day, then days-in-month); 0 leaves it to WeCom.
+    # had this many is left out of the next one. WeCom's own cap (doc 92135, updated
+    # 2025-11-17) is as many as the month has days, enterprise and staff mass sends
+    # together, or 7 a week / 1 a day when an admin switches it; the "4 a month" of older
+    # docs is gone. Ours stays far below it, about one a week: members who hear from a
+    # brand most days leave. 0 leaves it to WeCom; `siyu doctor` shows both.
     wecom_mass_per_month: int = Field(default=4, ge=0, le=31)
     # The folder of the image files a Moments entry names (images = [...], link.cover),
     # relative to the configuration file's folder.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -112,6 +113,19 @@ class ServerSettings(_Section):
     # Bearer token for the JSON API under /api/ (Authorization: Bearer <token>). Without
     # one the API is not served. Keep it in the environment: "env:SIYU_API_TOKEN".
     api_token: SecretStr | None = Field(default=None, min_length=16)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed: behind
+    # them, logs name the client's address instead of the proxy's.
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)") from None
+        return proxies
 
 
 class ChannelSettings(_Section):
@@ -244,8 +258,25 @@ class TemplateSettings(_Section):
     dir: str | None = None  # operator templates, searched before the shipped ones
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
 class LogSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: LogLevel = "INFO"
+    # "text": one readable line per event; "json": one JSON object per line, for a
+    # log collector. Both carry the time in the configured zone with its offset.
+    format: Literal["text", "json"] = "text"
+    # APScheduler's and aiohttp's own chatter (a line per job run, per request).
+    library_level: LogLevel = "WARNING"
+
+
+class MetricsSettings(_Section):
+    # GET /metrics in Prometheus's text format. Off unless enabled.
+    enabled: bool = False
+    # Where: without a port, on the main server (keep /metrics internal at the proxy);
+    # with one, on host:port of its own, and not on the main server.
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
 
 
 class Settings(_Section):
@@ -269,6 +300,7 @@ class Settings(_Section):
     templates: TemplateSettings = TemplateSettings()
     console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("timezone")
     @classmethod

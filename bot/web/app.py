@@ -33,6 +33,8 @@ from bot.settings.templates import renderer_for
 from bot.shared.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, RENDERER, SESSIONS, SETTINGS
 from bot.shared.prompt_links import LINKS, prompt_link_builder
 from bot.web.api import add_api_routes
+from bot.web.metrics import add_metrics
+from bot.web.proxies import add_trusted_proxies
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.dispatcher import Dispatcher
 from scheduler.calendar_run import run_calendar
@@ -44,6 +46,7 @@ from scheduler.layer_jobs import recompute_layers
 from scheduler.staff_digest import send_digests
 from scheduler.tag_sweep import sweep_tags
 from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
+from storage.backlog import BACKLOG
 from storage.inbox import InboxWriter
 from storage.models import utcnow
 
@@ -58,6 +61,7 @@ def build_app(settings: Settings) -> web.Application:
     """
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
+    add_trusted_proxies(app, settings.server.trusted_proxies)
     receives = settings.server.role in ("all", "webhook")
     works = settings.server.role in ("all", "worker")
     platforms = settings.platforms
@@ -109,6 +113,7 @@ def build_app(settings: Settings) -> web.Application:
         engine = create_database_engine(settings.storage.url)
         app[ENGINE] = engine
         app[SESSIONS] = session_factory(engine)
+        BACKLOG.watch_pool("main", engine)
         yield
         await engine.dispose()
 
@@ -144,6 +149,7 @@ def build_app(settings: Settings) -> web.Application:
         # Its own connection, which never checkpoints: acknowledgements neither queue
         # behind the dispatcher's work nor wait while the WAL is copied back.
         engine = create_database_engine(settings.storage.url, checkpoints=False)
+        BACKLOG.watch_pool("inbox", engine)
         writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake if DISPATCHER in app else lambda: None)
         app[INBOX] = writer
         writer.start()
@@ -183,6 +189,7 @@ def build_app(settings: Settings) -> web.Application:
     if receives and platforms.wecom is not None and platforms.wecom.sidebar.enabled:
         add_wecom_sidebar(app, settings)  # after the clients: it shares the worker's
     app.router.add_get("/healthz", healthz)
+    add_metrics(app, settings.metrics)
     return app
 
 

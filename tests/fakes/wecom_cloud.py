@@ -19,6 +19,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.utils import formatdate
 from secrets import token_hex, token_urlsafe
 from typing import Any, Literal
 
@@ -152,6 +153,9 @@ class Conversations(WeComState):
 
     # -- official account (§5) ----------------------------------------------------------
 
+    def oa_callback_ips(self, app: str, query: Json, body: Json) -> Json:
+        return {"ip_list": ["127.0.0.1"]}
+
     def oa_custom_send(self, app: str, query: Json, body: Json) -> Json:
         openid = body.get("touser")
         if not isinstance(openid, str) or not openid:
@@ -201,6 +205,7 @@ ROUTES: dict[str, tuple[str, Audience, Handler]] = {
     "/cgi-bin/kf/send_msg": ("POST", "wecom", Conversations.kf_send_msg),
     "/cgi-bin/message/custom/send": ("POST", "oa", Conversations.oa_custom_send),
     "/cgi-bin/user/info": ("GET", "oa", Conversations.oa_user_info),
+    "/cgi-bin/getcallbackip": ("GET", "oa", Conversations.oa_callback_ips),
 }
 # On the official account an unknown token is 40001 "invalid credential"; WeCom says 40014.
 _UNKNOWN_TOKEN = {
@@ -270,6 +275,9 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # When set, only these addresses may call (企业可信IP / the account's IP
+        # whitelist): any other gets 60020 from WeCom, 40164 from the account.
+        self.trusted_ips: set[str] | None = None
 
     async def start(self) -> str:
         app = web.Application()
@@ -317,6 +325,12 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
     # -- the server -----------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._respond(request)
+        # The platform's clock, as its HTTP Date header tells it (the injected clock).
+        response.headers["Date"] = formatdate(self.clock(), usegmt=True)
+        return response
+
+    async def _respond(self, request: web.Request) -> web.StreamResponse:
         body: Any = None
         if request.path == AUTHORIZE_PATH:  # a browser, on open.weixin.qq.com
             self.calls.append(Call(request.method, request.path, dict(request.query), None, self.clock()))
@@ -349,6 +363,11 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
         return web.json_response(self._dispatch(request, body))
 
     def _dispatch(self, request: web.Request, body: Any) -> Json:
+        if self.trusted_ips is not None and request.remote not in self.trusted_ips:
+            if request.path in ("/cgi-bin/token", "/cgi-bin/user/info", "/cgi-bin/message/custom/send",
+                                "/cgi-bin/getcallbackip"):
+                return _answer(40164, f"invalid ip {request.remote} ipv6 ::ffff:{request.remote}, not in whitelist")
+            return _answer(60020, f"not allow to access from your ip, from ip: {request.remote}")
         if request.path == "/cgi-bin/gettoken":
             return self._wecom_token(request.query)
         if request.path == "/cgi-bin/token":

@@ -9,18 +9,13 @@ AppID; during a key change the previous key is tried after the current one.
 from __future__ import annotations
 
 import hmac
-import logging
 
 from aiohttp import web
 
 from bot.platforms.oa.updates import PLATFORM, to_update
 from bot.platforms.wecom.crypto import BadSignature, CallbackCrypto, CallbackError, sha1_signature
 from bot.platforms.wecom.xml import MalformedXml, parse_fields
-from bot.shared.keys import INBOX
-from handlers.updates import to_payload
-from storage.inbox import NewInboxEntry
-
-log = logging.getLogger(__name__)
+from bot.shared.callbacks import refuse, store_update
 
 
 class OfficialAccountCallback:
@@ -32,38 +27,43 @@ class OfficialAccountCallback:
         signature = request.query.get("signature", "")
         timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
         if not (signature and timestamp and nonce):
-            raise self._refuse(request, web.HTTPBadRequest, "missing signature, timestamp or nonce")
+            raise self._refuse(request, web.HTTPBadRequest, "missing_query", "missing signature, timestamp or nonce")
         if not (signature.isascii() and hmac.compare_digest(sha1_signature(self._token, timestamp, nonce), signature)):
-            raise self._refuse(request, web.HTTPForbidden, "bad signature")
+            raise self._refuse(request, web.HTTPForbidden, "bad_signature", "bad signature")
 
-    def _refuse(self, request: web.Request, status: type[web.HTTPException], reason: str) -> web.HTTPException:
-        log.warning("rejected official-account callback from %s: %s", request.remote, reason)
-        return status(text=reason)
+    def _refuse(
+        self, request: web.Request, status: type[web.HTTPException], reason: str, detail: str
+    ) -> web.HTTPException:
+        refuse(request, PLATFORM, reason, detail)
+        return status(text=detail)
 
     async def verify_url(self, request: web.Request) -> web.Response:
         self._check_plain_signature(request)
         echostr = request.query.get("echostr", "")
         if not echostr:
-            raise self._refuse(request, web.HTTPBadRequest, "missing echostr")
+            raise self._refuse(request, web.HTTPBadRequest, "missing_query", "missing echostr")
         return web.Response(text=echostr)  # verbatim: the account's echo is not encrypted
 
     async def receive(self, request: web.Request) -> web.Response:
         self._check_plain_signature(request)
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # over server.max_body_bytes
+            refuse(request, PLATFORM, "too_large", "body over server.max_body_bytes")
+            raise
         try:
             fields = parse_fields(body)
             if request.query.get("encrypt_type", "raw") == "aes":
                 fields = parse_fields(self._decrypt(request, fields))
         except MalformedXml as error:
-            raise self._refuse(request, web.HTTPBadRequest, f"malformed XML: {error}") from None
+            raise self._refuse(request, web.HTTPBadRequest, "malformed_xml", f"malformed XML: {error}") from None
         except BadSignature:
-            raise self._refuse(request, web.HTTPForbidden, "bad msg_signature") from None
+            raise self._refuse(request, web.HTTPForbidden, "bad_signature", "bad msg_signature") from None
         except CallbackError as error:
-            raise self._refuse(request, web.HTTPBadRequest, f"rejected ({error.code})") from None
+            raise self._refuse(request, web.HTTPBadRequest, "undecryptable", f"rejected ({error.code})") from None
         if not fields.get("FromUserName") or not fields.get("MsgType"):
-            raise self._refuse(request, web.HTTPBadRequest, "not an official-account message")
-        update = to_update(fields)
-        await request.app[INBOX].add(NewInboxEntry(update.key, PLATFORM, update.sender, to_payload(update)))
+            raise self._refuse(request, web.HTTPBadRequest, "not_an_envelope", "not an official-account message")
+        await store_update(request.app, to_update(fields))
         # "success" tells the platform not to retry and shows the follower nothing.
         return web.Response(text="success")
 

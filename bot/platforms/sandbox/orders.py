@@ -10,10 +10,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.platforms.sandbox.requests import bad_request, json_body
-from bot.shared.keys import INBOX
+from bot.shared.callbacks import store_update
 from handlers.orders import ORDER_PLACED
-from handlers.updates import EventUpdate, to_payload
-from storage.inbox import NewInboxEntry
+from handlers.updates import EventUpdate
 from storage.models import utcnow
 
 PLATFORM = "sandbox"
@@ -54,5 +53,5 @@ async def post_order(request: web.Request) -> web.Response:
         update = parse_order(body)
     except BadOrder as error:
         raise bad_request(str(error)) from None
-    await request.app[INBOX].add(NewInboxEntry(update.key, PLATFORM, update.sender, to_payload(update)))
+    await store_update(request.app, update)
     return web.json_response({"key": update.key}, status=202)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -20,14 +21,16 @@ from bot.platforms.sandbox.hub import SANDBOX_HUB, Watched, staff_key
 from bot.platforms.sandbox.orders import post_order
 from bot.platforms.sandbox.requests import json_body, json_error
 from bot.platforms.sandbox.sender import with_link
-from bot.shared.keys import INBOX, SESSIONS, SETTINGS
+from bot.shared.callbacks import store_update
+from bot.shared.keys import SESSIONS, SETTINGS
 from bot.shared.prompt_links import LINKS, no_links
-from handlers.updates import MessageUpdate, to_payload
-from storage.inbox import NewInboxEntry
+from handlers.updates import MessageUpdate
 from storage.interactions import recent_messages
 from storage.members import contacts_on, member_by_identity
 from storage.models import utcnow
 from storage.staff_messages import StaffMessage, active_staff, active_staff_member, staff_conversation
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "sandbox"
 PAGE = Path(__file__).with_name("page.html")
@@ -107,7 +110,7 @@ async def post_message(request: web.Request) -> web.Response:
         sender_name=sender_name,
         actor=message.actor,
     )
-    await request.app[INBOX].add(NewInboxEntry(key, PLATFORM, message.sender, to_payload(update)))
+    await store_update(request.app, update)
     return web.json_response({"key": key}, status=202)
 
 
@@ -178,10 +181,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     watched = _watched(request)
     hub = request.app[SANDBOX_HUB]
     queue = hub.watch(watched)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     try:
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
         await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
         while True:
@@ -194,6 +195,9 @@ async def events(request: web.Request) -> web.StreamResponse:
                 break
             data = json.dumps(event, ensure_ascii=False)
             await response.write(f"event: message\ndata: {data}\n\n".encode())
+        return response
+    except ConnectionResetError:  # the tab was closed: news, not an error
+        log.info("sandbox events: the client went away (%s)", request.remote)
         return response
     finally:
         hub.unwatch(watched, queue)

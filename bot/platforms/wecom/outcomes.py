@@ -17,11 +17,14 @@ ApiFailure = WeComApiError | WeComRateLimited | WeComTransportError
 def result_for(error: ApiFailure) -> SendResult:
     """Permanent errors fail the row with errcode and errmsg; the rest are retried later."""
     if isinstance(error, WeComApiError):
-        detail = f"errcode {error.errcode}: {error.errmsg}"
-        return SendResult.failed(detail) if error.kind == "permanent" else SendResult.retry(detail, error.retry_after)
+        detail, code = f"errcode {error.errcode}: {error.errmsg}", str(error.errcode)
+        if error.kind == "permanent":
+            return SendResult.failed(detail, code)
+        return SendResult.retry(detail, error.retry_after, code)
     if isinstance(error, WeComRateLimited):
-        return SendResult.retry(str(error), error.retry_after)
-    return SendResult.retry(str(error)) if error.retryable else SendResult.failed(str(error))
+        return SendResult.retry(str(error), error.retry_after, "rate_limited")
+    code = f"http_{error.status}" if error.status else ("timeout" if "Timeout" in error.reason else "transport")
+    return SendResult.retry(str(error), code=code) if error.retryable else SendResult.failed(str(error), code)
 
 
 async def reply_window_refusal(

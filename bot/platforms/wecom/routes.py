@@ -7,7 +7,6 @@ dispatcher. Anything rejected is logged (never with secrets) and stored nowhere.
 
 from __future__ import annotations
 
-import logging
 import time
 
 from aiohttp import web
@@ -15,30 +14,28 @@ from aiohttp import web
 from bot.platforms.wecom.crypto import BadSignature, CallbackCrypto, CallbackError
 from bot.platforms.wecom.updates import PLATFORM, to_update
 from bot.platforms.wecom.xml import MalformedXml, parse_fields
-from bot.shared.keys import INBOX
-from handlers.updates import to_payload
-from storage.inbox import NewInboxEntry
+from bot.shared.callbacks import refuse, store_update
 
-log = logging.getLogger(__name__)
 ENVELOPE_FIELDS = {"ToUserName", "AgentID", "Encrypt"}
 
 
 def _query(request: web.Request, *names: str) -> list[str]:
     missing = [name for name in names if not request.query.get(name)]
     if missing:
-        _reject(request, f"missing query parameter(s): {', '.join(missing)}")
+        _reject(request, "missing_query", f"missing query parameter(s): {', '.join(missing)}")
         raise web.HTTPBadRequest(text=f"missing {', '.join(missing)}")
     return [request.query[name] for name in names]
 
 
-def _reject(request: web.Request, reason: str) -> None:
-    log.warning("rejected WeCom callback from %s: %s", request.remote, reason)
+def _reject(request: web.Request, reason: str, detail: str) -> None:
+    refuse(request, PLATFORM, reason, detail)
 
 
 def _refused(request: web.Request, error: CallbackError) -> web.HTTPException:
-    _reject(request, f"{error.code} {error}")
     if isinstance(error, BadSignature):
+        _reject(request, "bad_signature", f"{error.code} {error}")
         return web.HTTPForbidden(text="bad signature")
+    _reject(request, "undecryptable", f"{error.code} {error}")
     return web.HTTPBadRequest(text=f"rejected ({error.code})")
 
 
@@ -61,16 +58,20 @@ class WeComCallback:
     async def receive(self, request: web.Request) -> web.Response:
         signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
         if self._replay_window and not _fresh(timestamp, self._replay_window):
-            _reject(request, f"timestamp {timestamp} outside the replay window")
+            _reject(request, "stale_timestamp", f"timestamp {timestamp} outside the replay window")
             raise web.HTTPForbidden(text="stale timestamp")
-        body = await request.read()  # over server.max_body_bytes: 413 before we see it
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # over server.max_body_bytes
+            _reject(request, "too_large", "body over server.max_body_bytes")
+            raise
         try:
             envelope = parse_fields(body)
         except MalformedXml as error:
-            _reject(request, str(error))
+            _reject(request, "malformed_xml", str(error))
             raise web.HTTPBadRequest(text="malformed XML") from None
         if "Encrypt" not in envelope or not set(envelope) <= ENVELOPE_FIELDS:
-            _reject(request, f"not a WeCom envelope: fields {sorted(envelope)}")
+            _reject(request, "not_an_envelope", f"not a WeCom envelope: fields {sorted(envelope)}")
             raise web.HTTPBadRequest(text="not a WeCom envelope")
         try:
             plain = self._crypto.unwrap(signature, timestamp, nonce, envelope["Encrypt"])
@@ -78,10 +79,9 @@ class WeComCallback:
         except CallbackError as error:
             raise _refused(request, error) from None
         except MalformedXml as error:
-            _reject(request, f"decrypted message: {error}")
+            _reject(request, "malformed_message", f"decrypted message: {error}")
             raise web.HTTPBadRequest(text="malformed message") from None
-        update = to_update(fields)
-        await request.app[INBOX].add(NewInboxEntry(update.key, PLATFORM, update.sender, to_payload(update)))
+        await store_update(request.app, to_update(fields))
         return web.Response(status=200, body=b"")  # empty: no passive reply; WeCom won't retry
 
 

@@ -1,0 +1,32 @@
+"""What every platform's callback route does last: store the update in the inbox, under
+its request id, and count it; and how a refused callback is logged and counted."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from bot.shared.keys import INBOX
+from handlers.updates import Update, kind_of, to_payload
+from storage.inbox import NewInboxEntry
+from storage.metrics import CALLBACKS_RECEIVED, count_refusal
+from storage.tracing import request_id_of, traced
+
+log = logging.getLogger(__name__)
+
+
+async def store_update(app: web.Application, update: Update) -> None:
+    """Store `update` durably (returns once committed); log lines from here on, and the
+    rows its handling queues, carry its request id."""
+    with traced(request_id_of(update.key)):
+        await app[INBOX].add(NewInboxEntry(update.key, update.platform, update.sender, to_payload(update)))
+        CALLBACKS_RECEIVED.labels(update.platform).inc()
+        log.debug("stored a %s callback: %s", update.platform, kind_of(update))
+
+
+def refuse(request: web.Request, platform: str, reason: str, detail: str) -> None:
+    """Log and count a refused callback. `reason` is a short code (a metric label);
+    `detail` says more, never a secret."""
+    count_refusal(platform, reason)
+    log.warning("refused %s callback from %s: %s", platform, request.remote, detail)
