@@ -37,15 +37,20 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def pending_revisions(url: str) -> list[str]:
-    """Revisions not yet applied to the database at `url` (empty when up to date)."""
-    script = ScriptDirectory.from_config(alembic_config(url))
+def applied_heads(url: str) -> set[str]:
+    """The newest migrations applied to the database at `url` (empty when none is)."""
     engine = create_sync_engine(url)
     try:
         with engine.connect() as connection:
-            current = set(MigrationContext.configure(connection).get_current_heads())
+            return set(MigrationContext.configure(connection).get_current_heads())
     finally:
         engine.dispose()
+
+
+def pending_revisions(url: str) -> list[str]:
+    """Revisions not yet applied to the database at `url` (empty when up to date)."""
+    script = ScriptDirectory.from_config(alembic_config(url))
+    current = applied_heads(url)
     head = script.get_current_head()
     if head is None or head in current:
         return []

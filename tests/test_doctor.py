@@ -166,7 +166,7 @@ def test_a_database_missing_unmigrated_or_unreachable_is_explained(tmp_path: Pat
     missing = run_checks(write_config(tmp_path, f"sqlite:///{tmp_path / 'none.db'}"), None)
     assert missing[1].status == "fail" and "siyu db upgrade" in missing[1].fix_en
     (tmp_path / "old").mkdir()
-    upgrade(f"sqlite:///{tmp_path / 'old' / 'siyu.db'}", "0006")
+    upgrade(f"sqlite:///{tmp_path / 'old' / 'siyu.db'}", "head-1")  # one migration behind
     behind = run_checks(write_config(tmp_path / "old", f"sqlite:///{tmp_path / 'old' / 'siyu.db'}"), None)
     assert behind[1].detail == "1 migration(s) not applied" and "siyu db upgrade" in behind[1].fix_zh
     (tmp_path / "pg").mkdir()

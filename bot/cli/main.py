@@ -66,10 +66,11 @@ def run_command(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "db":
         if args.db_command == "downgrade":
-            from storage.migrate import downgrade
+            from storage.migrate import applied_heads, downgrade
 
             downgrade(settings.storage.url, args.revision)
-            print(f"database is at migration {args.revision} ({settings.storage.url.split(':', 1)[0]})")
+            now = ", ".join(sorted(applied_heads(settings.storage.url))) or "base (no tables of ours)"
+            print(f"database is at migration {now} ({settings.storage.url.split(':', 1)[0]})")
             return 0
         upgrade(settings.storage.url)
         print(f"database is up to date ({settings.storage.url.split(':', 1)[0]}); its newest migration: {head_revision()}")
