@@ -410,7 +410,9 @@ async def measure(base: str, pid: int, facts: dict, runs: int) -> list[dict]:
             results.append(result)
             print(f"{_pad(what, 36)}{result['first']:>8.3f}{result['median']:>9.3f}{result['max']:>8.3f}"
                   f"{result['cpu']:>8.3f}{result['peak_mb']:>9.0f}{rows:>6}{result['kb']:>7.0f}", flush=True)
-        await behind_slow_pages(http, base, [r for r in results if r["median"] >= 0.5])
+        # By the worst time, not the median: the calendar caches its month, so its median
+        # hides the 4–6 s first view that is exactly what holds other requests up.
+        await behind_slow_pages(http, base, [r for r in results if max(r["first"], r["max"]) >= 0.5])
         return results
 
 

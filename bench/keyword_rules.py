@@ -6,7 +6,8 @@ planted in them, a third written in traditional characters. Measured per message
 `time.perf_counter_ns`, after a warm-up:
 
 - **plain loop**: normalise the message once, then `keyword in text` for every (already
-  normalised) keyword of every rule — what a straightforward implementation does;
+  normalised) keyword of every rule, in explicit loops that stop at the first decisive
+  keyword — the fastest straightforward implementation;
 - **MessageMatcher**: `MessageMatcher.matching`, normalisation included;
 - **normalise alone**: the folding both of them pay (NFKC, casefold, OpenCC t2s).
 
@@ -71,13 +72,23 @@ def make_messages(rng: random.Random, rules: Sequence[KeywordRule], count: int) 
 def plain_loop(rules: Sequence[KeywordRule]) -> Callable[[str], list[KeywordRule]]:
     prepared = [(rule, tuple(normalise(k) for k in rule.keywords), rule.match == "all") for rule in rules]
 
+    # As tight as plain Python gets: explicit loops, no generator per rule (a generator
+    # expression per rule made this baseline ~9x slower and flattered the matcher).
     def matching(text: str) -> list[KeywordRule]:
         folded = normalise(text)
         found = []
         for rule, keywords, need_all in prepared:
-            hits = (keyword in folded for keyword in keywords)
-            if all(hits) if need_all else any(hits):
-                found.append(rule)
+            if need_all:
+                for keyword in keywords:
+                    if keyword not in folded:
+                        break
+                else:
+                    found.append(rule)
+            else:
+                for keyword in keywords:
+                    if keyword in folded:
+                        found.append(rule)
+                        break
         return found
 
     return matching

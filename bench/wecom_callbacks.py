@@ -2,7 +2,7 @@
 process (verify, decrypt, parse, durable inbox insert), against a bare aiohttp handler
 that only answers "success", on the same machine in the same run.
 
-    .venv/bin/python bench/wecom_callbacks.py [--seconds 10] [--connections 64]
+    .venv/bin/python bench/wecom_callbacks.py [--seconds 10] [--connections 64] [--rounds 3]
 
 Needs `wrk` (apt-get install wrk). The server runs on CPU 0 and wrk on CPU 1 when
 `taskset` is available, so the two do not share a core.
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,34 +102,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="each server once a round, in a shuffled order")
+    parser.add_argument("--seed", type=int, default=None, help="fix the order of the rounds")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("this benchmark needs wrk: apt-get install wrk")
+    names = ("bare", "webhook", "all")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    stored: dict[str, list[str]] = {"webhook": [], "all": []}
+    shuffler = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         requests = work / "requests.txt"
         prepare_requests(requests, 25_000 * args.seconds)
-        results, stored = {}, {}
-        for role in ("webhook", "all"):
-            results[role], stored[role] = measure_siyu(work / role, role, requests, args.seconds, args.connections)
-        bare_port = free_port()
-        bare = subprocess.Popen(pinned(0, [sys.executable, str(BENCH / "bare_server.py"), str(bare_port)]),
-                                stdout=subprocess.DEVNULL)
-        wait_until_ready(bare_port)
-        try:
-            baseline = run_wrk(bare_port, requests, args.seconds, args.connections)
-        finally:
-            bare.terminate()
-            bare.wait(30)
-    print(f"{'':34}{'req/s':>9}{'ratio':>7}{'p50 ms':>9}{'p99 ms':>9}")
-    rows = [("bare aiohttp (answers success)", baseline), ("siyu serve, role=webhook", results["webhook"]),
-            ("siyu serve, role=all", results["all"])]
-    for name, figures in rows:
-        print(f"{name:34}{figures['rps']:>9.0f}{figures['rps'] / baseline['rps']:>7.2f}"
+        for round_number in range(args.rounds):
+            # A fixed order lets a warming or cooling machine favour whoever runs first.
+            order = shuffler.sample(names, len(names))
+            print(f"round {round_number + 1}: {', '.join(order)}", flush=True)
+            for name in order:
+                if name == "bare":
+                    runs[name].append(measure_bare(requests, args.seconds, args.connections))
+                else:
+                    figures, count = measure_siyu(work / f"{name}-{round_number}", name, requests, args.seconds,
+                                                  args.connections)
+                    runs[name].append(figures)
+                    stored[name].append(f"{count} of {figures['requests']:.0f}")
+    median = {name: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]} for name, rounds in runs.items()}
+    baseline = median["bare"]
+    print(f"\n{'median of ' + str(args.rounds) + ' rounds':34}{'req/s':>9}{'ratio':>7}{'p50 ms':>9}{'p99 ms':>9}")
+    rows = [("bare aiohttp (answers success)", "bare"), ("siyu serve, role=webhook", "webhook"),
+            ("siyu serve, role=all", "all")]
+    for label, name in rows:
+        figures = median[name]
+        print(f"{label:34}{figures['rps']:>9.0f}{figures['rps'] / baseline['rps']:>7.2f}"
               f"{figures['p50_ms']:>9.2f}{figures['p99_ms']:>9.2f}")
     for role in ("webhook", "all"):
-        print(f"role={role}: {stored[role]} of {results[role]['requests']:.0f} acknowledged callbacks found in the inbox")
+        ratios = ", ".join(f"{r['rps'] / b['rps']:.2f}" for r, b in zip(runs[role], runs["bare"]))
+        print(f"role={role}: ratio per round {ratios}; acknowledged callbacks found in the inbox: {'; '.join(stored[role])}")
     print(f"{args.connections} connections, {args.seconds} s each, wrk on its own core")
+
+
+def measure_bare(requests: Path, seconds: int, connections: int) -> dict[str, float]:
+    port = free_port()
+    bare = subprocess.Popen(pinned(0, [sys.executable, str(BENCH / "bare_server.py"), str(port)]), stdout=subprocess.DEVNULL)
+    wait_until_ready(port)
+    try:
+        return run_wrk(port, requests, seconds, connections)
+    finally:
+        bare.terminate()
+        bare.wait(30)
 
 
 def measure_siyu(work: Path, role: str, requests: Path, seconds: int, connections: int) -> tuple[dict[str, float], int]:
