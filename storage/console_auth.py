@@ -53,9 +53,10 @@ async def recent_failures(session: AsyncSession, login: str, now: datetime, wind
     return int(row[0]) if row is not None and row[1] > now - window else 0
 
 
-async def record_failure(session: AsyncSession, login: str, now: datetime, window: timedelta) -> int:
+async def record_failure(session: AsyncSession, login: str, now: datetime, window: timedelta,
+                         limit: int = MAX_FAILURE_ROWS) -> int:
     """Count one more failure for `login` (the count restarts after a quiet `window`),
-    drop what is older than the window and keep at most MAX_FAILURE_ROWS logins.
+    drop what is older than the window and keep at most `limit` logins.
     Returns the login's count; commits."""
     key, cutoff = digest(login), now - window
     await session.execute(delete(LoginFailure).where(LoginFailure.last_at <= cutoff))  # type: ignore[arg-type]
@@ -73,7 +74,7 @@ async def record_failure(session: AsyncSession, login: str, now: datetime, windo
         await session.execute(update(LoginFailure).where(LoginFailure.key == key)  # type: ignore[arg-type]
                               .values(failures=LoginFailure.failures + 1, last_at=now))
         await session.commit()
-    await _keep_at_most(session, MAX_FAILURE_ROWS)
+    await _keep_at_most(session, limit)
     return await recent_failures(session, login, now, window)
 
 

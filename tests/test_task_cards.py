@@ -287,6 +287,7 @@ async def test_the_sandbox_panel_gets_the_plain_console_link_as_the_last_line_ne
         history = [m["text"] for m in (await response.json())["messages"]]
     assert history == [task["text"], listing["text"], plain["text"]]
     assert not any("sig=" in text for text in history)
+    assert (await open_link(panel, line.split("：", 1)[1]))[1] == "/admin/login"
 
 
 async def test_without_a_console_the_sandbox_prompt_has_no_link(

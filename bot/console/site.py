@@ -259,7 +259,8 @@ async def log_in(request: web.Request) -> web.Response:
         log.warning("console: login %r is locked after %d failures", shown, failures)
         return _login_form(request, "尝试次数过多，请 15 分钟后再试", 429, shown, next_path)
     user: ConsoleUser | None = request.app[USERS].get(login) if len(login) <= MAX_LOGIN else None
-    if user is None or not await _password_matches(request, user, password):
+    matched = await _password_matches(request, user, password)  # for unknown logins too: the same time
+    if user is None or not matched:
         async with request.config_dict[SESSIONS]() as db:
             await record_failure(db, shown, utcnow(), FAILURE_WINDOW)
         log.warning("console: failed login for %r from %s", shown, request.remote)  # never the password
