@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -85,3 +87,25 @@ def create_sync_engine(url: str) -> Engine:
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for memory databases and other backends)."""
+    if not is_sqlite(url):
+        return None
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def keep_private(url: str) -> None:
+    """Create a SQLite database file readable by its owner only (0600), or narrow an
+    existing one: it holds members' phone numbers and messages. SQLite gives its -wal and
+    -shm files the database file's mode."""
+    path = sqlite_file(url)
+    if path is None or os.name != "posix":
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if each.exists():
+            each.chmod(0o600)

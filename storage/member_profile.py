@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.members import masked_phone
+from storage.members import masked_phone, phone_tail
 from storage.models import (
     Interaction,
     LayerAssignment,
@@ -67,7 +67,10 @@ def _matching(scope: ColumnElement[bool], wanted: MemberFilter) -> list[ColumnEl
     if wanted.name:
         where.append(Member.name.contains(wanted.name, autoescape=True))  # type: ignore[union-attr]
     if wanted.phone_tail:
-        where.append(Member.phone.endswith(wanted.phone_tail, autoescape=True))  # type: ignore[union-attr]
+        # Only ever the last four digits, which the masked number shows anyway: a longer
+        # tail would read the masked middle one digit per search.
+        tail = phone_tail(wanted.phone_tail)
+        where.append(Member.phone.endswith(tail, autoescape=True) if tail else false())  # type: ignore[union-attr]
     if wanted.tag_ids is not None:
         where.append(exists().where(
             MemberTag.member_id == Member.id, MemberTag.tag_id.in_(wanted.tag_ids)  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Interaction, Member, MemberIdentity, Staff, Store
 
 MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+# A mobile number as people write it: an optional +86 / 0086 / 86, then 11 digits (ASCII
+# or full-width) that spaces, dashes or dots may separate — `139-1234-5678`,
+# `139 1234 5678`, `１３９１２３４５６７８`, `+86 139…`. Every digit is required and the
+# separators are no digits, so matching stays linear.
+_SEPARATOR = r"[\s\-.\u00b7\u2010-\u2015\uff0d\uff0e()\uff08\uff09]{0,2}"
+SPELT_MOBILE = re.compile(
+    rf"(?<!\d)(?:(?:[+\uff0b]|0{{2}}|\uff10{{2}})\s*)?(?:[8\uff18][6\uff16]{_SEPARATOR})?(?:\d{_SEPARATOR}){{10}}\d(?!\d)"
+)
+PHONE_TAIL_DIGITS = 4  # searches by phone take exactly its last four digits (shown unmasked anyway)
 
 
 async def member_by_identity(
@@ -124,12 +134,30 @@ def masked_phone(phone: str | None) -> str | None:
 
 
 def mask_phones(text: str | None, phone: str | None = None) -> str:
-    """Free text (messages, remarks) with mobile numbers, and her own phone, masked."""
+    """Free text (messages, remarks) with mobile numbers, however spelt, and her own
+    phone, masked."""
     if not text:
         return ""
     if phone and len(phone.strip()) >= 7:
         text = text.replace(phone.strip(), masked_phone(phone) or "")
-    return MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    return SPELT_MOBILE.sub(_masked_mobile, text)
+
+
+def _masked_mobile(found: re.Match[str]) -> str:
+    digits = "".join(c for c in unicodedata.normalize("NFKC", found.group()) if c.isascii() and c.isdigit())
+    if len(digits) > 11:
+        digits = digits.removeprefix("00").removeprefix("86")
+    if not MOBILE.fullmatch(digits):
+        return found.group()  # eleven digits, but no mobile number: as written
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+def phone_tail(query: str) -> str | None:
+    """The last four digits of a phone a search asks for (ASCII or full-width, spaces and
+    dashes allowed), or None when `query` is not that. Longer tails are refused: each
+    extra digit would read one more of a masked number."""
+    digits = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", query))
+    return digits if re.fullmatch(rf"[0-9]{{{PHONE_TAIL_DIGITS}}}", digits) else None
 
 
 async def search_members(
@@ -143,7 +171,10 @@ async def search_members(
     """Members whose name contains `query`, or whose phone ends with it (digits), among
     those the staff member owns or, given `store_id`, of that store."""
     query = query.strip()
-    matches = Member.phone.endswith(query) if query.isdigit() else Member.name.contains(query)  # type: ignore[union-attr]
+    tail = phone_tail(query)
+    if tail is None and re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", query)).isdigit():
+        return []  # digits, but not the last four: never a probe of the masked middle
+    matches = Member.phone.endswith(tail) if tail else Member.name.contains(query, autoescape=True)  # type: ignore[union-attr]
     scope = [Member.owner_staff_id == owner_staff_id]
     if store_id is not None:
         scope.append(Member.store_id == store_id)

@@ -267,7 +267,7 @@ async def queue_prompt(server: RunningServer, sessions: SessionFactory, key: str
     server.app[DELIVERY].wake()
 
 
-async def test_the_sandbox_panel_gets_the_signed_link_as_the_last_line(
+async def test_the_sandbox_panel_gets_the_plain_console_link_as_the_last_line_never_a_signed_one(
     panel: RunningServer, sessions: SessionFactory
 ) -> None:
     async with panel.client.get(f"{panel.base}/sandbox/events", params={"staff": "chenjing"}) as stream:
@@ -278,13 +278,16 @@ async def test_the_sandbox_panel_gets_the_signed_link_as_the_last_line(
         await queue_prompt(panel, sessions, "prompt:plain", "好的，任务 #5 已完成。", None)
         plain = await next_event(stream)
     first, line = task["text"].split("\n")
-    assert first == "新任务 #5：回访王芳" and line.startswith(f"打开任务：{PUBLIC}/admin/tasks/5?as=chenjing&")
-    assert listing["text"].split("\n")[1].startswith(f"打开任务列表：{PUBLIC}/admin/tasks?as=chenjing&")
+    # The panel and its stream need no login: the link opens after a console login.
+    assert first == "新任务 #5：回访王芳" and line == f"打开任务：{PUBLIC}/admin/tasks/5"
+    assert listing["text"].split("\n")[1] == f"打开任务列表：{PUBLIC}/admin/tasks"
     assert plain["text"] == "好的，任务 #5 已完成。"
     # Reloaded from history, the prompts read as they arrived: links included.
     async with panel.client.get(f"{panel.base}/sandbox/staff/chenjing/messages") as response:
         history = [m["text"] for m in (await response.json())["messages"]]
     assert history == [task["text"], listing["text"], plain["text"]]
+    assert not any("sig=" in text for text in history)
+    assert (await open_link(panel, line.split("：", 1)[1]))[1] == "/admin/login"
 
 
 async def test_without_a_console_the_sandbox_prompt_has_no_link(
@@ -314,7 +317,7 @@ async def test_the_panel_shows_the_link_as_a_link_and_everything_else_as_text(
     links = prompt.get_by_test_id("staff-message-link")
     await playwright_api.expect(links).to_have_count(1)
     href = await links.first.get_attribute("href")
-    assert href is not None and href.startswith(f"{PUBLIC}/admin/tasks/5?as=chenjing&")
+    assert href == f"{PUBLIC}/admin/tasks/5"
     assert await links.first.inner_text() == href
     bubble = prompt.locator(".bubble")
     assert "<b>回访</b> 王芳 <img src=x onerror=alert(1)>" in await bubble.inner_text()

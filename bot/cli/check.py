@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from bot.cli.calendar import calendar_file_problems
+from bot.cli.check_security import security_warnings
 from bot.settings.care_plan import care_problems
 from bot.settings.handlers import handler_config
 from bot.settings.model import ConfigError, Settings, configured_tags, load_settings
@@ -35,6 +36,8 @@ def check(path: Path) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
+    for warning in security_warnings(path, settings):
+        print(warning, file=sys.stderr)
     print(summary(path, settings))
     return 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.cli.demo_brand import DEMO_PASSWORD, prepare_demo, write_config
 from bot.cli.loading import load_or_report
 from bot.cli.serve import run_server
+from storage.engine import keep_private
 from storage.migrate import upgrade
 
 
@@ -17,6 +18,7 @@ def demo(directory: Path, port: int | None) -> int:
     settings = load_or_report(path)
     if settings is None:
         return 1
+    keep_private(settings.storage.url)  # members' phones and messages: owner only
     upgrade(settings.storage.url)
 
     result = asyncio.run(prepare_demo(settings))

@@ -6,6 +6,7 @@ birthdays placed on the day it is first run.
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 from dataclasses import dataclass
@@ -222,7 +223,11 @@ def write_config(directory: Path, port: int) -> Path:
     if not path.exists():
         text = CONFIG.format(port=port, password=DEMO_PASSWORD, password_hash=hash_password(DEMO_PASSWORD),
                              secret=secrets.token_urlsafe(32))
-        path.write_text(text, encoding="utf-8")
+        # It holds the console secret (which signs sessions and task links): owner only.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as file:
+            file.write(text)
+    elif os.name == "posix":
+        path.chmod(path.stat().st_mode & 0o700)  # a demo folder from before: narrow it
     for name, text in FAQ_TEMPLATES.items():
         template = directory / "templates" / name
         if not template.exists():

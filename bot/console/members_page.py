@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -38,7 +39,7 @@ from handlers.tag_engine import tag_event
 from scheduler.six_moments import LABELS as MOMENT_LABELS
 from storage import member_profile as profile
 from storage.care import plan_of
-from storage.members import identities_of, mask_phones, masked_phone, store_and_owner
+from storage.members import PHONE_TAIL_DIGITS, identities_of, mask_phones, masked_phone, phone_tail, store_and_owner
 from storage.models import Member, utcnow
 from storage.tags import (
     interests_of,
@@ -74,9 +75,9 @@ def add_routes(console: web.Application) -> None:
 def read_query(q: str) -> profile.MemberFilter:
     """Digits (spaces and dashes allowed) are a phone tail; anything else part of a name."""
     q = q.strip()[:64]
-    digits = re.sub(r"[\s-]", "", q)
+    digits = re.sub(r"[\s-]", "", unicodedata.normalize("NFKC", q))
     if digits.isdigit():
-        return profile.MemberFilter(phone_tail=digits)
+        return profile.MemberFilter(phone_tail=digits)  # searched only when it is the last four
     return profile.MemberFilter(name=q)
 
 
@@ -147,7 +148,8 @@ async def member_list(request: web.Request) -> web.Response:
         request, "members.html", rows=found.rows, q=q, tag=tag, tags=tags, page=page,
         previous=page_link(q, tag, page - 1) if page > 1 else None,
         next=page_link(q, tag, page + 1) if found.has_next else None,
-        by_phone=bool(wanted.phone_tail), schemes=schemes, layers=layers, local=_localiser(settings.zone),
+        by_phone=bool(wanted.phone_tail), tail_refused=bool(wanted.phone_tail) and phone_tail(wanted.phone_tail) is None,
+        tail_digits=PHONE_TAIL_DIGITS, schemes=schemes, layers=layers, local=_localiser(settings.zone),
         per_page=PER_PAGE,
     )
 

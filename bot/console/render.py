@@ -59,7 +59,7 @@ NAV = (
 def render(request: web.Request, template: str, *, http_status: int = 200, **context: Any) -> web.Response:
     language = request.get(LANGUAGE, "zh")
     viewer = request.get(VIEWER)
-    nav = [(path, label) for path, label, operators in NAV if viewer is not None and (viewer.is_operator or not operators)]
+    nav = [(path, label) for path, label, operators in NAV if viewer is not None and not viewer.by_link and (viewer.is_operator or not operators)]
     page = _environment.get_template(template).render(
         _=translator(language), language=language, viewer=viewer, csrf=request.get(CSRF, ""),
         path=request.path, path_qs=request.path_qs, nav=nav, **context,

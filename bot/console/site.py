@@ -1,19 +1,26 @@
 """The console sub-application at /admin/: sessions, login, CSRF, language, pages.
 
-Sessions live in an encrypted cookie (`bot.console.cookies`), so any server process
-can read them and nothing is stored per login. Every POST carries the session's
-CSRF token, in the form or in the X-CSRF-Token header.
+The encrypted cookie (`bot.console.cookies`) carries the language, the CSRF token, a
+random session token and the task links followed; who is signed in is the session row
+that token names (`storage.console_auth`), so a logout or a changed password ends the
+session in every process. Every POST carries the session's CSRF token, in the form or in
+the X-CSRF-Token header.
+
+A task link is not a sign-in: it opens that one task's page and its done/skip (a link to
+the task list: her open tasks), only while the task is open, and nothing else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import logging
 import secrets
-import time
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from aiohttp import web
@@ -21,7 +28,7 @@ from aiohttp import web
 from bot.console.cookies import SESSION, ConsoleSession, session_middleware
 from bot.console.i18n import LANGUAGES
 from bot.console.keys import CSRF, LANGUAGE, VIEWER
-from bot.console.passwords import verify_password
+from bot.console.passwords import check_password, hashing_limit
 from bot.console.render import STATIC, render
 from bot.settings.console import ConsoleUser
 from bot.settings.model import Settings
@@ -29,16 +36,29 @@ from bot.shared.access import Viewer, staff_viewer
 from bot.shared.keys import SESSIONS
 from bot.shared.prompt_links import console_base_url
 from bot.shared.task_links import link_holder
+from handlers.outbound import TASK_LIST
+from storage.console_auth import (
+    clear_failures,
+    end_session,
+    open_session,
+    recent_failures,
+    record_failure,
+    session_login,
+)
 from storage.engine import create_database_engine, is_sqlite, session_factory
-from storage.models import utcnow
+from storage.models import StaffTask, utcnow
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = ("/admin/login", "/admin/static/")
-MAX_FAILURES, FAILURE_WINDOW = 5, 15 * 60
+MAX_FAILURES, FAILURE_WINDOW = 5, timedelta(minutes=15)
+MAX_LOGIN = 64  # no console login is longer (settings); a longer one is never looked up
+MAX_GRANTS = 20  # task links remembered by one browser
+TASK_PATH = re.compile(r"/admin/tasks/(\d{1,18})(?:/(?:done|skip))?")
 
 SECRET = web.AppKey("console_secret", bytes)
 USERS = web.AppKey("console_users", dict)  # login → ConsoleUser
-FAILURES = web.AppKey("console_failures", dict)  # login → monotonic times of recent failures
+HASHING = web.AppKey("console_hashing", asyncio.Semaphore)  # password checks running at once
+LIFETIME = web.AppKey("console_lifetime", timedelta)
 DEFAULT_LANGUAGE = web.AppKey("console_language", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -68,7 +88,8 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     console = web.Application(middlewares=[sessions, _signed_in, _csrf_checked])
     console[SECRET] = secret
     console[USERS] = {user.login: user for user in settings.console.users}
-    console[FAILURES] = {}
+    console[HASHING] = hashing_limit()
+    console[LIFETIME] = timedelta(hours=settings.console.session_hours)
     console[DEFAULT_LANGUAGE] = settings.console.language
     console.router.add_get("/login", login_page)
     console.router.add_post("/login", log_in)
@@ -115,7 +136,8 @@ async def _signed_in(request: web.Request, handler: Handler) -> web.StreamRespon
         return await handler(request)
     viewer = await _viewer_of(request, session)
     if viewer is None:
-        viewer = await _follow_task_link(request)
+        await _follow_task_link(request)
+        viewer = await _link_viewer(request, session)
     if viewer is None:
         if request.method == "GET":
             raise web.HTTPFound(f"/admin/login?next={quote(request.path_qs)}")
@@ -137,33 +159,82 @@ async def _csrf_checked(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
+def credential_of(secret: bytes, user: ConsoleUser) -> str:
+    """What a session remembers of the login's password: a keyed digest of its hash (or
+    token), which stops matching when the password changes."""
+    token = user.token.get_secret_value() if user.token is not None else ""
+    message = f"{user.login}\n{user.password_hash or ''}\n{token}".encode()
+    return hmac.new(secret, b"console-credential:" + message, hashlib.sha256).hexdigest()
+
+
 async def _viewer_of(request: web.Request, session: ConsoleSession) -> Viewer | None:
-    login = session.get("login")
-    if not login:
+    """Who the session's token signs in: its row must exist, be unexpired, name a login
+    still configured, with the password it signed in with."""
+    token = session.get("sid")
+    if not isinstance(token, str) or not token:
         return None
-    user: ConsoleUser | None = request.app[USERS].get(login)
-    if user is not None and user.role == "operator":
-        return Viewer(login, "operator", name=login)
-    staff_userid = user.staff if user is not None else session.get("staff")
-    if not staff_userid or (user is None and not session.get("by_link")):
-        return None  # a login removed from the config since
     async with request.config_dict[SESSIONS]() as db:
-        return await staff_viewer(db, login, staff_userid)
+        row = await session_login(db, token, utcnow())
+        user: ConsoleUser | None = request.app[USERS].get(row.login) if row is not None else None
+        if user is None or row is None or not hmac.compare_digest(row.credential, credential_of(request.app[SECRET], user)):
+            if row is not None:  # the login was removed or its password changed
+                await end_session(db, token)
+                await db.commit()
+            session.pop("sid", None)
+            session.changed = True
+            return None
+        if user.role == "operator":
+            return Viewer(user.login, "operator", name=user.login)
+        assert user.staff is not None  # settings require it for role staff
+        return await staff_viewer(db, user.login, user.staff)
 
 
-async def _follow_task_link(request: web.Request) -> Viewer | None:
-    """A genuine task link signs its staff member in, and lands on the page without it."""
-    if request.method != "GET" or not request.path.startswith("/admin/tasks") or "sig" not in request.query:
-        return None
+async def _follow_task_link(request: web.Request) -> None:
+    """A genuine task link is remembered in the cookie (for its path only) and the page
+    is opened without the link's query, so the signature leaves the address bar."""
+    if request.method != "GET" or not request.path.startswith(TASK_LIST) or "sig" not in request.query:
+        return
     userid = link_holder(request.app[SECRET], request.path, request.query, utcnow())
     if userid is None:
+        return
+    grants = dict(request[SESSION].get("grants") or {})
+    grants[request.path] = [userid, int(request.query["until"])]
+    request[SESSION]["grants"] = dict(list(grants.items())[-MAX_GRANTS:])
+    raise web.HTTPFound(request.path)
+
+
+async def _link_viewer(request: web.Request, session: ConsoleSession) -> Viewer | None:
+    """The staff member a followed task link stands for, on the pages that link opens:
+    the task's page, done and skip while the task is open; from a link to the task list,
+    that list and her open tasks. None anywhere else."""
+    grants = session.get("grants")
+    if not isinstance(grants, dict) or not grants:
+        return None
+    task_path = TASK_PATH.fullmatch(request.path)
+    listing = request.path == TASK_LIST and request.method == "GET"
+    if task_path is None and not listing:
+        return None
+    own = grants.get(f"{TASK_LIST}/{task_path.group(1)}") if task_path else None
+    grant, by_list = (own, False) if own else (grants.get(TASK_LIST), True)
+    if not (isinstance(grant, list) and len(grant) == 2 and isinstance(grant[0], str) and isinstance(grant[1], int)):
+        return None
+    if datetime.fromtimestamp(grant[1], timezone.utc) < utcnow():
         return None
     async with request.config_dict[SESSIONS]() as db:
-        viewer = await staff_viewer(db, userid, userid)
-    if viewer is None:
-        return None
-    request[SESSION].renew(login=userid, staff=userid, by_link=True, csrf=secrets.token_urlsafe(24))
-    raise web.HTTPFound(request.path)
+        viewer = await staff_viewer(db, f"link:{grant[0]}", grant[0])
+        if viewer is None or task_path is None:
+            return _by_link(viewer)
+        task = await db.get(StaffTask, int(task_path.group(1)))
+        if task is None or task.status != "open":
+            return None  # a closed task's link has done its work
+        if by_list and not await viewer.may_act_on_task(db, task):
+            return None
+    return _by_link(viewer)
+
+
+def _by_link(viewer: Viewer | None) -> Viewer | None:
+    return None if viewer is None else Viewer(viewer.login, "staff", viewer.staff_id, viewer.store_id, viewer.name,
+                                              by_link=True)
 
 
 # -- login, logout, language -------------------------------------------------------------
@@ -180,35 +251,49 @@ def _login_form(request: web.Request, problem: str | None, status: int, login: s
 async def log_in(request: web.Request) -> web.Response:
     form = await request.post()
     login, password = str(form.get("login", "")).strip(), str(form.get("password", ""))
-    failures: dict[str, list[float]] = request.app[FAILURES]
-    recent = [t for t in failures.get(login, []) if time.monotonic() - t < FAILURE_WINDOW]
     next_path = str(form.get("next", ""))
-    if len(recent) >= MAX_FAILURES:
-        log.warning("console: login %r is locked after %d failures", login[:64], len(recent))
-        return _login_form(request, "尝试次数过多，请 15 分钟后再试", 429, login, next_path)
-    user: ConsoleUser | None = request.app[USERS].get(login)
-    if user is None or not _password_matches(user, password):
-        failures[login] = [*recent, time.monotonic()]
-        log.warning("console: failed login for %r from %s", login[:64], request.remote)  # never the password
-        return _login_form(request, "登录名或密码不对", 401, login, next_path)
-    failures.pop(login, None)
+    shown = login[:MAX_LOGIN]  # what goes back into the form and the log
+    async with request.config_dict[SESSIONS]() as db:
+        failures = await recent_failures(db, shown, utcnow(), FAILURE_WINDOW)
+    if failures >= MAX_FAILURES:
+        log.warning("console: login %r is locked after %d failures", shown, failures)
+        return _login_form(request, "尝试次数过多，请 15 分钟后再试", 429, shown, next_path)
+    user: ConsoleUser | None = request.app[USERS].get(login) if len(login) <= MAX_LOGIN else None
+    matched = await _password_matches(request, user, password)  # for unknown logins too: the same time
+    if user is None or not matched:
+        async with request.config_dict[SESSIONS]() as db:
+            await record_failure(db, shown, utcnow(), FAILURE_WINDOW)
+        log.warning("console: failed login for %r from %s", shown, request.remote)  # never the password
+        return _login_form(request, "登录名或密码不对", 401, shown, next_path)
+    token = secrets.token_urlsafe(32)
+    async with request.config_dict[SESSIONS]() as db:
+        await clear_failures(db, login)
+        await open_session(db, token, login, credential_of(request.app[SECRET], user), utcnow(), request.app[LIFETIME])
+        await db.commit()
     log.info("console: %s logged in", login)
     session = request[SESSION]
     language = session.get("language")
-    session.renew(login=login, csrf=secrets.token_urlsafe(24))  # a fresh session: no fixation
+    session.renew(sid=token, csrf=secrets.token_urlsafe(24))  # a fresh session: no fixation
     if language:
         session["language"] = language
     raise web.HTTPFound(_safe_next(next_path) or "/admin/")
 
 
-def _password_matches(user: ConsoleUser, password: str) -> bool:
-    if user.password_hash is not None and verify_password(password, user.password_hash):
-        return True
-    token = user.token.get_secret_value() if user.token is not None else None
-    return token is not None and hmac.compare_digest(password.encode(), token.encode())
+async def _password_matches(request: web.Request, user: ConsoleUser | None, password: str) -> bool:
+    """One scrypt for every attempt, known login or not, off the loop."""
+    stored = user.password_hash if user is not None else None
+    matched = await check_password(password, stored, request.app[HASHING])
+    if matched or user is None or user.token is None:
+        return matched
+    return hmac.compare_digest(password.encode(), user.token.get_secret_value().encode())
 
 
 async def log_out(request: web.Request) -> web.Response:
+    token = request[SESSION].get("sid")
+    if isinstance(token, str) and token:
+        async with request.config_dict[SESSIONS]() as db:
+            await end_session(db, token)
+            await db.commit()
     request[SESSION].end()
     raise web.HTTPFound("/admin/login")
 

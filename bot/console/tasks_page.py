@@ -35,7 +35,7 @@ def add_routes(console: web.Application) -> None:
 async def task_list(request: web.Request) -> web.Response:
     viewer: Viewer = request[VIEWER]
     status = request.query.get("status", "open")
-    status = status if status in STATUSES else "open"
+    status = status if status in STATUSES and not viewer.by_link else "open"  # a list link: open tasks only
     # Operators may narrow the list to one staff member (the staff page links here).
     only = request.query.get("staff", "").strip() or None if viewer.is_operator else None
     today = datetime.now(request.config_dict[SETTINGS].zone).date()
@@ -62,7 +62,8 @@ async def _task_for(request: web.Request, session) -> StaffTask:  # type: ignore
     return task
 
 
-async def task_page(request: web.Request, problem: str | None = None, status: int = 200) -> web.Response:
+async def task_page(request: web.Request, problem: str | None = None, status: int = 200,
+                    closed: str | None = None) -> web.Response:
     settings = request.config_dict[SETTINGS]
     today = datetime.now(settings.zone).date()
     async with request.config_dict[SESSIONS]() as session:
@@ -71,7 +72,7 @@ async def task_page(request: web.Request, problem: str | None = None, status: in
         card = await member_card(session, member, today, settings.zone) if member else None
         assignee = await session.get(Staff, task.staff_id) if task.staff_id else None
     return render(request, "task.html", http_status=status, task=task, card=card, assignee=assignee, today=today,
-                  kinds=KIND_LABELS, problem=problem, closed=request.query.get("closed"),
+                  kinds=KIND_LABELS, problem=problem, closed=closed or request.query.get("closed"),
                   local_done=task.done_at.astimezone(settings.zone) if task.done_at else None)
 
 
@@ -95,4 +96,6 @@ async def _close(request: web.Request, status: Literal["done", "skipped"]) -> we
             close_task(session, task, status, note or None, utcnow())
     if already:  # another tab or a retry got there first
         return await task_page(request, problem="这个任务已经处理过了", status=409)
+    if request[VIEWER].by_link:  # the link ends with the task: answer here, not by a redirect to it
+        return await task_page(request, closed=status)
     raise web.HTTPFound(f"/admin/tasks/{task.id}?closed={status}")

@@ -25,6 +25,9 @@ class Viewer:
     staff_id: int | None = None
     store_id: int | None = None  # set for a store manager only
     name: str = ""
+    # Signed in by a task link: that task's page and its done/skip (or, from a list link,
+    # her open tasks) and nothing else of the console.
+    by_link: bool = False
 
     @property
     def is_operator(self) -> bool:

@@ -21,7 +21,9 @@ from storage.models import utcnow
 
 # (console path, staff userid) -> the URL to open, or None when the console is not served.
 LinkBuilder = Callable[[str, str], str | None]
-LINKS: web.AppKey[LinkBuilder] = web.AppKey("prompt_links")  # the app's builder, for pages that show prompts
+# The builder for pages that show prompts without a sign-in (the sandbox staff panel):
+# plain console addresses, which open after a console login — never signed links.
+LINKS: web.AppKey[LinkBuilder] = web.AppKey("prompt_links")
 
 
 def console_base_url(settings: Settings) -> str:
@@ -49,6 +51,19 @@ def prompt_link_builder(settings: Settings, secret: bytes, clock: Callable[[], d
         # URL, so WeCom's duplicate check sees the same message; the link holds a little
         # longer than `days`, never shorter.
         return signed_link(base, secret, path, staff_userid, next_hour(clock()), days)
+
+    return link
+
+
+def plain_link_builder(settings: Settings) -> LinkBuilder:
+    """The console's address of a path, unsigned: for places anyone may read (the sandbox's
+    panel and event stream), where a signed link would hand out that staff member's tasks."""
+    if not settings.console.users:
+        return no_links
+    base = console_base_url(settings)
+
+    def link(path: str, staff_userid: str) -> str | None:
+        return f"{base}{path}"
 
     return link
 

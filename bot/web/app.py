@@ -31,7 +31,7 @@ from bot.settings.handlers import handler_config
 from bot.settings.model import Settings
 from bot.settings.templates import renderer_for
 from bot.shared.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, RENDERER, SESSIONS, SETTINGS
-from bot.shared.prompt_links import LINKS, prompt_link_builder
+from bot.shared.prompt_links import LINKS, plain_link_builder, prompt_link_builder
 from bot.web.api import add_api_routes
 from bot.web.metrics import add_metrics
 from bot.web.proxies import add_trusted_proxies
@@ -97,11 +97,13 @@ def build_app(settings: Settings) -> web.Application:
     if settings.console.users:
         add_console(app, settings, secret)
     links = prompt_link_builder(settings, secret)  # task links in staff prompts (none without the console)
-    app[LINKS] = links
+    # The sandbox's staff panel needs no login, so its prompts carry plain console
+    # addresses, never a signed link (a signed link opens her tasks to whoever reads it).
+    app[LINKS] = plain_link_builder(settings)
     if platforms.sandbox.enabled:
         hub = SandboxHub()
         app[SANDBOX_HUB] = hub
-        senders["sandbox"] = SandboxSender(hub, links)
+        senders["sandbox"] = SandboxSender(hub, app[LINKS])
         if receives:
             sandbox_routes.add_routes(app)
     if receives and platforms.wecom is not None:

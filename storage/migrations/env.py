@@ -5,6 +5,7 @@ from sqlalchemy import event
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.console_models  # noqa: F401
 import storage.outreach_models  # noqa: F401
 from storage.engine import create_sync_engine, is_sqlite
 

@@ -1,6 +1,7 @@
 """Delivery to the sandbox: the chat page is the member's phone, and the staff panel
-is a staff member's WeCom. A staff prompt with a console link gets the signed URL as its
-last line, which the panel shows as a link."""
+is a staff member's WeCom. A staff prompt with a console link gets the console's plain
+address as its last line, which the panel shows as a link: the panel needs no login, so
+it never carries a signed task link (that opens after a console login)."""
 
 from __future__ import annotations
 
