@@ -67,6 +67,7 @@ class Dispatcher:
         on_outbox: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 16,
+        urgent_extra: int = 8,
         max_attempts: int = 3,
         poll_interval: timedelta = timedelta(seconds=5),
         lease: timedelta = timedelta(seconds=30),
@@ -80,6 +81,8 @@ class Dispatcher:
         self._on_outbox = on_outbox
         self._clock = clock
         self._concurrency = concurrency
+        self._urgent_extra = urgent_extra
+        self._urgent_waiting = True  # look for urgent rows on the first pass
         self._max_attempts = max_attempts
         self._poll_interval = poll_interval.total_seconds()
         self._lease = lease
@@ -91,6 +94,11 @@ class Dispatcher:
 
     def wake(self) -> None:
         """New inbox rows are committed: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    def wake_urgent(self) -> None:
+        """An urgent row is committed: take it even if every slot is busy with backlog."""
+        self._urgent_waiting = True
         self._wakeup.set()
 
     def start(self) -> None:
@@ -113,12 +121,16 @@ class Dispatcher:
                     taken = await self.run_once()
                 except Exception:  # the database may be briefly away; keep the loop alive
                     log.exception("dispatcher pass failed")
+                    self._urgent_waiting = True
                 if self._stopping:
                     break
-                if taken == 0 or len(self._members) >= self._concurrency:
+                if taken == 0 or len(self._members) >= self._concurrency and not self._urgent_waiting:
                     # Woken by new rows or by a member finishing (a free slot).
-                    with contextlib.suppress(TimeoutError):
+                    try:
                         await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                    except TimeoutError:
+                        # Another process may have stored an urgent row: look, busy or not.
+                        self._urgent_waiting = True
             if self._members:
                 await asyncio.gather(*self._members, return_exceptions=True)
         finally:
@@ -131,12 +143,18 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim the rows of as many members as there are free slots and start handling
-        each member's rows in order; returns how many rows were claimed."""
-        free = self._concurrency - len(self._members)
-        if free <= 0:
+        each member's rows in order; returns how many rows were claimed. With every slot
+        busy, members with an urgent row still get up to `urgent_extra` more: a welcome
+        code must not wait for a member of the backlog to finish."""
+        urgent_only = len(self._members) >= self._concurrency
+        free = self._concurrency + (self._urgent_extra if urgent_only else 0) - len(self._members)
+        if free <= 0 or (urgent_only and not self._urgent_waiting):
             return 0
+        self._urgent_waiting = False
         async with self._sessions() as session, session.begin():
-            entries = await claim_entries(session, self.owner, self._clock(), self._lease, free)
+            entries = await claim_entries(
+                session, self.owner, self._clock(), self._lease, free, urgent_only=urgent_only
+            )
         by_sender: dict[tuple[str, str], list[InboxEntry]] = {}
         for entry in entries:
             by_sender.setdefault((entry.platform, entry.sender), []).append(entry)

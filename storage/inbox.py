@@ -41,9 +41,17 @@ class InboxClosed(RuntimeError):
 class InboxWriter:
     """Durably stores inbox entries in batches; `add` returns once its batch committed."""
 
-    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        on_commit: Callable[[], None] = lambda: None,
+        on_urgent: Callable[[], None] | None = None,
+    ):
+        """`on_commit` is called after each commit; `on_urgent` instead when the batch
+        held an urgent row (a welcome code waiting)."""
         self._engine = engine
         self._on_commit = on_commit
+        self._on_urgent = on_urgent or on_commit
         self._sql, self._positional, self._stamp = _compiled_insert(engine)
         self._queue: asyncio.Queue[tuple[NewInboxEntry, asyncio.Future[None]] | None] = (
             asyncio.Queue()
@@ -102,7 +110,7 @@ class InboxWriter:
         for _, done in batch:
             if not done.done():
                 done.set_result(None)
-        self._on_commit()
+        (self._on_urgent if any(entry.urgent for entry, _ in batch) else self._on_commit)()
 
     async def _insert(self, entries: list[NewInboxEntry]) -> None:
         received_at = self._stamp(utcnow())
@@ -148,7 +156,13 @@ _CLAIM_LOCK = 0x5349_5955_0001
 
 
 async def claim_entries(
-    session: AsyncSession, owner: str, now: datetime, lease: timedelta, senders: int, window: int = 1000
+    session: AsyncSession,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    senders: int,
+    window: int = 1000,
+    urgent_only: bool = False,
 ) -> list[InboxEntry]:
     """Claim every pending row of up to `senders` members whose rows nobody is handling:
     urgent members first, then the longest waiting. Call inside a transaction.
@@ -156,14 +170,15 @@ async def claim_entries(
     A member (platform, sender) is free when none of her pending rows carries a live
     claim: so her rows go to one process at a time, and a row that arrives while she is
     being handled waits until that claim's rows are done. Expired claims (their process
-    died) count as free, which is how a crash is taken over."""
+    died) count as free, which is how a crash is taken over. `urgent_only`: only members
+    with an urgent row waiting."""
     if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
     # The members are chosen among the first rows in line (urgent, then oldest), not the
     # whole backlog: a claim stays one index range scan however long the inbox grows.
     line = (
         select(INBOX.c.id, INBOX.c.platform, INBOX.c.sender, INBOX.c.urgent)
-        .where(INBOX.c.status == "pending")
+        .where(INBOX.c.status == "pending", *([INBOX.c.urgent] if urgent_only else []))
         .order_by(INBOX.c.urgent.desc(), INBOX.c.id)
         .limit(window)
         .subquery("line")

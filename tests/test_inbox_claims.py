@@ -107,3 +107,12 @@ def test_pool_sizes_and_the_lease_out_of_range_are_refused(tmp_path: Path, line:
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     assert any(line.split()[0] in problem for problem in caught.value.problems)
+
+
+async def test_with_every_slot_busy_only_urgent_members_are_claimed(sessions: SessionFactory) -> None:
+    await store(sessions, [NewInboxEntry(f"old-{n}", "wecom", f"m{n}", "{}") for n in range(5)])
+    await store(sessions, [NewInboxEntry("welcome", "wecom", "newcomer", "{}", urgent=True)])
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        assert [r.key for r in await claim_entries(session, "a", now, LEASE, senders=9, urgent_only=True)] == ["welcome"]
+        assert await claim_entries(session, "a", now, LEASE, senders=9, urgent_only=True) == []

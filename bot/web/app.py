@@ -153,7 +153,10 @@ def build_app(settings: Settings) -> web.Application:
         # One writer task, one transaction at a time: one connection.
         engine = create_database_engine(settings.storage.url, checkpoints=False, pool_size=1, max_overflow=0)
         BACKLOG.watch_pool("inbox", engine)
-        writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake if DISPATCHER in app else lambda: None)
+        if DISPATCHER in app:
+            writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake, on_urgent=app[DISPATCHER].wake_urgent)
+        else:
+            writer = InboxWriter(engine)
         app[INBOX] = writer
         writer.start()
         yield
