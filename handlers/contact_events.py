@@ -16,14 +16,14 @@ from handlers.actions import Action, FetchProfile, PromptStaff, Welcome
 from handlers.context import HandlerContext
 from handlers.outbound import task_page
 from handlers.tag_engine import sync_actions, tag_event
-from handlers.updates import EventUpdate, Update
+from handlers.updates import WELCOME_EVENTS, EventUpdate, Update
 from storage.members import store_and_owner
 from storage.reassign import follow_new_owner
 from storage.staff import ensure_staff, staff_by_userid, store_by_code
 from storage.tags import apply_tag, ensure_tag, tags_of
 from storage.tasks import NewTask, create_task
 
-ADDED = ("add_external_contact", "add_half_external_contact")
+ADDED = WELCOME_EVENTS
 TRANSFERRED = "DELETE_BY_TRANSFER"
 CHANNEL_TAG_GROUP = "渠道"
 TRANSFER_FAILED_TEMPLATE = "staff/transfer_failed.txt.j2"

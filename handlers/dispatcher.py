@@ -1,15 +1,25 @@
-"""The dispatcher: takes inbox rows in order per sender and runs the handler chain.
+"""The dispatcher: claims inbox rows per member and runs the handler chain in order.
 
 Each row is handled in one transaction — member, interaction, tags, outbox rows and the
 row's own `done` mark commit together — so a crash mid-chain leaves the row pending and
-the next start simply handles it again. Rows of one sender are handled one after the
-other; different senders run concurrently.
+the next start simply handles it again. A member's (platform, sender) rows are claimed
+together, by one process, and handled one after the other; different members run
+concurrently, up to `concurrency` at once, and a freed slot is filled at once — urgent
+members (a welcome code waiting) first, then whoever waited longest.
+
+Claims are leases: this process renews its own while it works; if it dies, another
+process takes the rows over once the lease has expired. The `done` mark only commits
+while the claim is still ours, so a row taken over is handled once, by its new owner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -22,7 +32,15 @@ from handlers.context import HandlerContext, PlatformContext
 from handlers.outbound import outbox_rows
 from handlers.updates import MessageUpdate, Update, from_payload, kind_of
 from storage.engine import SessionFactory
-from storage.inbox import mark_done, pending_entries, record_failure
+from storage.inbox import (
+    ClaimLost,
+    claim_entries,
+    mark_done,
+    record_failure,
+    release_all_claims,
+    release_claims,
+    renew_claims,
+)
 from storage.members import resolve_member
 from storage.metrics import record_handling
 from storage.models import InboxEntry, utcnow
@@ -30,6 +48,11 @@ from storage.outbox import enqueue
 from storage.tracing import request_id_of, traced
 
 log = logging.getLogger(__name__)
+
+
+def process_name() -> str:
+    """Who claims rows: host, pid and a random part (a restarted pid is someone else)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Dispatcher:
@@ -43,10 +66,12 @@ class Dispatcher:
         *,
         on_outbox: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
-        batch_size: int = 200,
         concurrency: int = 16,
+        urgent_extra: int = 8,
         max_attempts: int = 3,
         poll_interval: timedelta = timedelta(seconds=5),
+        lease: timedelta = timedelta(seconds=30),
+        owner: str | None = None,
     ):
         self._sessions = sessions
         self._member_chain = checked_chain(member_chain)
@@ -55,57 +80,120 @@ class Dispatcher:
         self._renderer = renderer
         self._on_outbox = on_outbox
         self._clock = clock
-        self._batch_size = batch_size
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._urgent_extra = urgent_extra
+        self._urgent_waiting = True  # look for urgent rows on the first pass
         self._max_attempts = max_attempts
         self._poll_interval = poll_interval.total_seconds()
+        self._lease = lease
+        self.owner = owner or process_name()
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._members: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """New inbox rows are committed: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    def wake_urgent(self) -> None:
+        """An urgent row is committed: take it even if every slot is busy with backlog."""
+        self._urgent_waiting = True
         self._wakeup.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
 
     async def close(self) -> None:
-        """Finish the batch in hand, then stop; the rest waits in the inbox."""
+        """Finish the members in hand, hand back what is claimed and not yet begun, stop."""
         self._stopping = True
         self._wakeup.set()
         if self._task is not None:
             await self._task
 
     async def _run(self) -> None:
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                handled = await self.run_once()
-            except Exception:  # the database may be briefly away; keep the loop alive
-                log.exception("dispatcher pass failed")
-                handled = 0
-            if handled == 0 and not self._stopping:
+        renewing = asyncio.create_task(self._renew_claims(), name="dispatcher-leases")
+        try:
+            while not self._stopping:
+                self._wakeup.clear()
+                taken = 0
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
-                except TimeoutError:
-                    pass
+                    taken = await self.run_once()
+                except Exception:  # the database may be briefly away; keep the loop alive
+                    log.exception("dispatcher pass failed")
+                    self._urgent_waiting = True
+                if self._stopping:
+                    break
+                if taken == 0 or len(self._members) >= self._concurrency and not self._urgent_waiting:
+                    # Woken by new rows or by a member finishing (a free slot).
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                    except TimeoutError:
+                        # Another process may have stored an urgent row: look, busy or not.
+                        self._urgent_waiting = True
+            if self._members:
+                await asyncio.gather(*self._members, return_exceptions=True)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+            with contextlib.suppress(Exception):
+                async with self._sessions() as session, session.begin():
+                    await release_all_claims(session, self.owner)
 
     async def run_once(self) -> int:
-        """Handle one batch of pending rows; returns how many were taken."""
-        async with self._sessions() as session:
-            entries = await pending_entries(session, self._batch_size)
+        """Claim the rows of as many members as there are free slots and start handling
+        each member's rows in order; returns how many rows were claimed. With every slot
+        busy, members with an urgent row still get up to `urgent_extra` more: a welcome
+        code must not wait for a member of the backlog to finish."""
+        urgent_only = len(self._members) >= self._concurrency
+        free = self._concurrency + (self._urgent_extra if urgent_only else 0) - len(self._members)
+        if free <= 0 or (urgent_only and not self._urgent_waiting):
+            return 0
+        self._urgent_waiting = False
+        async with self._sessions() as session, session.begin():
+            entries = await claim_entries(
+                session, self.owner, self._clock(), self._lease, free, urgent_only=urgent_only
+            )
         by_sender: dict[tuple[str, str], list[InboxEntry]] = {}
         for entry in entries:
             by_sender.setdefault((entry.platform, entry.sender), []).append(entry)
-        await asyncio.gather(*(self._handle_in_order(rows) for rows in by_sender.values()))
+        for rows in by_sender.values():
+            task = asyncio.create_task(self._handle_in_order(rows))
+            self._members.add(task)
+            task.add_done_callback(self._member_done)
         return len(entries)
 
+    def _member_done(self, task: asyncio.Task[None]) -> None:
+        self._members.discard(task)
+        self._wakeup.set()  # a slot is free
+
+    async def _renew_claims(self) -> None:
+        """Keep this process's claims alive while it works on them."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            try:
+                async with self._sessions() as session, session.begin():
+                    await renew_claims(session, self.owner, self._clock(), self._lease)
+            except Exception:
+                log.exception("renewing inbox claims failed")
+
     async def _handle_in_order(self, entries: list[InboxEntry]) -> None:
-        async with self._slots:
-            for entry in entries:
-                if not await self._handle(entry):
-                    return  # keep this sender's order: later rows wait for the retry
+        for entry in entries:
+            try:
+                carry_on = not self._stopping and await self._handle(entry)
+            except Exception:  # even recording the failure failed: the database is away
+                log.exception("handling inbox row %s failed", entry.id)
+                carry_on = False
+            if not carry_on:
+                # Keep this member's order: her later rows wait for the retry, claimed
+                # afresh (by whichever process is free) on a later pass.
+                try:
+                    async with self._sessions() as session, session.begin():
+                        await release_claims(session, self.owner, entry.platform, entry.sender)
+                except Exception:
+                    log.exception("releasing inbox claims failed")  # they expire anyway
+                return
 
     async def _handle(self, entry: InboxEntry) -> bool:
         """Handle one row, its log lines and outbox rows under its request id."""
@@ -136,7 +224,10 @@ class Dispatcher:
                     for platform_handler in self._platform_chain:
                         actions.extend(await platform_handler(update, platform_ctx))
                 await enqueue(session, outbox_rows(entry.id, update, member_id, actions, entry.received_at), now)
-                await mark_done(session, entry.id, now)
+                await mark_done(session, entry.id, now, self.owner)
+        except ClaimLost:
+            log.warning("inbox row %s was taken over by another process; left to it", entry.id)
+            return False
         except Exception as error:
             log.exception("handling inbox row %s failed", entry.id)
             record_handling(kind, time.perf_counter() - started, failed=True)

@@ -52,6 +52,16 @@ def kind_of(update: Update) -> str:
     return "message" if isinstance(update, MessageUpdate) else update.event
 
 
+# Events that carry a welcome code: WeCom takes the welcome only within 20 s of the event.
+WELCOME_EVENTS = ("add_external_contact", "add_half_external_contact")
+
+
+def is_urgent(update: Update) -> bool:
+    """Must be handled within seconds, ahead of any backlog: a new contact whose welcome
+    code is waiting."""
+    return isinstance(update, EventUpdate) and update.event in WELCOME_EVENTS and bool(update.detail.get("WelcomeCode"))
+
+
 _KINDS: dict[str, type[MessageUpdate] | type[EventUpdate]] = {
     "message": MessageUpdate,
     "event": EventUpdate,

@@ -50,10 +50,13 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_database_engine(url: str, *, checkpoints: bool = True) -> AsyncEngine:
+def create_database_engine(
+    url: str, *, checkpoints: bool = True, pool_size: int = 8, max_overflow: int = 2
+) -> AsyncEngine:
     """The application's engine. `checkpoints=False` leaves WAL checkpoints to another
     connection (see `checkpoint_wal`), so commits on this one never stall copying the
-    WAL back into the database file."""
+    WAL back into the database file. On PostgreSQL it opens at most `pool_size` +
+    `max_overflow` connections; whoever needs one beyond that waits for one (up to 60 s)."""
     if is_sqlite(url):
         # One connection: SQLite has one writer at a time, and writers that collide wait
         # in its busy handler, which sleeps 1-100 ms per try. Queueing for the one
@@ -61,7 +64,9 @@ def create_database_engine(url: str, *, checkpoints: bool = True) -> AsyncEngine
         engine = create_async_engine(async_url(url), pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _tune_sqlite if checkpoints else _tune_sqlite_no_checkpoints)
         return engine
-    return create_async_engine(async_url(url), pool_size=10, max_overflow=10)
+    return create_async_engine(
+        async_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_timeout=60
+    )
 
 
 def _tune_sqlite_no_checkpoints(dbapi_connection: Any, record: Any) -> None:
@@ -78,11 +83,17 @@ async def checkpoint_wal(engine: AsyncEngine) -> None:
             await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
+# Synchronous engines serve one caller at a time (migrations, tools, the job store): a
+# small pool bounds what each opens on PostgreSQL.
+SYNC_POOL_SIZE, SYNC_MAX_OVERFLOW = 2, 1
+
+
 def create_sync_engine(url: str) -> Engine:
-    engine = create_engine(sync_url(url))
     if is_sqlite(url):
+        engine = create_engine(sync_url(url))
         event.listen(engine, "connect", _tune_sqlite)
-    return engine
+        return engine
+    return create_engine(sync_url(url), pool_size=SYNC_POOL_SIZE, max_overflow=SYNC_MAX_OVERFLOW, pool_timeout=60)
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -11,10 +11,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, literal_column, select, update
+from sqlalchemy import bindparam, case, func, literal_column, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -31,6 +31,7 @@ class NewInboxEntry:
     platform: str
     sender: str
     payload: str
+    urgent: bool = False  # handled ahead of any backlog (a welcome code lives 20 s)
 
 
 class InboxClosed(RuntimeError):
@@ -40,9 +41,17 @@ class InboxClosed(RuntimeError):
 class InboxWriter:
     """Durably stores inbox entries in batches; `add` returns once its batch committed."""
 
-    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        on_commit: Callable[[], None] = lambda: None,
+        on_urgent: Callable[[], None] | None = None,
+    ):
+        """`on_commit` is called after each commit; `on_urgent` instead when the batch
+        held an urgent row (a welcome code waiting)."""
         self._engine = engine
         self._on_commit = on_commit
+        self._on_urgent = on_urgent or on_commit
         self._sql, self._positional, self._stamp = _compiled_insert(engine)
         self._queue: asyncio.Queue[tuple[NewInboxEntry, asyncio.Future[None]] | None] = (
             asyncio.Queue()
@@ -101,17 +110,17 @@ class InboxWriter:
         for _, done in batch:
             if not done.done():
                 done.set_result(None)
-        self._on_commit()
+        (self._on_urgent if any(entry.urgent for entry, _ in batch) else self._on_commit)()
 
     async def _insert(self, entries: list[NewInboxEntry]) -> None:
         received_at = self._stamp(utcnow())
-        rows = [(e.key, e.platform, e.sender, e.payload, received_at) for e in entries]
+        rows = [(e.key, e.platform, e.sender, e.payload, received_at, e.urgent) for e in entries]
         params: list[Any] = rows if self._positional else [dict(zip(_COLUMNS, row)) for row in rows]
         async with self._engine.begin() as connection:
             await connection.exec_driver_sql(self._sql, params)
 
 
-_COLUMNS = ("key", "platform", "sender", "payload", "received_at")
+_COLUMNS = ("key", "platform", "sender", "payload", "received_at", "urgent")
 
 
 def _compiled_insert(engine: AsyncEngine) -> tuple[str, bool, Callable[[datetime], Any]]:
@@ -131,7 +140,7 @@ def _compiled_insert(engine: AsyncEngine) -> tuple[str, bool, Callable[[datetime
 
 
 async def pending_entries(session: AsyncSession, limit: int) -> Sequence[InboxEntry]:
-    """Unprocessed entries, oldest first (the dispatcher keeps per-sender order)."""
+    """Unprocessed entries, oldest first (what waits; the dispatcher claims its own)."""
     statement = (
         select(InboxEntry)
         .where(InboxEntry.status == "pending")
@@ -141,10 +150,107 @@ async def pending_entries(session: AsyncSession, limit: int) -> Sequence[InboxEn
     return (await session.execute(statement)).scalars().all()
 
 
-async def mark_done(session: AsyncSession, entry_id: int, now: datetime) -> None:
-    await session.execute(
-        update(INBOX).where(INBOX.c.id == entry_id).values(status="done", processed_at=now)
+# Claims are taken one process at a time (a transaction-scoped advisory lock on
+# PostgreSQL; SQLite has one writer anyway), so a claim always sees every claim before it.
+_CLAIM_LOCK = 0x5349_5955_0001
+
+
+async def claim_entries(
+    session: AsyncSession,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    senders: int,
+    window: int = 1000,
+    urgent_only: bool = False,
+) -> list[InboxEntry]:
+    """Claim every pending row of up to `senders` members whose rows nobody is handling:
+    urgent members first, then the longest waiting. Call inside a transaction.
+
+    A member (platform, sender) is free when none of her pending rows carries a live
+    claim: so her rows go to one process at a time, and a row that arrives while she is
+    being handled waits until that claim's rows are done. Expired claims (their process
+    died) count as free, which is how a crash is taken over. `urgent_only`: only members
+    with an urgent row waiting."""
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+    # The members are chosen among the first rows in line (urgent, then oldest), not the
+    # whole backlog: a claim stays one index range scan however long the inbox grows.
+    line = (
+        select(INBOX.c.id, INBOX.c.platform, INBOX.c.sender, INBOX.c.urgent)
+        .where(INBOX.c.status == "pending", *([INBOX.c.urgent] if urgent_only else []))
+        .order_by(INBOX.c.urgent.desc(), INBOX.c.id)
+        .limit(window)
+        .subquery("line")
     )
+    other = INBOX.alias("other")
+    busy = (
+        select(other.c.id)
+        .where(other.c.platform == line.c.platform, other.c.sender == line.c.sender,
+               other.c.status == "pending", other.c.claim_until >= now)
+        .exists()
+    )
+    chosen = (
+        select(line.c.platform, line.c.sender)
+        .where(~busy)
+        .group_by(line.c.platform, line.c.sender)
+        .order_by(func.max(case((line.c.urgent, 1), else_=0)).desc(), func.min(line.c.id))
+        .limit(senders)
+    )
+    statement = (
+        update(InboxEntry)
+        .where(InboxEntry.status == "pending",  # type: ignore[arg-type]
+               tuple_(InboxEntry.platform, InboxEntry.sender).in_(chosen))
+        .values(claimed_by=owner, claim_until=now + lease)
+        .returning(InboxEntry)
+        .execution_options(synchronize_session=False)
+    )
+    rows = (await session.execute(statement)).scalars().all()
+    return sorted(rows, key=lambda row: row.id or 0)
+
+
+async def renew_claims(session: AsyncSession, owner: str, now: datetime, lease: timedelta) -> int:
+    """Extend this process's live claims (it is still handling them)."""
+    result = await session.execute(
+        update(INBOX)
+        .where(INBOX.c.status == "pending", INBOX.c.claimed_by == owner)
+        .values(claim_until=now + lease)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def release_claims(session: AsyncSession, owner: str, platform: str, sender: str) -> None:
+    """Hand a member's rows back (a row failed and will be tried again, or we stop)."""
+    await session.execute(
+        update(INBOX)
+        .where(INBOX.c.status == "pending", INBOX.c.claimed_by == owner,
+               INBOX.c.platform == platform, INBOX.c.sender == sender)
+        .values(claimed_by=None, claim_until=None)
+    )
+
+
+async def release_all_claims(session: AsyncSession, owner: str) -> None:
+    """Hand back every row this process claimed and did not handle (a clean stop)."""
+    await session.execute(
+        update(INBOX).where(INBOX.c.status == "pending", INBOX.c.claimed_by == owner)
+        .values(claimed_by=None, claim_until=None)
+    )
+
+
+class ClaimLost(RuntimeError):
+    """Another process took the row over (this one's claim had expired): our handling of
+    it rolls back, so it is handled once, by the new claimant."""
+
+
+async def mark_done(session: AsyncSession, entry_id: int, now: datetime, owner: str | None = None) -> None:
+    """Mark the row handled; with `owner`, only while that process still holds its claim
+    (else `ClaimLost`, and the caller's transaction must roll back)."""
+    statement = update(INBOX).where(INBOX.c.id == entry_id)
+    if owner is not None:
+        statement = statement.where(INBOX.c.claimed_by == owner, INBOX.c.status == "pending")
+    result = await session.execute(statement.values(status="done", processed_at=now))
+    if owner is not None and not result.rowcount:  # type: ignore[attr-defined]
+        raise ClaimLost(f"inbox row {entry_id} was taken over by another process")
 
 
 async def record_failure(

@@ -154,7 +154,11 @@ class InboxEntry(SQLModel, table=True):
     """An update acknowledged to a platform. Written before the ack; processed after."""
 
     __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_inbox_status_id", "status", "id"),
+        Index("ix_inbox_sender_status", "platform", "sender", "status"),
+        Index("ix_inbox_status_urgent_id", "status", "urgent", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=191)
     platform: str = Field(max_length=16)
@@ -165,6 +169,13 @@ class InboxEntry(SQLModel, table=True):
     attempts: int = 0
     processed_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
+    # Handled ahead of any backlog: an update that must be answered within seconds
+    # (a new contact's welcome code lives 20 s).
+    urgent: bool = False
+    # The claim: which process is handling the row, until when. Another process takes a
+    # row over once its claim has expired (its claimant died).
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claim_until: datetime | None = None
 
 
 class OutboxEntry(SQLModel, table=True):

@@ -29,27 +29,31 @@ async def apply_tag(
     source_ref: str | None,
     now: datetime,
 ) -> bool:
-    """Give the member the tag, or count another hit. Returns True when the tag is new."""
+    """Give the member the tag, or count another hit. Returns True when the tag is new.
+
+    The hit is counted in the database (hit_count = hit_count + 1), never read, added to
+    and written back, so hits counted at once elsewhere are not lost."""
     assert tag.id is not None
-    existing = await session.get(MemberTag, (member_id, tag.id))
-    if existing is None:
-        session.add(
-            MemberTag(
-                member_id=member_id,
-                tag_id=tag.id,
-                source=source,
-                source_ref=source_ref,
-                first_seen=now,
-                last_seen=now,
-                hit_count=1,
-            )
+    counted = await session.execute(
+        update(MemberTag)
+        .where(MemberTag.member_id == member_id, MemberTag.tag_id == tag.id)  # type: ignore[arg-type]
+        .values(hit_count=MemberTag.hit_count + 1, last_seen=now)
+    )
+    if counted.rowcount:  # type: ignore[attr-defined]
+        return False
+    session.add(
+        MemberTag(
+            member_id=member_id,
+            tag_id=tag.id,
+            source=source,
+            source_ref=source_ref,
+            first_seen=now,
+            last_seen=now,
+            hit_count=1,
         )
-        await session.flush()
-        return True
-    existing.last_seen = now
-    existing.hit_count += 1
-    session.add(existing)
-    return False
+    )
+    await session.flush()
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +130,16 @@ async def remove_rule_tags(session: AsyncSession, member_id: int, rule_ids: Sequ
 
 
 async def add_interest(session: AsyncSession, member_id: int, topic: str, weight: int, now: datetime) -> None:
-    score = await session.get(InterestScore, (member_id, topic))
-    if score is None:
-        session.add(InterestScore(member_id=member_id, topic=topic, score=weight, updated_at=now))
-        await session.flush()
+    """Add `weight` to the member's interest in `topic`, in the database (score = score + w)."""
+    added = await session.execute(
+        update(InterestScore)
+        .where(InterestScore.member_id == member_id, InterestScore.topic == topic)  # type: ignore[arg-type]
+        .values(score=InterestScore.score + weight, updated_at=now)
+    )
+    if added.rowcount:  # type: ignore[attr-defined]
         return
-    score.score += weight
-    score.updated_at = now
-    session.add(score)
+    session.add(InterestScore(member_id=member_id, topic=topic, score=weight, updated_at=now))
+    await session.flush()
 
 
 async def interests_of(session: AsyncSession, member_id: int) -> dict[str, int]:

@@ -88,6 +88,14 @@ class _Section(BaseModel):
 
 class StorageSettings(_Section):
     url: str = "sqlite:///siyu.db"
+    # PostgreSQL only: connections of the process's main pool (dispatcher, delivery,
+    # console, API), and how many more it may open at a peak. SQLite uses one.
+    pool_size: int = Field(default=8, ge=1, le=100)
+    max_overflow: int = Field(default=2, ge=0, le=100)
+    # How long a process's claim on a member's inbox rows lasts unless renewed (every
+    # third of it while the process lives): after a crash, another process takes the
+    # rows over this long after the last renewal.
+    inbox_lease_seconds: float = Field(default=30.0, ge=1, le=600)
 
     @field_validator("url")
     @classmethod

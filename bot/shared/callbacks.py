@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from bot.shared.keys import INBOX
-from handlers.updates import Update, kind_of, to_payload
+from handlers.updates import Update, is_urgent, kind_of, to_payload
 from storage.inbox import NewInboxEntry
 from storage.metrics import CALLBACKS_RECEIVED, count_refusal
 from storage.tracing import request_id_of, traced
@@ -20,7 +20,9 @@ async def store_update(app: web.Application, update: Update) -> None:
     """Store `update` durably (returns once committed); log lines from here on, and the
     rows its handling queues, carry its request id."""
     with traced(request_id_of(update.key)):
-        await app[INBOX].add(NewInboxEntry(update.key, update.platform, update.sender, to_payload(update)))
+        await app[INBOX].add(
+            NewInboxEntry(update.key, update.platform, update.sender, to_payload(update), is_urgent(update))
+        )
         CALLBACKS_RECEIVED.labels(update.platform).inc()
         log.debug("stored a %s callback: %s", update.platform, kind_of(update))
 

@@ -112,7 +112,8 @@ def build_app(settings: Settings) -> web.Application:
         add_official_account_routes(app, platforms.oa)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        engine = create_database_engine(settings.storage.url)
+        storage = settings.storage
+        engine = create_database_engine(storage.url, pool_size=storage.pool_size, max_overflow=storage.max_overflow)
         app[ENGINE] = engine
         app[SESSIONS] = session_factory(engine)
         BACKLOG.watch_pool("main", engine)
@@ -141,6 +142,7 @@ def build_app(settings: Settings) -> web.Application:
             on_outbox=app[DELIVERY].wake,
             # Without a webhook in this process nothing wakes the dispatcher: look often.
             poll_interval=timedelta(seconds=5 if receives else 0.25),
+            lease=timedelta(seconds=settings.storage.inbox_lease_seconds),
         )
         app[DISPATCHER] = worker
         worker.start()
@@ -150,9 +152,13 @@ def build_app(settings: Settings) -> web.Application:
     async def inbox(app: web.Application) -> AsyncIterator[None]:
         # Its own connection, which never checkpoints: acknowledgements neither queue
         # behind the dispatcher's work nor wait while the WAL is copied back.
-        engine = create_database_engine(settings.storage.url, checkpoints=False)
+        # One writer task, one transaction at a time: one connection.
+        engine = create_database_engine(settings.storage.url, checkpoints=False, pool_size=1, max_overflow=0)
         BACKLOG.watch_pool("inbox", engine)
-        writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake if DISPATCHER in app else lambda: None)
+        if DISPATCHER in app:
+            writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake, on_urgent=app[DISPATCHER].wake_urgent)
+        else:
+            writer = InboxWriter(engine)
         app[INBOX] = writer
         writer.start()
         yield

@@ -1,0 +1,118 @@
+"""Inbox claims on both databases: urgent members first, a member's rows held by one
+claimant at a time, an expired claim taken over and the old claimant's work refused;
+counters counted in the database; the urgent flag set when a welcome code arrives."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.settings.model import ConfigError, load_settings
+from storage.engine import SessionFactory
+from storage.inbox import ClaimLost, InboxWriter, NewInboxEntry, claim_entries, mark_done, renew_claims
+from storage.members import resolve_member
+from storage.models import InboxEntry, utcnow
+from storage.tags import add_interest, apply_tag, ensure_tag, interests_of, tags_of
+from tests.wecom_harness import Corp, contact_event
+
+LEASE = timedelta(seconds=30)
+
+
+async def store(sessions: SessionFactory, entries: list[NewInboxEntry]) -> None:
+    writer = InboxWriter(sessions.kw["bind"])
+    writer.start()
+    for entry in entries:  # one by one: ids follow the order written
+        await writer.add(entry)
+    await writer.close()
+
+
+async def test_an_urgent_member_is_claimed_ahead_of_the_backlog(sessions: SessionFactory) -> None:
+    backlog = [NewInboxEntry(f"old-{n}", "wecom", f"m{n % 300}", "{}") for n in range(900)]
+    await store(sessions, [*backlog, NewInboxEntry("welcome", "wecom", "newcomer", "{}", urgent=True)])
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        first = await claim_entries(session, "a", now, LEASE, senders=1)
+    assert [row.key for row in first] == ["welcome"]
+    async with sessions() as session, session.begin():
+        then = await claim_entries(session, "a", now, LEASE, senders=2)
+    # Then whoever waited longest, each member with all her rows, oldest first.
+    assert [row.key for row in then] == ["old-0", "old-1", "old-300", "old-301", "old-600", "old-601"]
+
+
+async def test_a_member_s_rows_go_to_one_claimant_until_its_claim_expires(sessions: SessionFactory) -> None:
+    await store(sessions, [NewInboxEntry(f"k{n}", "sandbox", f"m{n % 3}", "{}") for n in range(6)])
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        held = await claim_entries(session, "a", now, LEASE, senders=10)
+    assert len(held) == 6
+    await store(sessions, [NewInboxEntry("late", "sandbox", "m0", "{}")])  # while "a" works on m0
+    async with sessions() as session, session.begin():
+        assert await claim_entries(session, "b", now + timedelta(seconds=5), LEASE, senders=10) == []
+        await mark_done(session, held[0].id, now, "a")  # type: ignore[arg-type]
+        await renew_claims(session, "a", now + timedelta(seconds=20), LEASE)
+    async with sessions() as session, session.begin():
+        # Renewed: still a's at 40 s. At 60 s "a" has stopped renewing (it died): b takes over.
+        assert await claim_entries(session, "b", now + timedelta(seconds=40), LEASE, senders=10) == []
+        taken = await claim_entries(session, "b", now + timedelta(seconds=60), LEASE, senders=10)
+    assert sorted(row.key for row in taken) == ["k1", "k2", "k3", "k4", "k5", "late"]
+    with pytest.raises(ClaimLost):  # a's late work on a row b took over does not count
+        async with sessions() as session, session.begin():
+            await mark_done(session, held[1].id, now, "a")  # type: ignore[arg-type]
+    async with sessions() as session, session.begin():
+        await mark_done(session, held[1].id, now, "b")  # type: ignore[arg-type]
+    async with sessions() as session:
+        row = await session.get(InboxEntry, held[1].id)
+    assert row is not None and (row.status, row.claimed_by) == ("done", "b")
+
+
+async def test_tag_hits_and_interest_counted_at_once_are_all_counted(sessions: SessionFactory) -> None:
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        member = await resolve_member(session, "sandbox", "王芳", None, now)
+        tag = await ensure_tag(session, "面包控", "口味偏好")
+        await apply_tag(session, member.id, tag, "rule", "interest-bread", now)  # type: ignore[arg-type]
+        await add_interest(session, member.id, "面包", 2, now)  # type: ignore[arg-type]
+
+    async def hit() -> None:
+        async with sessions() as session, session.begin():
+            await apply_tag(session, member.id, tag, "rule", "interest-bread", now)  # type: ignore[arg-type]
+            await add_interest(session, member.id, "面包", 2, now)  # type: ignore[arg-type]
+
+    await asyncio.gather(*(hit() for _ in range(10)))
+    async with sessions() as session:
+        (view,) = await tags_of(session, member.id)  # type: ignore[arg-type]
+        interests = await interests_of(session, member.id)  # type: ignore[arg-type]
+    assert (view.hit_count, interests) == (11, {"面包": 22})
+
+
+async def test_a_welcome_code_is_stored_urgent_and_a_message_is_not(corp: Corp) -> None:
+    corp.cloud.add_contact("zhangsan", "wmUrgent", "王芳")
+    code = corp.cloud.issue_welcome_code("wmUrgent", "zhangsan")
+    assert (await corp.callback(contact_event("add_external_contact", "wmUrgent", WelcomeCode=code)))[0] == 200
+    assert (await corp.callback(contact_event("add_external_contact", "wmNoCode")))[0] == 200
+    assert (await corp.callback(contact_event("del_follow_user", "wmGone")))[0] == 200
+    async with corp.sessions() as session:
+        flags = dict((await session.execute(select(InboxEntry.sender, InboxEntry.urgent))).all())
+    assert flags == {"wmUrgent": True, "wmNoCode": False, "wmGone": False}
+
+
+@pytest.mark.parametrize("line", ["pool_size = 0", "max_overflow = -1", "inbox_lease_seconds = 0", "pool_size = 1000"])
+def test_pool_sizes_and_the_lease_out_of_range_are_refused(tmp_path: Path, line: str) -> None:
+    config = tmp_path / "siyu.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///siyu.db"\n{line}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert any(line.split()[0] in problem for problem in caught.value.problems)
+
+
+async def test_with_every_slot_busy_only_urgent_members_are_claimed(sessions: SessionFactory) -> None:
+    await store(sessions, [NewInboxEntry(f"old-{n}", "wecom", f"m{n}", "{}") for n in range(5)])
+    await store(sessions, [NewInboxEntry("welcome", "wecom", "newcomer", "{}", urgent=True)])
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        assert [r.key for r in await claim_entries(session, "a", now, LEASE, senders=9, urgent_only=True)] == ["welcome"]
+        assert await claim_entries(session, "a", now, LEASE, senders=9, urgent_only=True) == []
