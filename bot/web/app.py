@@ -123,7 +123,11 @@ def build_app(settings: Settings) -> web.Application:
             yield
 
     async def delivery(app: web.Application) -> AsyncIterator[None]:
-        loop = DeliveryLoop(app[SESSIONS], senders, policy=delivery_policy(settings))
+        d = settings.delivery
+        loop = DeliveryLoop(
+            app[SESSIONS], senders, policy=delivery_policy(settings), concurrency=d.route_concurrency,
+            welcome_concurrency=d.welcome_concurrency, lease=timedelta(seconds=d.claim_seconds),
+        )
         app[DELIVERY] = loop
         loop.start()
         yield
