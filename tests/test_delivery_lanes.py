@@ -1,0 +1,239 @@
+"""Delivery that holds: lanes per route, welcomes inside their 20 s, claims that lapse,
+sends the platform cannot deduplicate, limits and tokens shared by processes — against
+the fake WeCom cloud and a real database (SQLite, and PostgreSQL where it is set)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+from tenacity import wait_none
+
+from bot.platforms.oa.sender import OfficialAccountSender
+from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
+from bot.platforms.wecom.errors import WeComRateLimited
+from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS
+from bot.platforms.wecom.sender import WeComSender
+from scheduler.delivery import DeliveryLoop, OutboundMessage
+from storage.engine import SessionFactory, create_database_engine, session_factory
+from storage.inbox import InboxWriter
+from storage.models import Member, OutboxEntry, Staff, StaffTask, utcnow
+from storage.outbox import NewOutboxMessage, enqueue
+from storage.send_limits import DatabaseSendLimits
+from storage.shared_values import DatabaseValues
+from tests.conftest import eventually
+from tests.fakes.wecom_cloud import FakeWeComCloud
+from tests.wecom_harness import AGENT, CORP, SECRET
+
+WELCOME_PATH = "/cgi-bin/externalcontact/send_welcome_msg"
+STAFF_PATH = "/cgi-bin/message/send"
+MASS_PATH = "/cgi-bin/externalcontact/add_msg_template"
+OA_PATH = "/cgi-bin/message/custom/send"
+OWNER = "zhangsan"
+APPID, OA_SECRET = "wx5823bf96d3bd56c7", "oa-secret-for-tests-0123456789"
+
+
+@pytest.fixture
+async def cloud() -> AsyncIterator[FakeWeComCloud]:
+    fake = FakeWeComCloud(CORP, {SECRET: "siyu"})
+    fake.add_official_account(APPID, OA_SECRET)
+    fake.add_staff(OWNER, "lisi")
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def wecom(http: aiohttp.ClientSession, cloud: FakeWeComCloud, timeout: float = 10.0, **kwargs: object) -> WeComClient:
+    return WeComClient(http, cloud.base_url, CORP, SECRET, retry_wait=wait_none(),
+                       timeout=aiohttp.ClientTimeout(total=timeout), **kwargs)  # type: ignore[arg-type]
+
+
+def loop_for(sessions: SessionFactory, client: WeComClient, **kwargs: object) -> DeliveryLoop:
+    sender = WeComSender(client, sessions, AGENT, lambda: InboxWriter(sessions.kw["bind"]))
+    return DeliveryLoop(sessions, {"wecom": sender}, **kwargs)  # type: ignore[arg-type]
+
+
+async def new_contacts(sessions: SessionFactory, cloud: FakeWeComCloud, count: int,
+                       received_at: datetime | None = None) -> list[str]:
+    """`count` members owned by OWNER, each with a welcome row carrying a fresh code."""
+    now = utcnow()
+    keys = []
+    async with sessions() as session, session.begin():
+        owner = (await session.execute(select(Staff).where(Staff.userid == OWNER))).scalar_one_or_none()
+        if owner is None:
+            owner = Staff(userid=OWNER, name="张三")
+            session.add(owner)
+            await session.flush()
+        rows = []
+        for n in range(count):
+            external = f"wmNewContact{len(cloud.customers) + n:06d}AAAAAAAAAAAAA"
+            cloud.add_contact(OWNER, external, f"顾客{n}")
+            member = Member(name=f"顾客{n}", owner_staff_id=owner.id)
+            session.add(member)
+            await session.flush()
+            code = cloud.issue_welcome_code(external, OWNER)
+            meta = {"welcome_code": code, "received_at": (received_at or now).isoformat()}
+            keys.append(f"welcome:test:{external}")
+            rows.append(NewOutboxMessage(keys[-1], "wecom", external, "service", "欢迎光临小禾烘焙",
+                                         member_id=member.id, route="welcome", meta=json.dumps(meta)))
+        await enqueue(session, rows, now)
+    return keys
+
+
+async def rows(sessions: SessionFactory, route: str | None = None) -> list[OutboxEntry]:
+    async with sessions() as session:
+        statement = select(OutboxEntry).order_by(OutboxEntry.id)  # type: ignore[arg-type]
+        if route is not None:
+            statement = statement.where(OutboxEntry.route == route)
+        return list((await session.execute(statement)).scalars())
+
+
+async def test_a_slow_route_holds_back_no_welcome(sessions: SessionFactory, cloud: FakeWeComCloud,
+                                                   http: aiohttp.ClientSession) -> None:
+    # A staff prompt whose every try answers after 12 s, queued before 20 new contacts.
+    cloud.slow_next(STAFF_PATH, 12.0, times=4)
+    async with sessions() as session, session.begin():
+        await enqueue(session, [NewOutboxMessage("prompt:slow", "wecom", OWNER, "staff_prompt", "请跟进")], utcnow())
+    await new_contacts(sessions, cloud, 20)
+    loop = loop_for(sessions, wecom(http, cloud, timeout=12.5))
+    loop.start()
+    try:
+        async def welcomed() -> bool:
+            return len(cloud.deliveries(WELCOME_PATH)) == 20
+        await eventually(welcomed, timeout=30)
+        prompt = (await rows(sessions, "message"))[0]
+        assert prompt.status == "sending"  # still waiting on its slow answer, alone in its lane
+        assert all(r.status == "sent" for r in await rows(sessions, "welcome"))
+    finally:
+        await loop.close(timedelta(seconds=0.1))
+
+
+async def test_a_45009_on_a_welcome_is_retried_within_seconds(sessions: SessionFactory, cloud: FakeWeComCloud,
+                                                               http: aiohttp.ClientSession) -> None:
+    cloud.fail_next(WELCOME_PATH, 45009, times=2)
+    await new_contacts(sessions, cloud, 1)
+    loop = loop_for(sessions, wecom(http, cloud))
+    loop.start()
+    try:
+        async def sent() -> bool:
+            return (await rows(sessions, "welcome"))[0].status == "sent"
+        await eventually(sent, timeout=15)
+    finally:
+        await loop.close()
+    (welcome,) = await rows(sessions, "welcome")
+    assert welcome.attempts == 3 and len(cloud.deliveries(WELCOME_PATH)) == 1
+
+
+async def test_a_welcome_too_late_expires_with_the_reason_and_its_owner_is_asked_once(
+    sessions: SessionFactory, cloud: FakeWeComCloud, http: aiohttp.ClientSession,
+) -> None:
+    await new_contacts(sessions, cloud, 1, received_at=utcnow() - timedelta(seconds=25))
+    cloud.fail_next(WELCOME_PATH, 41050)  # and one WeCom refuses as expired
+    await new_contacts(sessions, cloud, 1)
+    loop = loop_for(sessions, wecom(http, cloud))
+    await loop.run_once()
+    await loop.run_once()  # the owner's prompts
+    late, refused = await rows(sessions, "welcome")
+    assert late.status == "expired" and "expired before it could be sent" in (late.last_error or "")
+    assert refused.status == "expired" and "41050" in (refused.last_error or "")
+    assert len(cloud.calls_to(WELCOME_PATH)) == 1  # the late one was not even tried
+    async with sessions() as session:
+        tasks = list((await session.execute(select(StaffTask))).scalars())
+    assert sorted(t.kind for t in tasks) == ["welcome_by_hand", "welcome_by_hand"]
+    prompts = cloud.deliveries(STAFF_PATH)
+    assert [p.to for p in prompts] == [OWNER, OWNER] and "问候" in prompts[0].body["text"]["content"]
+    await loop.run_once()
+    assert len(cloud.deliveries(STAFF_PATH)) == 2  # once each
+
+
+async def test_a_mass_send_whose_answer_was_lost_is_looked_up_and_never_created_twice(
+    sessions: SessionFactory, cloud: FakeWeComCloud, http: aiohttp.ClientSession,
+) -> None:
+    for n in range(2):
+        cloud.add_contact(OWNER, f"wmMassTarget{n:06d}AAAAAAAAAAAAAAA", f"顾客{n}")
+        cloud.add_contact("lisi", f"wmMassOther{n:06d}AAAAAAAAAAAAAAAA", f"客人{n}")
+    text = "周末新品：桂花酒酿面包"
+    async with sessions() as session, session.begin():
+        await enqueue(session, [
+            NewOutboxMessage(f"cal:new:{who}", "wecom", who, "request", text, route="mass_send", meta=json.dumps(
+                {"chat_type": "single", "external_userid": [c.external_userid for c in cloud.follows if c.userid == who]}))
+            for who in ("lisi", OWNER)
+        ], utcnow())
+    # WeCom creates both tasks but answers one after the client gave up.
+    cloud.late_next(MASS_PATH, 2.0, times=1)
+    client = wecom(http, cloud, timeout=0.5)
+    loop = loop_for(sessions, client)
+    await loop.run_once()
+    first = {r.recipient: r for r in await rows(sessions, "mass_send")}
+    assert sum(r.status == "pending" for r in first.values()) == 1
+    assert len(cloud.mass_templates) == 2
+    # Due again: looked up (same text, the task waits on her), found, recorded, not created.
+    async with sessions() as session, session.begin():
+        for row in (await session.execute(select(OutboxEntry))).scalars():
+            row.not_before = utcnow() - timedelta(seconds=1)
+    await loop.run_once()
+    after = await rows(sessions, "mass_send")
+    assert [r.status for r in after] == ["sent", "sent"]
+    assert len(cloud.mass_templates) == 2 and len(cloud.calls_to(MASS_PATH)) == 2
+    assert {r.platform_msg_id for r in after} == {t.msgid for t in cloud.mass_templates}
+
+
+async def test_official_account_marketing_of_unknown_outcome_is_not_resent_but_a_service_reply_is(
+    sessions: SessionFactory, cloud: FakeWeComCloud, http: aiohttp.ClientSession,
+) -> None:
+    oa = OfficialAccountClient(http, cloud.base_url, APPID, OA_SECRET, retry_wait=wait_none(),
+                               timeout=aiohttp.ClientTimeout(total=0.5))
+    sender = OfficialAccountSender(oa, sessions)
+    for openid in ("oFollowerMarketing", "oFollowerService"):
+        cloud.user_writes(openid)
+    results = {}
+    for kind, openid in (("marketing", "oFollowerMarketing"), ("service", "oFollowerService")):
+        cloud.late_next(OA_PATH, 2.0)
+        message = OutboundMessage(1, f"k:{kind}", "oa", openid, kind, "本周新品", None)
+        results[kind] = await sender.send(message)
+    assert results["marketing"].status == "failed" and "at most once" in results["marketing"].detail
+    assert results["service"].status == "retry" and "outcome unknown" in results["service"].detail
+    again = OutboundMessage(2, "k:service", "oa", "oFollowerService", "service", "本周新品", None,
+                            attempts=2, last_error=results["service"].detail)
+    assert (await sender.send(again)).status == "sent"
+    blocked = OutboundMessage(3, "k:marketing", "oa", "oFollowerMarketing", "marketing", "本周新品", None,
+                              attempts=2, last_error="host:1:ab stopped mid-send: outcome unknown")
+    assert (await sender.send(blocked)).status == "failed"
+    assert [d.to for d in cloud.deliveries(OA_PATH)] == ["oFollowerMarketing", "oFollowerService", "oFollowerService"]
+
+
+async def test_two_processes_share_one_token_and_one_send_count(
+    db_url: str, cloud: FakeWeComCloud, http: aiohttp.ClientSession,
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("several processes share one database on PostgreSQL only (SQLite serves one process)")
+    # Two engines on one database: two processes' pools.
+    engines = [create_database_engine(db_url) for _ in range(2)]
+    try:
+        factories = [session_factory(e) for e in engines]
+        oa = [OfficialAccountClient(http, cloud.base_url, APPID, OA_SECRET, values=DatabaseValues(f)) for f in factories]
+        tokens = await asyncio.gather(*(client.access_token() for client in oa for _ in range(3)))
+        assert len(set(tokens)) == 1 and cloud.tokens_issued == 1
+        clients = [wecom(http, cloud, send_limits=DatabaseSendLimits(f, APP_MESSAGE_LIMITS), values=DatabaseValues(f))
+                   for f in factories]
+        outcomes = await asyncio.gather(
+            *(clients[n % 2].send_text_to_staff(OWNER, AGENT, f"提醒 {n}") for n in range(45)), return_exceptions=True,
+        )
+        limited = [o for o in outcomes if isinstance(o, WeComRateLimited)]
+        assert len(limited) == 15 and not [o for o in outcomes if isinstance(o, BaseException) and o not in limited]
+        assert len(cloud.deliveries(STAFF_PATH)) == 30 and cloud.dropped == []
+        assert cloud.tokens_issued == 2  # one WeCom token for both, besides the account's
+    finally:
+        for engine in engines:
+            await engine.dispose()
