@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -237,3 +239,49 @@ async def test_two_processes_share_one_token_and_one_send_count(
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_killed_process_claims_are_taken_over_after_expiry_and_nothing_is_sent_twice(
+    db_url: str, sessions: SessionFactory, cloud: FakeWeComCloud, http: aiohttp.ClientSession,
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("several processes share one database on PostgreSQL only (SQLite serves one process)")
+    for n in range(3):
+        cloud.add_contact(OWNER, f"wmKillTarget{n:06d}AAAAAAAAAAAAAAA", f"顾客{n}")
+    async with sessions() as session, session.begin():
+        await enqueue(session, [
+            NewOutboxMessage(f"cal:kill:{n}", "wecom", OWNER, "request", f"第{n}期新品", route="mass_send", meta=json.dumps(
+                {"chat_type": "single", "external_userid": [f"wmKillTarget{n:06d}AAAAAAAAAAAAAAA"]})) for n in range(3)
+        ] + [NewOutboxMessage(f"prompt:kill:{n}", "wecom", OWNER, "staff_prompt", f"请跟进第{n}位") for n in range(3)],
+            utcnow())
+    # Every call is applied at once and answered far too late: the worker dies mid-send.
+    cloud.late_next(MASS_PATH, 60.0, times=3)
+    cloud.late_next(STAFF_PATH, 60.0, times=3)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.delivery_worker", db_url, cloud.base_url, "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async def all_applied() -> bool:
+            return len(cloud.calls_to(MASS_PATH)) == 3 and len(cloud.calls_to(STAFF_PATH)) == 3
+        await eventually(all_applied, timeout=30)
+        assert {r.claimed_by for r in await rows(sessions)} == {"worker-to-kill"}
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    survivor = loop_for(sessions, wecom(http, cloud), lease=timedelta(seconds=2), owner="survivor")
+    survivor.start()
+    try:
+        async def all_sent() -> bool:
+            return all(r.status == "sent" for r in await rows(sessions))
+        await eventually(all_sent, timeout=30)
+    finally:
+        await survivor.close()
+    taken = await rows(sessions)
+    assert all(r.attempts == 2 and r.claimed_by is None for r in taken)
+    assert len(cloud.mass_templates) == 3  # looked up, not created again
+    assert sorted(t.msgid for t in cloud.mass_templates) == sorted(r.platform_msg_id or "" for r in taken if r.route == "mass_send")
+    assert sorted(d.body["text"]["content"] for d in cloud.deliveries(STAFF_PATH)) == [f"请跟进第{n}位" for n in range(3)]
