@@ -249,7 +249,7 @@ class DeliveryLoop:
         # A route whose lane is full (and has rows waiting) is not claimed from at all.
         full = sorted(r for r, n in self._busy.items() if n >= self._lane(r))
         async with self._sessions() as session, session.begin():
-            rows = await outbox.claim_due(session, now, room, self.owner, self._lease, skip_routes=full)
+            rows = await outbox.claim_due(session, now, room, self.owner, self._lease, skip_routes=full, room=self._room)
         for row in rows:
             assert row.id is not None
             self._claimed.add(row.id)
@@ -257,6 +257,11 @@ class DeliveryLoop:
         for route in {row.route for row in rows}:
             self._start_waiting(route)
         return len(rows)
+
+    def _room(self, route: str) -> int:
+        """Free places in the route's lane: no more of it is claimed than can start now,
+        so a backlog of one route never takes the claims another route needs."""
+        return self._lane(route) - self._busy[route] - len(self._waiting.get(route, ()))
 
     def _start_waiting(self, route: str) -> None:
         waiting = self._waiting.get(route)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -80,10 +80,12 @@ URGENT_ROUTES = ("welcome",)
 async def claim_due(
     session: AsyncSession, now: datetime, limit: int, owner: str = "", lease: timedelta = timedelta(minutes=1),
     *, skip_routes: Sequence[str] = (), only_routes: Sequence[str] = (),
+    room: Callable[[str], int] | None = None,
 ) -> Sequence[OutboxEntry]:
     """Claim due rows for `owner` until `now + lease`: welcomes first, then the oldest due.
     `skip_routes` leaves out routes whose senders are all busy; `only_routes` claims just
-    those. On PostgreSQL, claimants skip each other's locked rows."""
+    those; `room(route)` caps how many of a route are taken (the rest of the rows read
+    stay pending, free for others). On PostgreSQL, claimants skip each other's locked rows."""
     urgent = case((OutboxEntry.route.in_(URGENT_ROUTES), 0), else_=1)  # type: ignore[attr-defined]
     statement = (
         select(OutboxEntry)
@@ -96,7 +98,15 @@ async def claim_due(
         statement = statement.where(OutboxEntry.route.not_in(skip_routes))  # type: ignore[attr-defined]
     if only_routes:
         statement = statement.where(OutboxEntry.route.in_(only_routes))  # type: ignore[attr-defined]
-    rows = (await session.execute(statement)).scalars().all()
+    rows = list((await session.execute(statement)).scalars().all())
+    if room is not None:
+        left: dict[str, int] = {}
+        taken = []
+        for row in rows:
+            if left.setdefault(row.route, room(row.route)) > 0:
+                left[row.route] -= 1
+                taken.append(row)
+        rows = taken
     for row in rows:
         row.status = "sending"
         row.attempts += 1

@@ -121,6 +121,28 @@ async def test_a_slow_route_holds_back_no_welcome(sessions: SessionFactory, clou
         await loop.close(timedelta(seconds=0.1))
 
 
+async def test_a_backlog_of_one_slow_route_takes_no_claim_another_route_needs(
+    sessions: SessionFactory, cloud: FakeWeComCloud, http: aiohttp.ClientSession,
+) -> None:
+    cloud.slow_next(STAFF_PATH, 12.0, times=30)
+    cloud.add_contact(OWNER, "wmProfileReader0000000AAAAAAAAA", "王芳")
+    async with sessions() as session, session.begin():
+        await enqueue(session, [NewOutboxMessage(f"prompt:slow:{n}", "wecom", OWNER, "staff_prompt", f"请跟进 {n}")
+                                for n in range(30)], utcnow() - timedelta(seconds=5))
+        await enqueue(session, [NewOutboxMessage("profile:1", "wecom", "wmProfileReader0000000AAAAAAAAA", "request", "",
+                                                 route="profile")], utcnow())
+    loop = loop_for(sessions, wecom(http, cloud, timeout=12.5), batch_size=10, concurrency=4)
+    loop.start()
+    try:
+        async def profile_read() -> bool:
+            return (await rows(sessions, "profile"))[0].status == "sent"
+        await eventually(profile_read, timeout=10)
+        prompts = await rows(sessions, "message")
+        assert sum(p.status == "sending" for p in prompts) == 4  # its lane, and not one row more
+    finally:
+        await loop.close(timedelta(seconds=0.1))
+
+
 async def test_a_45009_on_a_welcome_is_retried_within_seconds(sessions: SessionFactory, cloud: FakeWeComCloud,
                                                                http: aiohttp.ClientSession) -> None:
     cloud.fail_next(WELCOME_PATH, 45009, times=2)
