@@ -20,8 +20,10 @@ KIND = "welcome_by_hand"
 
 
 async def prompt_owner(session: AsyncSession, row: OutboxEntry, reason: str, now: datetime) -> bool:
-    """A task and a prompt for the member's owner (both keyed on the welcome row, so at
-    most once); False when the member has no owner to ask."""
+    """A task for the member's owner (keyed on the welcome row: once) and a prompt to her
+    — one a minute at most: a burst that misses 300 welcomes must not send her 300
+    messages (WeCom would drop all but 30 anyway); the prompt points at her task list.
+    False when the member has no owner to ask."""
     member = await session.get(Member, row.member_id) if row.member_id is not None else None
     if member is None:
         return False
@@ -37,8 +39,12 @@ async def prompt_owner(session: AsyncSession, row: OutboxEntry, reason: str, now
     task = await create_task(session, NewTask(
         f"welcome-missed:{row.id}", KIND, title, now.date(), staff_id=owner.id, member_id=member.id, body=body,
     ), now)
+    prompt = (
+        f"{name} 等新客户没能在 20 秒内收到欢迎语（{reason}）。\n"
+        f"请在企业微信里逐一手动问候，任务列表里的「手动欢迎」任务列出了每一位。"
+    )
     await enqueue(session, [NewOutboxMessage(
-        f"prompt:welcome-missed:{row.id}", row.platform, owner.userid, "staff_prompt", body,
+        f"prompt:welcome-missed:{owner.id}:{now:%Y%m%d%H%M}", row.platform, owner.userid, "staff_prompt", prompt,
         staff_id=owner.id, meta=prompt_meta(task_page(task.id), title),
     )], now)
     return True
