@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -133,9 +134,71 @@ async def run(contacts: int, service: int, slow_staff: bool) -> dict[str, float]
     }
 
 
+async def delivery_only(contacts: int, slow_staff: bool) -> dict[str, float]:
+    """Delivery alone, in this process: `contacts` welcome rows (and as many profile reads
+    and 50 staff prompts) already in the outbox of a SQLite file; how soon each welcome
+    reaches the fake cloud. Tells delivery's share apart from the dispatcher's."""
+    from datetime import datetime, timezone
+
+    from tenacity import wait_none
+
+    from bot.platforms.wecom.client import WeComClient
+    from bot.platforms.wecom.sender import WeComSender
+    from scheduler.delivery import DeliveryLoop
+    from storage.engine import create_database_engine, session_factory
+    from storage.inbox import InboxWriter
+    from storage.migrate import upgrade
+    from storage.outbox import NewOutboxMessage, enqueue
+
+    cloud = FakeWeComCloud(CORP_ID, {SECRET: "siyu"})
+    cloud.add_staff("zhangsan")
+    if slow_staff:
+        cloud.slow_next(STAFF, 12.0, times=100_000)
+    await cloud.start()
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/siyu.db"
+        await asyncio.to_thread(upgrade, url)
+        engine = create_database_engine(url)
+        sessions = session_factory(engine)
+        now = datetime.now(timezone.utc)
+        rows = [NewOutboxMessage(f"prompt:{n}", "wecom", "zhangsan", "staff_prompt", f"请跟进 {n}") for n in range(50)]
+        for n in range(contacts):
+            external = f"wmBurst{n:010d}"
+            cloud.add_contact("zhangsan", external, f"会员{n}")
+            meta = f'{{"welcome_code": "{cloud.issue_welcome_code(external, "zhangsan")}", "received_at": "{now.isoformat()}"}}'
+            rows.append(NewOutboxMessage(f"welcome:{n}", "wecom", external, "service", "欢迎光临", route="welcome", meta=meta))
+            rows.append(NewOutboxMessage(f"profile:{n}", "wecom", external, "request", "", route="profile"))
+        async with sessions() as session, session.begin():
+            await enqueue(session, rows, now)
+        async with aiohttp.ClientSession() as http:
+            client = WeComClient(http, cloud.base_url, CORP_ID, SECRET, retry_wait=wait_none(),
+                                 timeout=aiohttp.ClientTimeout(total=12.5))
+            loop = DeliveryLoop(sessions, {"wecom": WeComSender(client, sessions, 1000002, lambda: InboxWriter(engine))})
+            started = now.timestamp()
+            loop.start()
+            while len(cloud.deliveries(WELCOME)) < contacts and time.time() - started < LIMIT + 10:
+                await asyncio.sleep(0.05)
+            await loop.close(timedelta(seconds=0.5))
+        await engine.dispose()
+    await cloud.close()
+    latencies = sorted(d.at - started for d in cloud.deliveries(WELCOME))
+    padded = latencies + [math.inf] * (contacts - len(latencies))
+    return {
+        "posted_s": 0.0, "delivered": len(latencies), "within_20s": sum(x <= LIMIT for x in latencies),
+        "p50": padded[len(padded) // 2], "p99": padded[min(len(padded) - 1, int(len(padded) * 0.99))],
+        "kf_replies": 0, "staff_calls": len(cloud.calls_to(STAFF)),
+    }
+
+
 async def main(contacts: int, service: int, scenarios: list[str]) -> None:
     plans = {"alone": (0, False), "mixed": (service, False), "mixed+slow": (service, True)}
     for name in scenarios:
+        if name.startswith("delivery"):
+            r = await delivery_only(contacts, name.endswith("slow"))
+            print(f"{name:>10}: {contacts} welcome rows + {contacts} profile reads + 50 staff prompts already queued; "
+                  f"welcomed {r['delivered']:.0f}, within 20 s {r['within_20s']:.0f} ({r['within_20s'] / contacts:.1%}); "
+                  f"p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s; message/send calls {r['staff_calls']:.0f}", flush=True)
+            continue
         extra, slow = plans[name]
         r = await run(contacts, extra, slow)
         print(f"{name:>10}: {contacts} new contacts + {extra} Customer Service callbacks posted in {r['posted_s']:.1f} s; "
@@ -148,7 +211,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=1000)
     parser.add_argument("--service", type=int, default=2000)
-    parser.add_argument("--scenario", choices=["alone", "mixed", "mixed+slow", "all"], default="all")
+    parser.add_argument("--scenario", choices=["alone", "mixed", "mixed+slow", "delivery", "delivery+slow", "all"],
+                        default="all")
     options = parser.parse_args()
-    chosen = ["alone", "mixed", "mixed+slow"] if options.scenario == "all" else [options.scenario]
+    chosen = ["alone", "mixed", "mixed+slow", "delivery", "delivery+slow"] if options.scenario == "all" else [options.scenario]
     asyncio.run(main(options.contacts, options.service, chosen))

@@ -211,15 +211,25 @@ class DeliveryLoop:
                     await asyncio.wait_for(self._wakeup.wait(), min(2.0 ** failures, 30.0))
 
     async def _sleep_until_due(self) -> None:
+        """Until a row of a route with room falls due, a claim lapses (and the reaper may
+        run), a lane frees or new rows are queued (`wake`), or the poll interval ends."""
         timeout = self._poll_interval.total_seconds()
+        now = self._clock()
         async with self._sessions() as session:
-            due = await outbox.next_due_at(session)
+            due = await outbox.next_due_at(session, self._full_routes())
+            lapse = await outbox.next_lapse_at(session)
         if due is not None:
-            timeout = min(timeout, max((_aware(due) - self._clock()).total_seconds(), 0.0))
+            timeout = min(timeout, max((_aware(due) - now).total_seconds(), 0.0))
+        if lapse is not None:
+            reap_in = max((_aware(lapse) - now).total_seconds(), self._next_reap - time.monotonic(), 0.0)
+            timeout = min(timeout, reap_in)
         try:
             await asyncio.wait_for(self._wakeup.wait(), timeout)
         except TimeoutError:
             pass
+
+    def _full_routes(self) -> list[str]:
+        return sorted(r for r in set(self._busy) | set(self._waiting) if self._room(r) <= 0)
 
     async def run_once(self) -> int:
         """Claim one batch of due rows and wait until each is sent or given up; returns
@@ -246,10 +256,11 @@ class DeliveryLoop:
         room = self._batch_size - len(self._claimed)
         if room <= 0 or self._stopping:
             return 0
-        # A route whose lane is full (and has rows waiting) is not claimed from at all.
-        full = sorted(r for r, n in self._busy.items() if n >= self._lane(r))
+        # A route whose lane is full is not claimed from at all.
         async with self._sessions() as session, session.begin():
-            rows = await outbox.claim_due(session, now, room, self.owner, self._lease, skip_routes=full, room=self._room)
+            rows = await outbox.claim_due(
+                session, now, room, self.owner, self._lease, skip_routes=self._full_routes(), room=self._room,
+            )
         for row in rows:
             assert row.id is not None
             self._claimed.add(row.id)

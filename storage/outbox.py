@@ -213,12 +213,18 @@ async def release(session: AsyncSession, owner: str, ids: Sequence[int]) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def next_due_at(session: AsyncSession) -> datetime | None:
-    """When the next row falls due, or a claim lapses (for the reaper)."""
-    due = select(func.min(OutboxEntry.not_before)).where(OutboxEntry.status == "pending")
-    lapse = select(func.min(OutboxEntry.claim_expires_at)).where(OutboxEntry.status == "sending")
-    found = [(await session.execute(q)).scalar_one_or_none() for q in (due, lapse)]
-    return min((f for f in found if f is not None), default=None)
+async def next_due_at(session: AsyncSession, skip_routes: Sequence[str] = ()) -> datetime | None:
+    """When the next row of a route not in `skip_routes` falls due."""
+    statement = select(func.min(OutboxEntry.not_before)).where(OutboxEntry.status == "pending")
+    if skip_routes:
+        statement = statement.where(OutboxEntry.route.not_in(skip_routes))  # type: ignore[attr-defined]
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def next_lapse_at(session: AsyncSession) -> datetime | None:
+    """When the next claim lapses (for the reaper)."""
+    statement = select(func.min(OutboxEntry.claim_expires_at)).where(OutboxEntry.status == "sending")
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def list_entries(
