@@ -18,7 +18,7 @@ from tenacity import wait_none
 
 from bot.platforms.oa.sender import OfficialAccountSender
 from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
-from bot.platforms.wecom.errors import WeComRateLimited
+from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited
 from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS
 from bot.platforms.wecom.sender import WeComSender
 from scheduler.delivery import DeliveryLoop, OutboundMessage
@@ -307,3 +307,15 @@ async def test_a_killed_process_claims_are_taken_over_after_expiry_and_nothing_i
     assert len(cloud.mass_templates) == 3  # looked up, not created again
     assert sorted(t.msgid for t in cloud.mass_templates) == sorted(r.platform_msg_id or "" for r in taken if r.route == "mass_send")
     assert sorted(d.body["text"]["content"] for d in cloud.deliveries(STAFF_PATH)) == [f"请跟进第{n}位" for n in range(3)]
+
+
+async def test_bad_lookups_and_limits_are_refused(cloud: FakeWeComCloud, http: aiohttp.ClientSession,
+                                                  sessions: SessionFactory) -> None:
+    client = wecom(http, cloud)
+    now = int(utcnow().timestamp())
+    with pytest.raises(WeComApiError) as refused:
+        await client.list_mass_sends(now - 40 * 86400, now)  # WeCom lists a month at most
+    assert refused.value.errcode == 40058
+    assert await client.list_mass_sends(now - 60, now) == []
+    with pytest.raises(ValueError):
+        DatabaseSendLimits(sessions, [(0, 60.0)])

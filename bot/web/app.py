@@ -45,8 +45,8 @@ from scheduler.engagement import snapshot_recent
 from scheduler.layer_jobs import recompute_layers
 from scheduler.staff_digest import send_digests
 from scheduler.tag_sweep import sweep_tags
-from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.backlog import BACKLOG
+from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
 from storage.models import utcnow
 

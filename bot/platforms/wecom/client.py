@@ -24,7 +24,12 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import WaitBaseT
 
 from bot.platforms.wecom.errors import (
-    TOKEN_CODES, WeComApiError, WeComRateLimited, WeComTransportError, is_refused_transiently, is_transient,
+    TOKEN_CODES,
+    WeComApiError,
+    WeComRateLimited,
+    WeComTransportError,
+    is_refused_transiently,
+    is_transient,
 )
 from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS, ProcessSendLimits, SendLimits, WindowLimiter
 from bot.platforms.wecom.shared_values import Fetched, SharedValues

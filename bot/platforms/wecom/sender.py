@@ -27,8 +27,8 @@ from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.contacts import ChannelJoin, apply_contact, apply_group, earliest
 from bot.platforms.wecom.corp_tags import CorpTags, TagName, TagNameTooLong, too_long
 from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError, outcome_unknown
-from bot.platforms.wecom.mass_lookup import find_mass_send
 from bot.platforms.wecom.group_flow import GroupFlow
+from bot.platforms.wecom.mass_lookup import find_mass_send
 from bot.platforms.wecom.moments_flow import MomentsFlow
 from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
 from bot.platforms.wecom.updates import PLATFORM

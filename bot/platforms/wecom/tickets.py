@@ -21,6 +21,8 @@ from bot.platforms.wecom.errors import WeComRateLimited, WeComTransportError
 from bot.platforms.wecom.ratelimit import WindowLimiter
 from bot.platforms.wecom.shared_values import Fetched, ProcessValues, SharedValues
 
+__all__ = ["Fetched", "ProcessValues", "SharedValues", "Tickets"]  # the stores live in shared_values.py
+
 Kind = Literal["jsapi", "agent_config"]
 PATHS: dict[Kind, tuple[str, dict[str, str]]] = {
     "jsapi": ("/cgi-bin/get_jsapi_ticket", {}),
@@ -84,5 +86,3 @@ class Tickets:
             raise WeComTransportError(path, "ticket answer lacks ticket/expires_in", retryable=False)
         self.fetched += 1
         return value, lifetime
-
-__all__ = ["ProcessValues", "SharedValues", "Tickets"]

@@ -14,12 +14,12 @@ from bot.platforms.oa.sender import OfficialAccountSender
 from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
 from bot.platforms.wecom.crypto import CallbackCrypto
 from bot.platforms.wecom.keys import OA_CLIENT, WECOM_CLIENT
+from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS
 from bot.platforms.wecom.reconcile import reconcile_contacts
 from bot.platforms.wecom.routes import WeComCallback
 from bot.platforms.wecom.sender import WeComSender
 from bot.platforms.wecom.sidebar.routes import add_sidebar_routes
 from bot.platforms.wecom.sidebar.session import key_for
-from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS
 from bot.platforms.wecom.tickets import Tickets
 from bot.settings.model import OfficialAccountSettings, Settings, WeComSettings
 from bot.shared.keys import HTTP, INBOX, SESSIONS
