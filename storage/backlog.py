@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from storage.models import InboxEntry, OutboxEntry
 
 WAITING = ("pending", "deferred", "sending")
-GIVEN_UP = ("failed", "held")
+GIVEN_UP = ("failed", "held", "expired")
 RECENT = timedelta(hours=24)  # failed and held rows are counted over the last day
 FRESH_FOR = 5.0  # seconds a reading is reused
 

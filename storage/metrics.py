@@ -87,7 +87,7 @@ def record_send(
         arrived = datetime.fromisoformat(received)
         arrived = arrived if arrived.tzinfo else arrived.replace(tzinfo=timezone.utc)  # SQLite's are naive UTC
         WELCOME_SECONDS.observe(max((now - arrived).total_seconds(), 0.0))
-    elif code == WELCOME_CODE_EXPIRED:
+    elif code in (WELCOME_CODE_EXPIRED, "expired"):  # refused as too late, or too late to try
         WELCOMES_EXPIRED.inc()
 
 

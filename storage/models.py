@@ -203,6 +203,31 @@ class OutboxEntry(SQLModel, table=True):
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     platform_msg_id: str | None = Field(default=None, max_length=128)
+    # A `sending` row's claim: which process holds it and until when. The holder renews it
+    # while the send runs; once it lapses the reaper gives the row to any process.
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claim_expires_at: datetime | None = None
+
+
+class SharedValue(SQLModel, table=True):
+    """A short-lived secret every process uses (an access token, a JS-SDK ticket), fetched
+    by one process at a time and read by all."""
+
+    __tablename__ = "shared_values"
+    name: str = Field(primary_key=True, max_length=191)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: datetime
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SendSlot(SQLModel, table=True):
+    """One send counted against a platform's per-recipient limit, shared by all processes."""
+
+    __tablename__ = "send_slots"
+    __table_args__ = (Index("ix_send_slots_key_sent_at", "key", "sent_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=191)
+    sent_at: datetime
 
 
 class StaffTask(SQLModel, table=True):

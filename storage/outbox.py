@@ -1,19 +1,23 @@
 """The outbox: every message to a member or staff member, with a unique dedupe key.
 
-Rows move pending → sending → sent | failed | held, or wait as deferred (quiet hours)
-until `not_before`. `sending` is a claim: a process that dies mid-send leaves it, and
-`release_interrupted` returns such rows on start.
+Rows move pending → sending → sent | failed | held | expired, or wait as deferred (quiet
+hours) until `not_before`. `sending` is a claim with an owner (`claimed_by`, one id per
+process) and an expiry (`claim_expires_at`) that the owner renews while it sends. A
+process that dies mid-send leaves its claims to lapse; `reap_expired` (run by every
+delivery loop) then returns them to `pending`, marked as of unknown outcome, so senders
+that cannot ask the platform what happened decide whether to send again. Nothing is ever
+released because a process starts: other live processes' claims stay theirs.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -67,51 +71,120 @@ async def enqueue(
     )
 
 
-async def claim_due(session: AsyncSession, now: datetime, limit: int) -> Sequence[OutboxEntry]:
-    """Claim due rows for sending. On PostgreSQL, workers skip each other's claims."""
+# What a lapsed claim leaves in `last_error`: the send may or may not have reached the platform.
+UNKNOWN_OUTCOME = "outcome unknown"
+# Routes claimed ahead of everything else: a welcome code lives 20 s.
+URGENT_ROUTES = ("welcome",)
+
+
+async def claim_due(
+    session: AsyncSession, now: datetime, limit: int, owner: str = "", lease: timedelta = timedelta(minutes=1),
+    *, skip_routes: Sequence[str] = (), only_routes: Sequence[str] = (),
+    room: Callable[[str], int] | None = None,
+) -> Sequence[OutboxEntry]:
+    """Claim due rows for `owner` until `now + lease`: welcomes first, then the oldest due.
+    `skip_routes` leaves out routes whose senders are all busy; `only_routes` claims just
+    those; `room(route)` caps how many of a route are taken (the rest of the rows read
+    stay pending, free for others). On PostgreSQL, claimants skip each other's locked rows."""
+    urgent = case((OutboxEntry.route.in_(URGENT_ROUTES), 0), else_=1)  # type: ignore[attr-defined]
     statement = (
         select(OutboxEntry)
         .where(OutboxEntry.status.in_(("pending", "deferred")), OutboxEntry.not_before <= now)  # type: ignore[attr-defined]
-        .order_by(OutboxEntry.not_before, OutboxEntry.id)  # type: ignore[arg-type]
+        .order_by(urgent, OutboxEntry.not_before, OutboxEntry.id)  # type: ignore[arg-type]
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    rows = (await session.execute(statement)).scalars().all()
+    if skip_routes:
+        statement = statement.where(OutboxEntry.route.not_in(skip_routes))  # type: ignore[attr-defined]
+    if only_routes:
+        statement = statement.where(OutboxEntry.route.in_(only_routes))  # type: ignore[attr-defined]
+    rows = list((await session.execute(statement)).scalars().all())
+    if room is not None:
+        left: dict[str, int] = {}
+        taken = []
+        for row in rows:
+            if left.setdefault(row.route, room(row.route)) > 0:
+                left[row.route] -= 1
+                taken.append(row)
+        rows = taken
     for row in rows:
         row.status = "sending"
         row.attempts += 1
+        row.claimed_by = owner
+        row.claim_expires_at = now + lease
         session.add(row)
     return rows
 
 
-async def mark_sent(
-    session: AsyncSession, entry_id: int, now: datetime, platform_msg_id: str | None
-) -> None:
-    await session.execute(
+async def renew_claims(session: AsyncSession, owner: str, ids: Sequence[int], until: datetime) -> int:
+    """Extend `owner`'s claims on rows it is still sending; returns how many it still holds."""
+    if not ids:
+        return 0
+    result = await session.execute(
         update(OUTBOX)
-        .where(OUTBOX.c.id == entry_id)
-        .values(status="sent", sent_at=now, platform_msg_id=platform_msg_id, last_error=None)
+        .where(OUTBOX.c.id.in_(ids), OUTBOX.c.status == "sending", OUTBOX.c.claimed_by == owner)
+        .values(claim_expires_at=until)
     )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def mark_failed(session: AsyncSession, entry_id: int, error: str) -> None:
-    await session.execute(
-        update(OUTBOX).where(OUTBOX.c.id == entry_id).values(status="failed", last_error=error)
+async def reap_expired(session: AsyncSession, now: datetime) -> int:
+    """Return `sending` rows whose claim lapsed (their process died or froze) to `pending`,
+    due now, their outcome marked unknown. A row claimed before claims had an expiry
+    (NULL) counts as lapsed."""
+    lapsed = (OUTBOX.c.claim_expires_at < now) | OUTBOX.c.claim_expires_at.is_(None)
+    result = await session.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.status == "sending", lapsed)
+        .values(
+            status="pending", not_before=now, claimed_by=None, claim_expires_at=None,
+            last_error=func.coalesce(OUTBOX.c.claimed_by, "a process") + " stopped mid-send: " + UNKNOWN_OUTCOME,
+        )
     )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def mark_held(session: AsyncSession, entry_id: int, reason: str) -> None:
+def _held_by(owner: str | None):  # noqa: ANN202
+    """The row is still ours: a claim that lapsed and was reaped is no longer recorded."""
+    return (OUTBOX.c.claimed_by == owner) if owner is not None else (OUTBOX.c.id == OUTBOX.c.id)
+
+
+_UNCLAIMED = {"claimed_by": None, "claim_expires_at": None}
+
+
+async def _set(session: AsyncSession, entry_id: int, owner: str | None, **values: object) -> bool:
+    result = await session.execute(
+        update(OUTBOX).where(OUTBOX.c.id == entry_id, _held_by(owner)).values(**values, **_UNCLAIMED)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_sent(
+    session: AsyncSession, entry_id: int, now: datetime, platform_msg_id: str | None, owner: str | None = None
+) -> bool:
+    """Each mark_* returns False when `owner` no longer holds the row (nothing changed)."""
+    return await _set(session, entry_id, owner, status="sent", sent_at=now, platform_msg_id=platform_msg_id, last_error=None)
+
+
+async def mark_failed(session: AsyncSession, entry_id: int, error: str, owner: str | None = None) -> bool:
+    return await _set(session, entry_id, owner, status="failed", last_error=error)
+
+
+async def mark_expired(session: AsyncSession, entry_id: int, reason: str, owner: str | None = None) -> bool:
+    """Too late to send at all (a welcome code lives 20 s); the reason stays on the row."""
+    return await _set(session, entry_id, owner, status="expired", last_error=reason)
+
+
+async def mark_held(session: AsyncSession, entry_id: int, reason: str, owner: str | None = None) -> bool:
     """Never to be sent (e.g. the member opted out); the reason stays on the row."""
-    await session.execute(
-        update(OUTBOX).where(OUTBOX.c.id == entry_id).values(status="held", last_error=reason)
-    )
+    return await _set(session, entry_id, owner, status="held", last_error=reason)
 
 
-async def mark_deferred(session: AsyncSession, entry_id: int, until: datetime, reason: str) -> None:
+async def mark_deferred(
+    session: AsyncSession, entry_id: int, until: datetime, reason: str, owner: str | None = None
+) -> bool:
     """Not now (quiet hours): sent when `until` comes, the reason on the row meanwhile."""
-    await session.execute(
-        update(OUTBOX).where(OUTBOX.c.id == entry_id).values(status="deferred", not_before=until, last_error=reason)
-    )
+    return await _set(session, entry_id, owner, status="deferred", not_before=until, last_error=reason)
 
 
 async def marketing_sent_since(session: AsyncSession, member_id: int, since: datetime) -> int:
@@ -122,24 +195,35 @@ async def marketing_sent_since(session: AsyncSession, member_id: int, since: dat
     return int((await session.execute(statement)).scalar_one())
 
 
-async def retry_later(session: AsyncSession, entry_id: int, at: datetime, error: str) -> None:
-    await session.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.id == entry_id)
-        .values(status="pending", not_before=at, last_error=error)
-    )
+async def retry_later(
+    session: AsyncSession, entry_id: int, at: datetime, error: str, owner: str | None = None
+) -> bool:
+    return await _set(session, entry_id, owner, status="pending", not_before=at, last_error=error)
 
 
-async def release_interrupted(session: AsyncSession) -> int:
-    """Return rows left `sending` by a process that stopped mid-send. Run on start."""
+async def release(session: AsyncSession, owner: str, ids: Sequence[int]) -> int:
+    """Hand back rows `owner` claimed but never started to send (it is stopping)."""
+    if not ids:
+        return 0
     result = await session.execute(
-        update(OUTBOX).where(OUTBOX.c.status == "sending").values(status="pending")
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(ids), OUTBOX.c.status == "sending", OUTBOX.c.claimed_by == owner)
+        .values(status="pending", attempts=OUTBOX.c.attempts - 1, **_UNCLAIMED)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def next_due_at(session: AsyncSession) -> datetime | None:
+async def next_due_at(session: AsyncSession, skip_routes: Sequence[str] = ()) -> datetime | None:
+    """When the next row of a route not in `skip_routes` falls due."""
     statement = select(func.min(OutboxEntry.not_before)).where(OutboxEntry.status == "pending")
+    if skip_routes:
+        statement = statement.where(OutboxEntry.route.not_in(skip_routes))  # type: ignore[attr-defined]
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def next_lapse_at(session: AsyncSession) -> datetime | None:
+    """When the next claim lapses (for the reaper)."""
+    statement = select(func.min(OutboxEntry.claim_expires_at)).where(OutboxEntry.status == "sending")
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -180,3 +264,12 @@ async def mass_sends_since(session: AsyncSession, since: datetime) -> Counter[st
         if found.get("chat_type") == "single":
             received.update(found.get("external_userid", ()))
     return received
+
+
+async def mass_send_msgids_taken(session: AsyncSession, msgids: Sequence[str], except_id: int) -> set[str]:
+    """Which of these WeCom mass-send msgids other outbox rows already stand for."""
+    statement = select(OutboxEntry.platform_msg_id).where(
+        OutboxEntry.route == "mass_send", OutboxEntry.id != except_id,
+        OutboxEntry.platform_msg_id.in_(msgids),  # type: ignore[union-attr]
+    )
+    return {str(m) for m in (await session.execute(statement)).scalars()}

@@ -17,6 +17,8 @@ from storage.models import (
     MemberTag,
     Order,
     OutboxEntry,
+    SendSlot,
+    SharedValue,
     SixMomentsTouch,
     Staff,
     StaffTask,
@@ -43,3 +45,5 @@ ORDERS = _table(Order)
 TASKS = _table(StaffTask)
 TOUCHES = _table(SixMomentsTouch)
 ENGAGEMENT_DAYS = _table(EngagementDay)
+SHARED_VALUES = _table(SharedValue)
+SEND_SLOTS = _table(SendSlot)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,7 +16,7 @@ from storage.inbox import InboxWriter, NewInboxEntry, pending_entries, record_fa
 from storage.members import find_member, masked_phone, resolve_member
 from storage.migrate import pending_revisions, upgrade
 from storage.models import InboxEntry, Member, OutboxEntry, utcnow
-from storage.outbox import NewOutboxMessage, claim_due, enqueue, release_interrupted
+from storage.outbox import UNKNOWN_OUTCOME, NewOutboxMessage, claim_due, enqueue, reap_expired
 from storage.tags import apply_tag, ensure_tag, tags_of
 
 
@@ -138,21 +139,24 @@ async def test_a_tag_keeps_its_source_and_counts_hits(sessions: SessionFactory) 
     )
 
 
-async def test_the_outbox_keeps_one_row_per_dedupe_key_and_claims_are_released(sessions: SessionFactory) -> None:
+async def test_the_outbox_keeps_one_row_per_dedupe_key_and_only_lapsed_claims_are_reaped(sessions: SessionFactory) -> None:
     now = utcnow()
     message = NewOutboxMessage("care:birthday:1:2026", "sandbox", "王芳", "care", "生日快乐")
     async with sessions() as session, session.begin():
         await enqueue(session, [message, message], now)
         await enqueue(session, [message], now)
     async with sessions() as session, session.begin():
-        claimed = await claim_due(session, now, 10)
-        assert [(r.dedupe_key, r.status, r.attempts) for r in claimed] == [("care:birthday:1:2026", "sending", 1)]
-        assert await claim_due(session, now, 10) == []
+        claimed = await claim_due(session, now, 10, "worker-1", timedelta(seconds=30))
+        assert [(r.dedupe_key, r.status, r.attempts, r.claimed_by) for r in claimed] == [
+            ("care:birthday:1:2026", "sending", 1, "worker-1")]
+        assert await claim_due(session, now, 10, "worker-2") == []
     async with sessions() as session, session.begin():
-        assert await release_interrupted(session) == 1
+        assert await reap_expired(session, now + timedelta(seconds=29)) == 0  # its owner may still be sending
+        assert await reap_expired(session, now + timedelta(seconds=31)) == 1
     async with sessions() as session:
         row = (await session.execute(select(OutboxEntry))).scalar_one()
-    assert row.status == "pending"
+    assert (row.status, row.claimed_by) == ("pending", None)
+    assert row.last_error is not None and "worker-1" in row.last_error and UNKNOWN_OUTCOME in row.last_error
 
 
 def test_phones_are_masked_for_display() -> None:

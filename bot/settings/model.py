@@ -239,6 +239,14 @@ class DeliverySettings(_Section):
     cap_scheme: str = "value"
     weekly_caps: dict[str, int] = {"super": 4}
     default_weekly_cap: int | None = Field(default=2, ge=0)
+    # Sends in flight at once per route (message, mass_send, profile…), so a slow or
+    # failing route fills only its own lane; welcomes have their own, larger lane.
+    route_concurrency: int = Field(default=8, ge=1, le=64)
+    welcome_concurrency: int = Field(default=32, ge=1, le=256)
+    # How long a process's claim on a row it is sending lasts unrenewed (renewed every
+    # third of it while the process lives). After a crash, another process takes the
+    # rows over this long after the last renewal.
+    claim_seconds: int = Field(default=60, ge=2, le=3600)
 
     @field_validator("quiet_start", "quiet_end")
     @classmethod

@@ -45,8 +45,8 @@ from scheduler.engagement import snapshot_recent
 from scheduler.layer_jobs import recompute_layers
 from scheduler.staff_digest import send_digests
 from scheduler.tag_sweep import sweep_tags
-from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.backlog import BACKLOG
+from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
 from storage.models import utcnow
 
@@ -126,7 +126,11 @@ def build_app(settings: Settings) -> web.Application:
             yield
 
     async def delivery(app: web.Application) -> AsyncIterator[None]:
-        loop = DeliveryLoop(app[SESSIONS], senders, policy=delivery_policy(settings))
+        d = settings.delivery
+        loop = DeliveryLoop(
+            app[SESSIONS], senders, policy=delivery_policy(settings), concurrency=d.route_concurrency,
+            welcome_concurrency=d.welcome_concurrency, lease=timedelta(seconds=d.claim_seconds),
+        )
         app[DELIVERY] = loop
         loop.start()
         yield

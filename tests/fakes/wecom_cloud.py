@@ -30,6 +30,7 @@ from tests.fakes.wecom_staff_tools import StaffTools
 from tests.fakes.wecom_state import Delivery, Json, Refusal, WeComState, text_content
 
 KF_TOKEN_TTL = 600.0
+OA_TOKEN_OVERLAP = 300.0
 KF_HISTORY = 3 * 86400.0
 REPLY_WINDOW = 48 * 3600.0
 REPLIES_PER_WINDOW = 5
@@ -177,6 +178,8 @@ ROUTES: dict[str, tuple[str, Audience, Handler]] = {
     "/cgi-bin/message/send": ("POST", "wecom", WeComState.message_send),
     "/cgi-bin/externalcontact/send_welcome_msg": ("POST", "wecom", WeComState.send_welcome_msg),
     "/cgi-bin/externalcontact/add_msg_template": ("POST", "wecom", WeComState.add_msg_template),
+    "/cgi-bin/externalcontact/get_groupmsg_list_v2": ("POST", "wecom", WeComState.get_groupmsg_list_v2),
+    "/cgi-bin/externalcontact/get_groupmsg_task": ("POST", "wecom", WeComState.get_groupmsg_task),
     "/cgi-bin/externalcontact/get": ("GET", "wecom", WeComState.external_get),
     "/cgi-bin/externalcontact/list": ("GET", "wecom", WeComState.external_list),
     "/cgi-bin/externalcontact/get_follow_user_list": ("GET", "wecom", WeComState.follow_user_list),
@@ -239,7 +242,7 @@ class _Token:
 
 @dataclass(frozen=True, slots=True)
 class _Fault:
-    kind: Literal["fail", "slow", "drop", "http"]
+    kind: Literal["fail", "slow", "late", "drop", "http"]
     errcode: int = 0
     errmsg: str = ""
     seconds: float = 0.0
@@ -313,6 +316,11 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
         """Answer (and act) only after `seconds` — a client with a shorter timeout gives up first."""
         self._faults[path].extend(_Fault("slow", seconds=seconds) for _ in range(times))
 
+    def late_next(self, path: str, seconds: float, times: int = 1) -> None:
+        """Act at once but answer only after `seconds`: a client that times out first never
+        learns that the call was applied (what makes a blind retry send twice)."""
+        self._faults[path].extend(_Fault("late", seconds=seconds) for _ in range(times))
+
     def drop_next(self, path: str, times: int = 1) -> None:
         self._faults[path].extend(_Fault("drop") for _ in range(times))
 
@@ -358,6 +366,11 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
                 return web.Response(status=fault.status, text="<html>Bad Gateway</html>", content_type="text/html")
             if fault.kind == "fail":
                 return web.json_response(_answer(fault.errcode, fault.errmsg))
+            if fault.kind == "late":
+                answer = self._dispatch(request, body)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), fault.seconds)
+                return web.json_response(answer)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), fault.seconds)
         return web.json_response(self._dispatch(request, body))
@@ -410,6 +423,13 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
         return issued.app
 
     def _issue(self, audience: Audience, app: str) -> Json:
+        if audience == "oa":
+            # A new official-account token ends the old ones within 5 minutes (the docs'
+            # overlap for a central token server): processes fetching apart cut each other off.
+            cutoff = self.clock() + OA_TOKEN_OVERLAP
+            for value, issued in list(self.tokens.items()):
+                if issued.audience == "oa" and issued.app == app and issued.expires_at > cutoff:
+                    self.tokens[value] = _Token("oa", app, cutoff)
         token = token_urlsafe(64)
         self.tokens[token] = _Token(audience, app, self.clock() + self.token_lifetime)
         self.tokens_issued += 1

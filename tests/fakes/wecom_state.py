@@ -322,6 +322,41 @@ class WeComState:
         self.mass_templates.extend(MassTemplate(msgid, chat_type, staff, targets, body, now) for staff, targets in tasks.items())
         return {"errcode": 0, "errmsg": "ok", "fail_list": fail_list, "msgid": msgid}
 
+    def get_groupmsg_list_v2(self, app: str, query: Json, body: Json) -> Json:
+        """The corp's mass sends in a time window (doc 93338): one item per msgid, without
+        `creator` for those created through the API; at most a month; pages of ≤100."""
+        start, end = body.get("start_time"), body.get("end_time")
+        if not isinstance(start, int) or not isinstance(end, int) or end < start:
+            raise Refusal(40058, "start_time and end_time are required")
+        if end - start > 31 * 86400:
+            raise Refusal(40058, "the time span is at most one month")
+        limit = body.get("limit", 50)
+        if not isinstance(limit, int) or not 0 < limit <= 100:
+            raise Refusal(40058, "limit: 1..100")
+        chat_type = body.get("chat_type") or "single"
+        listed: dict[str, Json] = {}
+        for task in self.mass_templates:
+            if task.chat_type == chat_type and start <= task.created_at <= end and task.msgid not in listed:
+                listed[task.msgid] = {
+                    "msgid": task.msgid, "create_type": 0, "create_time": str(int(task.created_at)),
+                    "text": dict(task.body.get("text") or {}), "attachments": list(task.body.get("attachments") or []),
+                }
+        items = list(listed.values())
+        offset = int(body.get("cursor") or 0)
+        page = items[offset:offset + limit]
+        more = offset + limit < len(items)
+        return {"errcode": 0, "errmsg": "ok", "next_cursor": str(offset + limit) if more else "", "group_msg_list": page}
+
+    def get_groupmsg_task(self, app: str, query: Json, body: Json) -> Json:
+        """Who a mass send waits on (doc 93338): status 0 not sent yet, 2 sent."""
+        msgid = body.get("msgid")
+        tasks = [t for t in self.mass_templates if t.msgid == msgid]
+        if not tasks:
+            raise Refusal(40058, "invalid msgid")
+        return {"errcode": 0, "errmsg": "ok", "next_cursor": "", "task_list": [
+            {"userid": t.sender, "status": 2 if t.confirmed else 0} for t in tasks
+        ]}
+
     def _mass_groups(self, sender: str, chat_ids: Any) -> dict[str, list[str]]:
         if not sender:
             raise Refusal(40058, "sender is required for a group mass send")

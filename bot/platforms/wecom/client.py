@@ -10,6 +10,7 @@ an exception: only the API path is.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -22,8 +23,16 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import WaitBaseT
 
-from bot.platforms.wecom.errors import TOKEN_CODES, WeComApiError, WeComRateLimited, WeComTransportError, is_transient
-from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS, WindowLimiter
+from bot.platforms.wecom.errors import (
+    TOKEN_CODES,
+    WeComApiError,
+    WeComRateLimited,
+    WeComTransportError,
+    is_refused_transiently,
+    is_transient,
+)
+from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS, ProcessSendLimits, SendLimits, WindowLimiter
+from bot.platforms.wecom.shared_values import Fetched, SharedValues
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +108,9 @@ class TokenedApi:
         retry_wait: WaitBaseT = DEFAULT_WAIT,
         attempts: int = 4,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        values: SharedValues | None = None,
     ):
+        """`values`: where the access token is kept for every process (None: this one's)."""
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self._http = http
@@ -112,6 +123,9 @@ class TokenedApi:
         self._timeout = timeout
         self._token: _CachedToken | None = None
         self._token_lock = asyncio.Lock()
+        self._values = values
+        # The token's name in the shared store: one per app secret, the secret itself hashed.
+        self._token_name = f"{name}:token:{hashlib.sha256(secret.encode()).hexdigest()[:12]}"
         self.tokens_fetched = 0
 
     def _token_query(self) -> dict[str, str]:
@@ -126,16 +140,24 @@ class TokenedApi:
             cached = self._token
             if cached is not None and self._clock() < cached.refresh_at:
                 return cached.value
-            data = self._checked(self.token_path, await self._request("GET", self.token_path, self._token_query()))
-            value, lifetime = data.get("access_token"), data.get("expires_in")
-            if not isinstance(value, str) or not value or not isinstance(lifetime, int) or lifetime <= 0:
-                raise WeComTransportError(self.token_path, "token answer lacks access_token/expires_in", retryable=False)
+            if self._values is None:
+                value, lifetime = await self._fetch_token()
+            else:  # another process may hold a fresh one; else we fetch, the others wait
+                value, left = await self._values.fetch(self._token_name, self._fetch_token, TOKEN_MARGIN)
+                lifetime = int(left)
             # Short-lived tokens (tests, odd proxies) still get used for half their life.
             margin = min(TOKEN_MARGIN, lifetime / 2)
             self._token = _CachedToken(value, self._clock() + lifetime - margin)
-            self.tokens_fetched += 1
-            log.info("%s: fetched an access_token valid for %ds", self.name, lifetime)
             return value
+
+    async def _fetch_token(self) -> Fetched:
+        data = self._checked(self.token_path, await self._request("GET", self.token_path, self._token_query()))
+        value, lifetime = data.get("access_token"), data.get("expires_in")
+        if not isinstance(value, str) or not value or not isinstance(lifetime, int) or lifetime <= 0:
+            raise WeComTransportError(self.token_path, "token answer lacks access_token/expires_in", retryable=False)
+        self.tokens_fetched += 1
+        log.info("%s: fetched an access_token valid for %ds", self.name, lifetime)
+        return value, lifetime
 
     def forget_token(self, used: str | None = None) -> None:
         """Drop the cached token — only if it is still `used`, so concurrent failures refetch once."""
@@ -144,38 +166,45 @@ class TokenedApi:
 
     async def call(
         self, method: str, path: str, *, query: Mapping[str, str] | None = None, body: Json | None = None,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload] | None = None, attempts: int | None = None,
+        timeout: aiohttp.ClientTimeout | None = None, idempotent: bool = True,
     ) -> Json:
         """One API call with the retry policy; returns the parsed answer (errcode 0).
-        `files` are posted as multipart form data instead of a JSON body."""
+        `files` are posted as multipart form data instead of a JSON body. A call that is
+        not `idempotent` (it creates something, and the platform has no idempotency key)
+        is retried only after a refusal (an errcode: nothing was done), never after a
+        timeout or a lost answer: the caller learns the outcome is unknown and decides."""
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
+            stop=stop_after_attempt(attempts or self._attempts),
             wait=self._retry_wait,
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(is_transient if idempotent else is_refused_transiently),
             before_sleep=self._log_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await self._call_once(method, path, dict(query or {}), body, files)
+                return await self._call_once(method, path, dict(query or {}), body, files, timeout)
         raise AssertionError("tenacity ended without a result or an error")  # pragma: no cover
 
     async def _call_once(
-        self, method: str, path: str, query: dict[str, str], body: Json | None, files: Mapping[str, Upload] | None = None
+        self, method: str, path: str, query: dict[str, str], body: Json | None,
+        files: Mapping[str, Upload] | None = None, timeout: aiohttp.ClientTimeout | None = None,
     ) -> Json:
         token = await self.access_token()
-        data = await self._request(method, path, {**query, "access_token": token}, body, files)
+        data = await self._request(method, path, {**query, "access_token": token}, body, files, timeout)
         if self._errcode(data) in self.token_codes:
             # Invalidated early (secret reset, another process refetched): one refetch, one retry.
             log.info("%s: %s rejected the access_token (errcode %s); fetching a new one", self.name, path, self._errcode(data))
             self.forget_token(token)
+            if self._values is not None:
+                await self._values.forget(self._token_name, token)
             token = await self.access_token()
-            data = await self._request(method, path, {**query, "access_token": token}, body, files)
+            data = await self._request(method, path, {**query, "access_token": token}, body, files, timeout)
         return self._checked(path, data)
 
     async def _request(
         self, method: str, path: str, query: Mapping[str, str], body: Json | None = None,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload] | None = None, timeout: aiohttp.ClientTimeout | None = None,
     ) -> Json:
         failure = ""
         payload: dict[str, Any] = {"json": body}
@@ -186,7 +215,7 @@ class TokenedApi:
             payload = {"data": form}
         try:
             async with self._http.request(
-                method, self._base + path, params=query, timeout=self._timeout, **payload
+                method, self._base + path, params=query, timeout=timeout or self._timeout, **payload
             ) as response:
                 status = response.status
                 raw = await response.read()
@@ -253,13 +282,17 @@ class WeComClient(TokenedApi):
         attempts: int = 4,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         staff_limits: Sequence[tuple[int, float]] | None = APP_MESSAGE_LIMITS,
+        send_limits: SendLimits | None = None,
+        values: SharedValues | None = None,
     ):
+        """`send_limits`: where sends to staff are counted (the database's when several
+        processes send); by default this process counts `staff_limits` alone."""
         super().__init__(
             http, api_base, secret, name=f"wecom:{corp_id}",
-            clock=clock, retry_wait=retry_wait, attempts=attempts, timeout=timeout,
+            clock=clock, retry_wait=retry_wait, attempts=attempts, timeout=timeout, values=values,
         )
         self.corp_id = corp_id
-        self.staff_limiter = WindowLimiter(staff_limits, clock) if staff_limits else None
+        self.staff_limiter = send_limits or (ProcessSendLimits(WindowLimiter(staff_limits, clock)) if staff_limits else None)
 
     def _token_query(self) -> dict[str, str]:
         return {"corpid": self.corp_id, "corpsecret": self._secret}
@@ -296,7 +329,7 @@ class WeComClient(TokenedApi):
             raise ValueError("no recipients")
         if not 0 <= duplicate_check_seconds <= MAX_DUPLICATE_CHECK:
             raise ValueError(f"duplicate_check_seconds must be within 0..{MAX_DUPLICATE_CHECK}")
-        self._reserve_staff_sends(agent_id, users)
+        await self._reserve_staff_sends(agent_id, users)
         body: Json = {"touser": "|".join(users), "agentid": agent_id, **payload}
         if duplicate_check_seconds:
             # Our retries resend the identical body, so WeCom delivers it once.
@@ -306,25 +339,28 @@ class WeComClient(TokenedApi):
         invalid = tuple(user for user in str(data.get("invaliduser", "")).split("|") if user)
         return StaffMessageResult(str(data.get("msgid", "")), invalid)
 
-    def _reserve_staff_sends(self, agent_id: int, users: Sequence[str]) -> None:
+    async def _reserve_staff_sends(self, agent_id: int, users: Sequence[str]) -> None:
         # Counted before sending (not after) so concurrent sends cannot overshoot.
         if self.staff_limiter is None:
             return
-        keys = [f"{agent_id}:{user.lower()}" for user in users]
-        waits = {key: self.staff_limiter.wait_for(key) for key in keys}
-        key, wait = max(waits.items(), key=lambda item: item[1])
-        if wait > 0:
-            raise WeComRateLimited("/cgi-bin/message/send", key, wait)
-        for key in keys:
-            self.staff_limiter.record(key)
+        keys = [f"wecom:{self.corp_id}:{agent_id}:{user.lower()}" for user in users]
+        if (wait := await self.staff_limiter.reserve(keys)) > 0:
+            raise WeComRateLimited("/cgi-bin/message/send", ",".join(keys), wait)
 
     # -- customers (§4.4–4.8) ----------------------------------------------------------
 
-    async def send_welcome_msg(self, welcome_code: str, text: str) -> Json:
-        """Valid once, within 20 s of the event; 41051 means it was already delivered."""
+    async def send_welcome_msg(self, welcome_code: str, text: str, time_left: float | None = None) -> Json:
+        """Valid once, within 20 s of the event; 41051 means it was already delivered.
+        With `time_left`, one try that gives up by then: the caller retries within it."""
+        if time_left is None:
+            return await self.call(
+                "POST", "/cgi-bin/externalcontact/send_welcome_msg",
+                body={"welcome_code": welcome_code, "text": {"content": text}},
+            )
         return await self.call(
             "POST", "/cgi-bin/externalcontact/send_welcome_msg",
             body={"welcome_code": welcome_code, "text": {"content": text}},
+            attempts=1, timeout=aiohttp.ClientTimeout(total=max(min(time_left, DEFAULT_TIMEOUT.total or 10), 0.1)),
         )
 
     async def add_msg_template(
@@ -338,8 +374,8 @@ class WeComClient(TokenedApi):
     ) -> MassSendResult:
         """A mass send (企业群发, §4.3) from `sender` to her customers ("single") or her
         customer groups ("group"). Nothing reaches anyone until she confirms it in WeCom.
-        There is no idempotency key: a retry after a lost answer may create a second task
-        for her to confirm (she sees both; WeCom's per-customer cap still holds)."""
+        There is no idempotency key: after a lost answer this call is not retried (a second
+        task would reach her); the caller looks it up (`find_mass_send`) before trying again."""
         if chat_type not in ("single", "group"):
             raise ValueError("chat_type is single or group")
         if not text or len(text.encode("utf-8")) > MASS_TEXT_BYTES:
@@ -351,8 +387,37 @@ class WeComClient(TokenedApi):
             body["external_userid"] = list(external_userids)
         else:
             body["chat_id_list"] = list(chat_ids)
-        data = await self.call("POST", "/cgi-bin/externalcontact/add_msg_template", body=body)
+        data = await self.call("POST", "/cgi-bin/externalcontact/add_msg_template", body=body, idempotent=False)
         return MassSendResult(str(data.get("msgid", "")), tuple(str(u) for u in data.get("fail_list") or ()))
+
+    async def list_mass_sends(self, start: int, end: int, chat_type: str = "single") -> list[Json]:
+        """The corp's mass sends created between `start` and `end` (Unix seconds, at most a
+        month apart): get_groupmsg_list_v2 with filter_type 0 (the enterprise's), page by page."""
+        found: list[Json] = []
+        cursor = ""
+        while True:
+            body: Json = {"chat_type": chat_type, "start_time": start, "end_time": end, "filter_type": 0, "limit": 100}
+            if cursor:
+                body["cursor"] = cursor
+            data = await self.call("POST", "/cgi-bin/externalcontact/get_groupmsg_list_v2", body=body)
+            found.extend(data.get("group_msg_list") or [])
+            cursor = str(data.get("next_cursor") or "")
+            if not cursor:
+                return found
+
+    async def mass_send_senders(self, msgid: str) -> list[str]:
+        """The staff members a mass send went to for confirmation (get_groupmsg_task)."""
+        senders: list[str] = []
+        cursor = ""
+        while True:
+            body: Json = {"msgid": msgid, "limit": 1000}
+            if cursor:
+                body["cursor"] = cursor
+            data = await self.call("POST", "/cgi-bin/externalcontact/get_groupmsg_task", body=body)
+            senders.extend(str(t.get("userid", "")).lower() for t in data.get("task_list") or [])
+            cursor = str(data.get("next_cursor") or "")
+            if not cursor:
+                return senders
 
     async def get_external_contact(self, external_userid: str) -> Json:
         """{external_contact, follow_user[], next_cursor} (§4.7)."""
@@ -448,10 +513,11 @@ class OfficialAccountClient(TokenedApi):
         retry_wait: WaitBaseT = DEFAULT_WAIT,
         attempts: int = 4,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        values: SharedValues | None = None,
     ):
         super().__init__(
             http, api_base, secret, name=f"oa:{app_id}",
-            clock=clock, retry_wait=retry_wait, attempts=attempts, timeout=timeout,
+            clock=clock, retry_wait=retry_wait, attempts=attempts, timeout=timeout, values=values,
         )
         self.app_id = app_id
 
@@ -459,8 +525,10 @@ class OfficialAccountClient(TokenedApi):
         return {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret}
 
     async def send_custom_text(self, openid: str, content: str) -> None:
-        """Allowed for 48 h after the user's last message, 5 messages (45015 / 45047 otherwise)."""
+        """Allowed for 48 h after the user's last message, 5 messages (45015 / 45047 otherwise).
+        No idempotency key and no way to ask what was sent (WECOM.md §9.5): not retried after
+        a lost answer; the caller decides whether to send again."""
         await self.call(
             "POST", "/cgi-bin/message/custom/send",
-            body={"touser": openid, "msgtype": "text", "text": {"content": content}},
+            body={"touser": openid, "msgtype": "text", "text": {"content": content}}, idempotent=False,
         )

@@ -81,3 +81,17 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, WeComTransportError):
         return error.retryable
     return False
+
+
+def is_refused_transiently(error: BaseException) -> bool:
+    """A transient refusal: the platform answered with an errcode, so nothing was done
+    and trying again cannot duplicate anything (unlike a timeout, whose outcome is unknown)."""
+    return isinstance(error, WeComApiError) and error.kind == "retry"
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """No answer that says whether the call was applied: a timeout, a dropped connection,
+    a 5xx or an unreadable body. A 4xx or a refused connection never reached the API."""
+    if not isinstance(error, WeComTransportError):
+        return False
+    return error.status is None or error.status >= 500

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_right, insort
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 APP_MESSAGE_LIMITS: tuple[tuple[int, float], ...] = ((30, 60.0), (1000, 3600.0))
 
@@ -63,3 +64,28 @@ class WindowLimiter:
         for key in list(self._sent):
             self._pruned(key, now)
         return len(self._sent)
+
+
+class SendLimits(Protocol):
+    """Counts sends per key against the limits, shared by whoever holds the same store."""
+
+    async def reserve(self, keys: Sequence[str]) -> float:
+        """Count one send for every key and return 0, or count none and return the
+        seconds until all may go."""
+        ...
+
+
+class ProcessSendLimits:
+    """`SendLimits` for one process (a second process would count apart: use the
+    database's, storage/send_limits.py, when several processes send)."""
+
+    def __init__(self, limiter: WindowLimiter):
+        self.limiter = limiter
+
+    async def reserve(self, keys: Sequence[str]) -> float:
+        wait = max((self.limiter.wait_for(key) for key in keys), default=0.0)
+        if wait > 0:
+            return wait
+        for key in keys:
+            self.limiter.record(key)
+        return 0.0

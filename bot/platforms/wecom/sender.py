@@ -26,8 +26,9 @@ from bot.platforms.wecom import kf
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.contacts import ChannelJoin, apply_contact, apply_group, earliest
 from bot.platforms.wecom.corp_tags import CorpTags, TagName, TagNameTooLong, too_long
-from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError
+from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError, outcome_unknown
 from bot.platforms.wecom.group_flow import GroupFlow
+from bot.platforms.wecom.mass_lookup import find_mass_send
 from bot.platforms.wecom.moments_flow import MomentsFlow
 from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
 from bot.platforms.wecom.updates import PLATFORM
@@ -42,7 +43,7 @@ from storage.engine import SessionFactory
 from storage.inbox import InboxWriter, NewInboxEntry
 from storage.members import member_by_identity, store_and_owner
 from storage.models import Member, utcnow
-from storage.outbox import NewOutboxMessage, enqueue
+from storage.outbox import UNKNOWN_OUTCOME, NewOutboxMessage, enqueue
 
 log = logging.getLogger(__name__)
 ALREADY_GREETED = 41051
@@ -167,8 +168,11 @@ class WeComSender:
         return SendResult.sent(msgid)
 
     async def _welcome(self, message: OutboundMessage) -> SendResult:
+        # One try that ends by the code's deadline; delivery retries within it. Sending
+        # again after a lost answer is safe: the code is single-use (41051 the second time).
+        left = (message.deadline - self._clock()).total_seconds() if message.deadline else None
         try:
-            await self._client.send_welcome_msg(str(message.meta["welcome_code"]), message.body)
+            await self._client.send_welcome_msg(str(message.meta["welcome_code"]), message.body, left)
         except WeComApiError as error:
             if error.errcode == ALREADY_GREETED:
                 return SendResult.sent("already greeted")  # delivered before, or she chatted first
@@ -183,6 +187,14 @@ class WeComSender:
         targets = message.meta.get(key)
         if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
             return SendResult.failed(f"mass_send row without its {key} list: nothing sent")
+        if UNKNOWN_OUTCOME in message.last_error:
+            # An earlier try may have created the task: look before creating another.
+            found = await find_mass_send(self._client, self._sessions, message, chat_type, self._clock())
+            if found is not None:
+                async with self._sessions() as session, session.begin():
+                    await record_mass_send(session, message.id, found, ())
+                log.info("mass send %s was created by an earlier try (%s): not sent again", message.dedupe_key, found)
+                return SendResult.sent(found)
         try:
             result = await self._client.add_msg_template(
                 message.recipient, message.body, chat_type=chat_type,
@@ -191,6 +203,10 @@ class WeComSender:
             )
         except ValueError as error:
             return SendResult.failed(str(error))
+        except WeComTransportError as error:
+            if not outcome_unknown(error):
+                raise
+            return SendResult.retry(f"{UNKNOWN_OUTCOME}: {error}; looked up before any retry", code="unknown_outcome")
         async with self._sessions() as session, session.begin():
             await record_mass_send(session, message.id, result.msgid, result.fail_list)
         if result.fail_list:

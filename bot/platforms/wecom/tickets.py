@@ -11,18 +11,19 @@ app's, so its key names the agent as well as the corp.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.errors import WeComRateLimited, WeComTransportError
 from bot.platforms.wecom.ratelimit import WindowLimiter
+from bot.platforms.wecom.shared_values import Fetched, ProcessValues, SharedValues
+
+__all__ = ["Fetched", "ProcessValues", "SharedValues", "Tickets"]  # the stores live in shared_values.py
 
 Kind = Literal["jsapi", "agent_config"]
-Fetched = tuple[str, int]  # the value and its lifetime in seconds
 PATHS: dict[Kind, tuple[str, dict[str, str]]] = {
     "jsapi": ("/cgi-bin/get_jsapi_ticket", {}),
     "agent_config": ("/cgi-bin/ticket/get", {"type": "agent_config"}),
@@ -30,44 +31,6 @@ PATHS: dict[Kind, tuple[str, dict[str, str]]] = {
 # Fetches an hour WeCom allows (doc 90454 「获取jsapi_ticket」): beyond them it answers 45009.
 HOURLY_FETCHES: dict[Kind, int] = {"jsapi": 400, "agent_config": 100}
 MARGIN = 300.0  # renew this long before expiry (at most half the lifetime)
-
-
-class SharedValues(Protocol):
-    """Short-lived secrets every process uses (tokens, tickets), fetched by one at a time."""
-
-    async def read(self, name: str) -> tuple[str, float] | None: ...
-
-    async def fetch(self, name: str, fetch: Callable[[], Awaitable[Fetched]], fresher_than: float) -> tuple[str, float]: ...
-
-    async def forget(self, name: str, value: str) -> None: ...
-
-
-class ProcessValues:
-    """`SharedValues` for one process: a dict, a lock per name, a monotonic clock."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._values: dict[str, tuple[str, float]] = {}  # name -> (value, expires at)
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def read(self, name: str) -> tuple[str, float] | None:
-        found = self._values.get(name)
-        if found is None or found[1] <= self._clock():
-            return None
-        return found[0], found[1] - self._clock()
-
-    async def fetch(self, name: str, fetch: Callable[[], Awaitable[Fetched]], fresher_than: float) -> tuple[str, float]:
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            found = await self.read(name)
-            if found is not None and found[1] > fresher_than:
-                return found
-            value, lifetime = await fetch()
-            self._values[name] = (value, self._clock() + lifetime)
-            return value, float(lifetime)
-
-    async def forget(self, name: str, value: str) -> None:
-        if self._values.get(name, ("",))[0] == value:
-            del self._values[name]
 
 
 @dataclass(frozen=True, slots=True)

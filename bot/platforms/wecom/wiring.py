@@ -14,6 +14,7 @@ from bot.platforms.oa.sender import OfficialAccountSender
 from bot.platforms.wecom.client import OfficialAccountClient, WeComClient
 from bot.platforms.wecom.crypto import CallbackCrypto
 from bot.platforms.wecom.keys import OA_CLIENT, WECOM_CLIENT
+from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS
 from bot.platforms.wecom.reconcile import reconcile_contacts
 from bot.platforms.wecom.routes import WeComCallback
 from bot.platforms.wecom.sender import WeComSender
@@ -29,6 +30,8 @@ from scheduler.moment_reads import queue_moment_reads
 from storage.engine import SessionFactory
 from storage.group_welcomes import WelcomeContent, sync_config_welcomes, sync_join_ways
 from storage.models import utcnow
+from storage.send_limits import DatabaseSendLimits
+from storage.shared_values import DatabaseValues
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ def add_wecom_client(
         wecom = WeComClient(
             app[HTTP], settings.api_base, settings.corp_id, settings.secret.get_secret_value(),
             retry_wait=_backoff(settings.retry_max_seconds),
+            # Counted and kept in the database: every process sees the same sends and token.
+            send_limits=DatabaseSendLimits(app[SESSIONS], APP_MESSAGE_LIMITS), values=DatabaseValues(app[SESSIONS]),
         )
         app[WECOM_CLIENT] = wecom
         senders["wecom"] = WeComSender(
@@ -94,11 +99,12 @@ def add_wecom_sidebar(app: web.Application, settings: Settings) -> None:
     sidebar = add_sidebar_routes(app, settings, key_for(wecom.secret.get_secret_value()))
 
     async def client(app: web.Application) -> AsyncIterator[None]:
+        shared = DatabaseValues(app[SESSIONS])
         found = app.get(WECOM_CLIENT) or WeComClient(
             app[HTTP], wecom.api_base, wecom.corp_id, wecom.secret.get_secret_value(),
-            retry_wait=_backoff(wecom.retry_max_seconds),
+            retry_wait=_backoff(wecom.retry_max_seconds), values=shared,
         )
-        sidebar.client, sidebar.tickets = found, Tickets(found, wecom.agent_id)
+        sidebar.client, sidebar.tickets = found, Tickets(found, wecom.agent_id, shared)
         yield
 
     app.cleanup_ctx.append(client)
@@ -120,6 +126,8 @@ def add_official_account_client(
         oa = OfficialAccountClient(
             app[HTTP], settings.api_base, settings.app_id, settings.secret.get_secret_value(),
             retry_wait=_backoff(settings.retry_max_seconds),
+            # A new token ends the old one: every process must use the one fetched last.
+            values=DatabaseValues(app[SESSIONS]),
         )
         app[OA_CLIENT] = oa
         senders["oa"] = OfficialAccountSender(oa, app[SESSIONS])

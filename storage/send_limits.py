@@ -1,0 +1,65 @@
+"""Per-recipient send limits counted in the database (table `send_slots`), so every
+process on it counts the same sends: WeCom drops app messages beyond 30 a minute and
+1000 an hour per staff member without saying so (WECOM.md §4.2), whichever process sent
+them. On PostgreSQL a transaction-level advisory lock per key makes count-then-insert
+atomic across processes; SQLite serves one process, whose lock does it. Matches the
+`SendLimits` protocol (bot/platforms/wecom/ratelimit.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.engine import SessionFactory
+from storage.models import SendSlot, utcnow
+from storage.shared_values import advisory_lock
+from storage.tables import SEND_SLOTS
+
+
+class DatabaseSendLimits:
+    def __init__(
+        self, sessions: SessionFactory, limits: Sequence[tuple[int, float]], clock: Callable[[], datetime] = utcnow
+    ):
+        if not limits or any(count < 1 or window <= 0 for count, window in limits):
+            raise ValueError(f"bad limits {limits!r}: need (count >= 1, window > 0) pairs")
+        self._sessions = sessions
+        self._limits = tuple(limits)
+        self._longest = timedelta(seconds=max(window for _, window in limits))
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def reserve(self, keys: Sequence[str]) -> float:
+        """Count one send for every key and return 0, or none and return the wait."""
+        keys = sorted(set(keys))  # one lock order for every process: no deadlock
+        async with self._lock, self._sessions() as session, session.begin():
+            for key in keys:
+                await advisory_lock(session, f"siyu:send:{key}")
+            now = self._clock()
+            wait = max([await self._wait(session, key, now) for key in keys], default=0.0)
+            if wait > 0:
+                return wait
+            await session.execute(delete(SEND_SLOTS).where(
+                SEND_SLOTS.c.key.in_(keys), SEND_SLOTS.c.sent_at <= now - self._longest))
+            await session.execute(insert(SEND_SLOTS), [{"key": key, "sent_at": now} for key in keys])
+            return 0.0
+
+    async def _wait(self, session: AsyncSession, key: str, now: datetime) -> float:
+        wait = 0.0
+        for count, window in self._limits:
+            # The count-th newest send inside the window: a slot frees when it leaves.
+            statement = (
+                select(SendSlot.sent_at)
+                .where(SendSlot.key == key, SendSlot.sent_at > now - timedelta(seconds=window))
+                .order_by(SendSlot.sent_at.desc())  # type: ignore[attr-defined]
+                .offset(count - 1).limit(1)
+            )
+            found = (await session.execute(statement)).scalar_one_or_none()
+            if found is not None:
+                found = found if found.tzinfo else found.replace(tzinfo=timezone.utc)
+                wait = max(wait, (found + timedelta(seconds=window) - now).total_seconds())
+        return wait
