@@ -23,6 +23,7 @@ from handlers.outbound import outbox_rows
 from handlers.updates import MessageUpdate, Update, from_payload, kind_of
 from storage.engine import SessionFactory
 from storage.inbox import mark_done, pending_entries, record_failure
+from storage.loops import Loops
 from storage.members import resolve_member
 from storage.metrics import record_handling
 from storage.models import InboxEntry, utcnow
@@ -47,8 +48,10 @@ class Dispatcher:
         concurrency: int = 16,
         max_attempts: int = 3,
         poll_interval: timedelta = timedelta(seconds=5),
+        loops: Loops | None = None,
     ):
         self._sessions = sessions
+        self._loops = loops or Loops()  # restarts the loop when it raises; /healthz reads its ticks
         self._member_chain = checked_chain(member_chain)
         self._platform_chain = checked_chain(platform_chain)
         self._config = config
@@ -68,7 +71,7 @@ class Dispatcher:
         self._wakeup.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="dispatcher")
+        self._task = self._loops.run("dispatcher", self._run)
 
     async def close(self) -> None:
         """Finish the batch in hand, then stop; the rest waits in the inbox."""
@@ -82,6 +85,7 @@ class Dispatcher:
             self._wakeup.clear()
             try:
                 handled = await self.run_once()
+                self._loops.tick("dispatcher")
             except Exception:  # the database may be briefly away; keep the loop alive
                 log.exception("dispatcher pass failed")
                 handled = 0

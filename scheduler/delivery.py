@@ -23,6 +23,7 @@ from scheduler.policy import retry_delay
 from storage import outbox
 from storage.engine import SessionFactory
 from storage.interactions import record_interaction
+from storage.loops import Loops
 from storage.metrics import count_hold, record_send
 from storage.models import OutboxEntry, utcnow
 from storage.tracing import request_id_in, traced
@@ -84,8 +85,10 @@ class DeliveryLoop:
         concurrency: int = 8,
         max_attempts: int = 8,
         poll_interval: timedelta = timedelta(seconds=5),
+        loops: Loops | None = None,
     ):
         self._sessions = sessions
+        self._loops = loops or Loops()  # restarts the loop when it raises; /healthz reads its ticks
         self._senders = dict(senders)
         self._clock = clock
         self._policy = policy
@@ -101,7 +104,7 @@ class DeliveryLoop:
         self._wakeup.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="delivery")
+        self._task = self._loops.run("delivery", self._run)
 
     async def close(self, grace: timedelta = timedelta(seconds=10)) -> None:
         """Finish the sends in flight, then stop; the rest stays pending in the outbox.
@@ -130,6 +133,7 @@ class DeliveryLoop:
             self._wakeup.clear()
             try:
                 sent = await self.run_once()
+                self._loops.tick("delivery")
             except Exception:
                 log.exception("delivery pass failed")
                 sent = 0
