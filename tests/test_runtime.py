@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,19 @@ from storage.models import InboxEntry, OutboxEntry, SchedulerRun, utcnow
 from tests.conftest import RunningServer, eventually, start_server, write_config
 from tests.sse import next_event
 
+# 40 members writing 10 messages each, all at once: 400 callbacks, 40 in flight.
+INGEST = """
+import asyncio, sys, aiohttp
+async def member(client, base, n):
+    for i in range(10):
+        body = {"member": f"会员{n}", "text": f"第{i}条：吐司还有吗"}
+        async with client.post(f"{base}/sandbox/messages", json=body) as response:
+            assert response.status == 202, response.status
+async def main(base):
+    async with aiohttp.ClientSession() as client:
+        await asyncio.gather(*(member(client, base, n) for n in range(40)))
+asyncio.run(main(sys.argv[1]))
+"""
 JOBS = ("tag-sweep", "layer-recompute", "care-scan", "content-calendar", "staff-digest", "engagement-snapshot")
 
 
@@ -139,22 +153,31 @@ async def test_the_event_loop_never_stalls_over_100_ms_while_the_scheduler_ticks
     async def watch_the_loop() -> None:  # how late each 10 ms sleep wakes up
         loop = asyncio.get_running_loop()
         while running:
-            started = loop.time()
+            started, queued = loop.time(), _waited_for_a_cpu()
             await asyncio.sleep(0.01)
-            lags.append(loop.time() - started - 0.01)
-
-    async def member_writes(n: int) -> None:
-        for i in range(10):
-            await loaded_server.post_message(f"会员{n}", f"第{i}条：吐司还有吗")
+            # Less the time this thread stood ready but other programs held the CPUs
+            # (tests share a small machine): what is left, the loop itself spent.
+            lags.append(loop.time() - started - 0.01 - (_waited_for_a_cpu() - queued))
 
     monitor = asyncio.create_task(watch_the_loop())
-    await asyncio.gather(*(member_writes(n) for n in range(40)))  # 400 callbacks, 40 at a time
+    # The load comes from another process, as it would: this loop runs only the server.
+    clients = await asyncio.create_subprocess_exec(sys.executable, "-c", INGEST, loaded_server.base)
+    assert await clients.wait() == 0
     await eventually(lambda: _jobs_ran(sessions), timeout=60)
     await eventually(lambda: _drained(sessions), timeout=60)
     running = False
     await monitor
     assert len(lags) > 100
     assert max(lags) < 0.1, f"the event loop stalled {max(lags) * 1000:.0f} ms"
+
+
+def _waited_for_a_cpu() -> float:
+    """Seconds this thread has spent runnable but not running (Linux schedstat; 0 elsewhere)."""
+    try:
+        with open("/proc/thread-self/schedstat", encoding="ascii") as stats:  # procfs: no disk I/O
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 async def _true(value: bool) -> bool:
