@@ -15,7 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from scheduler.cron import CronJob, Scheduler, latest_fire_time
 from storage.engine import SessionFactory
 from storage.loops import Loops
-from storage.models import SchedulerRun, utcnow
+from storage.models import RuntimeLease, SchedulerRun, utcnow
 from storage.scheduling import AdvisoryLock, LeaseLock, Leadership
 from tests.conftest import eventually
 
@@ -138,6 +138,20 @@ async def test_one_scheduler_leads_and_another_takes_over_when_it_stops(
     await first.close()
     await eventually(lambda: _leading(second), timeout=5)
     assert second_loops.snapshot()["scheduler"]["role"] == "leader"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_on_sqlite_a_dead_leaders_lease_is_taken_once_it_runs_out(sessions: SessionFactory, run_scheduler) -> None:
+    # A leader killed outright leaves its lease behind, renewed a moment ago.
+    async with sessions() as session, session.begin():
+        session.add(RuntimeLease(name="scheduler", holder="killed", expires_at=utcnow() + timedelta(seconds=1.5)))
+    scheduler = run_scheduler([CronJob("sweep", "0 3 * * *", Counter())])
+    await asyncio.sleep(0.5)
+    assert not scheduler.leading  # the lease still runs
+    await eventually(lambda: _leading(scheduler), timeout=5)
+    async with sessions() as session:
+        lease = await session.get(RuntimeLease, "scheduler")
+    assert lease is not None and lease.holder == "one" and lease.expires_at > utcnow()
 
 
 def test_the_latest_time_is_found_without_walking_every_minute_of_the_grace() -> None:
