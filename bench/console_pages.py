@@ -410,7 +410,9 @@ async def measure(base: str, pid: int, facts: dict, runs: int) -> list[dict]:
             results.append(result)
             print(f"{_pad(what, 36)}{result['first']:>8.3f}{result['median']:>9.3f}{result['max']:>8.3f}"
                   f"{result['cpu']:>8.3f}{result['peak_mb']:>9.0f}{rows:>6}{result['kb']:>7.0f}", flush=True)
-        await behind_slow_pages(http, base, [r for r in results if r["median"] >= 0.5])
+        # Slow by its worst run, not its median: a page whose first view is slow and then
+        # cached (the calendar's month) still holds up everything behind that first view.
+        await behind_slow_pages(http, base, [r for r in results if r["max"] >= 0.5])
         return results
 
 

@@ -7,6 +7,10 @@ planted in them, a third written in traditional characters. Measured per message
 
 - **plain loop**: normalise the message once, then `keyword in text` for every (already
   normalised) keyword of every rule — what a straightforward implementation does;
+- **tight loop**: the same search written for speed — one flat list of (keyword, rule)
+  for the any-keyword rules tested in one comprehension, plain `for` loops with early
+  exits for the all-keywords ones. The baseline of the headline ratio: the plain loop's
+  generator expressions alone make it ~9x slower, which would flatter the matcher;
 - **MessageMatcher**: `MessageMatcher.matching`, normalisation included;
 - **normalise alone**: the folding both of them pay (NFKC, casefold, OpenCC t2s).
 
@@ -83,6 +87,24 @@ def plain_loop(rules: Sequence[KeywordRule]) -> Callable[[str], list[KeywordRule
     return matching
 
 
+def tight_loop(rules: Sequence[KeywordRule]) -> Callable[[str], list[KeywordRule]]:
+    any_pairs = [(normalise(k), n) for n, rule in enumerate(rules) if rule.match != "all" for k in rule.keywords]
+    all_rules = [(n, tuple(normalise(k) for k in rule.keywords)) for n, rule in enumerate(rules) if rule.match == "all"]
+
+    def matching(text: str) -> list[KeywordRule]:
+        folded = normalise(text)
+        hit = {n for keyword, n in any_pairs if keyword in folded}
+        for n, keywords in all_rules:
+            for keyword in keywords:
+                if keyword not in folded:
+                    break
+            else:
+                hit.add(n)
+        return [rules[n] for n in sorted(hit)]
+
+    return matching
+
+
 def timed(function: Callable[[str], object], messages: Sequence[str], warm_up: int) -> tuple[list[float], list[object]]:
     for message in messages[:warm_up]:
         function(message)
@@ -113,23 +135,27 @@ def main(rule_count: int, message_count: int, seed: int) -> None:
         builds.append((time.perf_counter_ns() - start) / 1e6)
 
     loop_times, loop_results = timed(plain_loop(rules), messages, warm_up)
+    tight_times, tight_results = timed(tight_loop(rules), messages, warm_up)
     matcher_times, matcher_results = timed(matcher.matching, messages, warm_up)
     fold_times, _ = timed(normalise, messages, warm_up)
     assert matcher_results == loop_results, "MessageMatcher and the plain loop disagree"
+    assert tight_results == loop_results, "the tight loop and the plain loop disagree"
     hits = [len(found) for found in matcher_results]  # type: ignore[arg-type]
 
     print(f"{rule_count:,} rules, {message_count:,} messages of 60 characters, seed {seed}")
     print(f"rules matched per message: mean {statistics.mean(hits):.2f}, max {max(hits)}")
     print(f"matcher build: {statistics.median(builds):.0f} ms (median of 3)")
     print()
-    loop_median, matcher_median = statistics.median(loop_times), statistics.median(matcher_times)
+    tight_median, matcher_median = statistics.median(tight_times), statistics.median(matcher_times)
     print(f"| {'way':<16} | {'median µs':>10} | {'p99 µs':>10} |")
     print(f"| {'-' * 16} | {'-' * 9}: | {'-' * 9}: |")
-    for name, durations in (("plain loop", loop_times), ("MessageMatcher", matcher_times), ("normalise alone", fold_times)):
+    ways = (("plain loop", loop_times), ("tight loop", tight_times), ("MessageMatcher", matcher_times),
+            ("normalise alone", fold_times))
+    for name, durations in ways:
         print(f"| {name:<16} | {statistics.median(durations):>10.1f} | {p99(durations):>10.1f} |")
     print()
-    print(f"plain loop / MessageMatcher: {loop_median / matcher_median:.0f}× at the median, "
-          f"{p99(loop_times) / p99(matcher_times):.0f}× at p99")
+    print(f"tight loop / MessageMatcher (the in-run baseline): {tight_median / matcher_median:.0f}× at the median, "
+          f"{p99(tight_times) / p99(matcher_times):.0f}× at p99")
 
 
 if __name__ == "__main__":

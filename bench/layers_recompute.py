@@ -35,9 +35,14 @@ def generate(path: Path, members: int, orders: int) -> None:
     from storage.migrate import upgrade
 
     if path.exists():
+        # Count only the generated orders: a previous run added 10,000 more (ids above
+        # `orders`), which main() deletes before measuring; counting them would never reuse.
         with sqlite3.connect(path) as db:
-            have = db.execute("SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM orders)").fetchone()
+            have = db.execute(
+                "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM orders WHERE id <= ?)", (orders,)
+            ).fetchone()
         if have == (members, orders):
+            upgrade(f"sqlite:///{path}")  # a database from an older version gains the newer tables
             print(f"reusing {path}: {members:,} members, {orders:,} orders", flush=True)
             return
         path.unlink()
