@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import shutil
 import socket
@@ -108,17 +109,15 @@ def main() -> None:
         requests = work / "requests.txt"
         prepare_requests(requests, 25_000 * args.seconds)
         results, stored = {}, {}
-        for role in ("webhook", "all"):
-            results[role], stored[role] = measure_siyu(work / role, role, requests, args.seconds, args.connections)
-        bare_port = free_port()
-        bare = subprocess.Popen(pinned(0, [sys.executable, str(BENCH / "bare_server.py"), str(bare_port)]),
-                                stdout=subprocess.DEVNULL)
-        wait_until_ready(bare_port)
-        try:
-            baseline = run_wrk(bare_port, requests, args.seconds, args.connections)
-        finally:
-            bare.terminate()
-            bare.wait(30)
+        # In a random order each run: a machine warming up or a neighbour's load that
+        # comes and goes must not always favour the same server.
+        order = ["bare", "webhook", "all"]
+        random.shuffle(order)
+        for name in order:
+            if name == "bare":
+                baseline = measure_bare(requests, args.seconds, args.connections)
+            else:
+                results[name], stored[name] = measure_siyu(work / name, name, requests, args.seconds, args.connections)
     print(f"{'':34}{'req/s':>9}{'ratio':>7}{'p50 ms':>9}{'p99 ms':>9}")
     rows = [("bare aiohttp (answers success)", baseline), ("siyu serve, role=webhook", results["webhook"]),
             ("siyu serve, role=all", results["all"])]
@@ -127,7 +126,18 @@ def main() -> None:
               f"{figures['p50_ms']:>9.2f}{figures['p99_ms']:>9.2f}")
     for role in ("webhook", "all"):
         print(f"role={role}: {stored[role]} of {results[role]['requests']:.0f} acknowledged callbacks found in the inbox")
-    print(f"{args.connections} connections, {args.seconds} s each, wrk on its own core")
+    print(f"{args.connections} connections, {args.seconds} s each, wrk on its own core; order run: {', '.join(order)}")
+
+
+def measure_bare(requests: Path, seconds: int, connections: int) -> dict[str, float]:
+    port = free_port()
+    bare = subprocess.Popen(pinned(0, [sys.executable, str(BENCH / "bare_server.py"), str(port)]), stdout=subprocess.DEVNULL)
+    wait_until_ready(port)
+    try:
+        return run_wrk(port, requests, seconds, connections)
+    finally:
+        bare.terminate()
+        bare.wait(30)
 
 
 def measure_siyu(work: Path, role: str, requests: Path, seconds: int, connections: int) -> tuple[dict[str, float], int]:
