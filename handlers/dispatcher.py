@@ -41,6 +41,7 @@ from storage.inbox import (
     release_claims,
     renew_claims,
 )
+from storage.loops import Loops
 from storage.members import resolve_member
 from storage.metrics import record_handling
 from storage.models import InboxEntry, utcnow
@@ -72,8 +73,10 @@ class Dispatcher:
         poll_interval: timedelta = timedelta(seconds=5),
         lease: timedelta = timedelta(seconds=30),
         owner: str | None = None,
+        loops: Loops | None = None,
     ):
         self._sessions = sessions
+        self._loops = loops or Loops()  # restarts the loop when it raises; /healthz reads its ticks
         self._member_chain = checked_chain(member_chain)
         self._platform_chain = checked_chain(platform_chain)
         self._config = config
@@ -102,7 +105,7 @@ class Dispatcher:
         self._wakeup.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="dispatcher")
+        self._task = self._loops.run("dispatcher", self._run)
 
     async def close(self) -> None:
         """Finish the members in hand, hand back what is claimed and not yet begun, stop."""
@@ -119,6 +122,7 @@ class Dispatcher:
                 taken = 0
                 try:
                     taken = await self.run_once()
+                    self._loops.tick("dispatcher")
                 except Exception:  # the database may be briefly away; keep the loop alive
                     log.exception("dispatcher pass failed")
                     self._urgent_waiting = True

@@ -35,6 +35,7 @@ from scheduler.welcome_missed import prompt_owner
 from storage import outbox
 from storage.engine import SessionFactory
 from storage.interactions import record_interaction
+from storage.loops import Loops
 from storage.metrics import WELCOME_CODE_EXPIRED, count_hold, record_send
 from storage.models import OutboxEntry, utcnow
 from storage.tracing import request_id_in, traced
@@ -136,11 +137,13 @@ class DeliveryLoop:
         poll_interval: timedelta = timedelta(seconds=5),
         lease: timedelta = timedelta(seconds=60),
         owner: str | None = None,
+        loops: Loops | None = None,
     ):
         """`concurrency`: sends in flight per route (`route_concurrency` overrides a
         route's; welcomes get `welcome_concurrency`). `lease`: how long a claim lasts
         unrenewed; renewed every third of it while this process lives."""
         self._sessions = sessions
+        self._loops = loops or Loops()  # restarts the loop when it raises; /healthz reads its ticks
         self._senders = dict(senders)
         self._clock = clock
         self._policy = policy
@@ -166,7 +169,7 @@ class DeliveryLoop:
         self._wakeup.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="delivery")
+        self._task = self._loops.run("delivery", self._run)
         self._heartbeat = asyncio.create_task(self._renew_forever(), name="delivery-claims")
 
     async def close(self, grace: timedelta = timedelta(seconds=10)) -> None:
@@ -200,6 +203,7 @@ class DeliveryLoop:
             self.last_tick = time.monotonic()
             try:
                 claimed = await self._fill()
+                self._loops.tick("delivery")
                 if claimed == 0 and not self._stopping:
                     await self._sleep_until_due()
                 failures = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from sqlalchemy import BigInteger, Column, Float, Index, LargeBinary, Table, Text, Unicode, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -390,12 +390,28 @@ class SixMomentsTouch(SQLModel, table=True):
     planned_at: datetime = Field(default_factory=utcnow)
 
 
-# APScheduler's job store, declared here so the migrations create it like every other
-# table (APScheduler would otherwise create it behind Alembic's back).
-SCHEDULER_JOBS = Table(
-    "apscheduler_jobs",
-    SQLModel.metadata,
-    Column("id", Unicode(191), primary_key=True),
-    Column("next_run_time", Float(25), index=True),
-    Column("job_state", LargeBinary, nullable=False),
-)
+class SchedulerRun(SQLModel, table=True):
+    """Each scheduled job's last run, so a run missed while no scheduler was leading
+    (a restart, a failover) is caught up once, within its grace."""
+
+    __tablename__ = "scheduler_runs"
+    job: str = Field(primary_key=True, max_length=64)
+    # The scheduled time of the last run that finished (or was let go): runs due after
+    # it and not yet finished are the missed ones.
+    fired_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    status: str = Field(default="", max_length=16)  # running | done | failed | skipped | baseline
+    holder: str = Field(default="", max_length=128)  # the process that ran it last
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class RuntimeLease(SQLModel, table=True):
+    """A named lease one process holds until `expires_at` and renews while it lives: on
+    SQLite, which has no advisory locks, the scheduler's leadership."""
+
+    __tablename__ = "runtime_leases"
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_at: datetime
+    renewed_at: datetime = Field(default_factory=utcnow)

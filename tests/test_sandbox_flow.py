@@ -198,7 +198,9 @@ async def test_a_queued_marketing_message_is_held_when_the_member_opted_out_mean
 async def test_healthz_answers_when_the_database_does(server: RunningServer) -> None:
     async with server.client.get(f"{server.base}/healthz") as response:
         assert response.status == 200
-        assert await response.json() == {"status": "ok"}
+        body = await response.json()
+    assert body["status"] == "ok" and body["problems"] == []
+    assert set(body["loops"]) == {"dispatcher", "delivery", "scheduler"}
 
 
 async def test_one_word_opts_out_once_and_another_opts_back_in(server: RunningServer, sessions: SessionFactory) -> None:

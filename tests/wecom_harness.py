@@ -3,7 +3,6 @@ signed and encrypted by an independent implementation (wechatpy), as WeCom would
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -73,13 +72,12 @@ class Corp:
     server: RunningServer
     sessions: SessionFactory
 
-    _stamps = itertools.count(int(time.time()))
-
-    @classmethod
-    def stamp(cls) -> str:
-        """A callback timestamp: never one used before, never behind the clock (a long run
-        must not age the stamps out of a replay window)."""
-        return str(max(next(cls._stamps), int(time.time())))
+    @staticmethod
+    def stamp() -> str:
+        """A callback timestamp, as WeCom sends: the clock's second now. Never a counter,
+        which drifts ahead of the clock by one second per callback sent faster than one
+        a second and so, in a long session, out of a replay window."""
+        return str(int(time.time()))
 
     def envelope(
         self, plaintext: str, *, corp: str = CORP, key: str = AES_KEY, timestamp: str | None = None

@@ -23,6 +23,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from sqlalchemy.engine import make_url
 
@@ -124,6 +125,9 @@ class ServerSettings(_Section):
     # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed: behind
     # them, logs name the client's address instead of the proxy's.
     trusted_proxies: list[str] = []
+    # /healthz answers 503 when a loop (dispatcher, delivery, scheduler) has not completed
+    # a pass for this many seconds.
+    loop_stall_seconds: float = Field(default=120.0, ge=5, le=3600)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -260,6 +264,18 @@ class SchedulerSettings(_Section):
     # A scheduled run that fell while the server was stopped runs once on start when it
     # is at most this many minutes late; an older one is skipped until its next time.
     catch_up_minutes: int = Field(default=360, ge=0, le=10080)
+    # One process per database runs the jobs; the others check this often whether the
+    # leader is gone (PostgreSQL: its advisory lock freed) and the first to see it takes over.
+    check_seconds: float = Field(default=5.0, ge=0.1, le=30)
+    # SQLite only: the leader's lease, renewed at every check; a standby takes over once
+    # it has run out, so at most lease_seconds + check_seconds after the leader died.
+    lease_seconds: float = Field(default=20.0, ge=1, le=300)
+
+    @model_validator(mode="after")
+    def _lease_outlives_checks(self) -> SchedulerSettings:
+        if self.lease_seconds < 2 * self.check_seconds:
+            raise ValueError("lease_seconds must be at least twice check_seconds (the leader renews at each check)")
+        return self
 
 
 class TasksSettings(_Section):

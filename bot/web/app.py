@@ -30,7 +30,9 @@ from bot.settings.delivery import delivery_policy
 from bot.settings.handlers import handler_config
 from bot.settings.model import Settings
 from bot.settings.templates import renderer_for
-from bot.shared.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, RENDERER, SESSIONS, SETTINGS
+from bot.shared.keys import (
+    DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, LOOPS, RENDERER, SCHEDULER, SESSIONS, SETTINGS,
+)
 from bot.shared.prompt_links import LINKS, plain_link_builder, prompt_link_builder
 from bot.web.api import add_api_routes
 from bot.web.metrics import add_metrics
@@ -48,7 +50,9 @@ from scheduler.tag_sweep import sweep_tags
 from storage.backlog import BACKLOG
 from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
+from storage.loops import Loops
 from storage.models import utcnow
+from storage.scheduling import AdvisoryLock, LeaseLock, Leadership, database_takes_writes, process_name
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ def build_app(settings: Settings) -> web.Application:
     """
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
+    app[LOOPS] = Loops(stall_after=settings.server.loop_stall_seconds)
     add_trusted_proxies(app, settings.server.trusted_proxies)
     receives = settings.server.role in ("all", "webhook")
     works = settings.server.role in ("all", "worker")
@@ -129,7 +134,7 @@ def build_app(settings: Settings) -> web.Application:
         d = settings.delivery
         loop = DeliveryLoop(
             app[SESSIONS], senders, policy=delivery_policy(settings), concurrency=d.route_concurrency,
-            welcome_concurrency=d.welcome_concurrency, lease=timedelta(seconds=d.claim_seconds),
+            welcome_concurrency=d.welcome_concurrency, lease=timedelta(seconds=d.claim_seconds), loops=app[LOOPS],
         )
         app[DELIVERY] = loop
         loop.start()
@@ -147,6 +152,7 @@ def build_app(settings: Settings) -> web.Application:
             # Without a webhook in this process nothing wakes the dispatcher: look often.
             poll_interval=timedelta(seconds=5 if receives else 0.25),
             lease=timedelta(seconds=settings.storage.inbox_lease_seconds),
+            loops=app[LOOPS],
         )
         app[DISPATCHER] = worker
         worker.start()
@@ -177,11 +183,18 @@ def build_app(settings: Settings) -> web.Application:
             await task
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
-        cron = Scheduler(jobs, settings.zone, store_url=settings.storage.url,
-                         catch_up_seconds=settings.scheduler.catch_up_minutes * 60)
+        options = settings.scheduler
+        leadership: Leadership
+        if is_sqlite(settings.storage.url):
+            leadership = LeaseLock(app[SESSIONS], timedelta(seconds=options.lease_seconds))
+        else:
+            leadership = AdvisoryLock(settings.storage.url)
+        cron = Scheduler(jobs, settings.zone, app[SESSIONS], leadership, loops=app[LOOPS],
+                         catch_up_seconds=options.catch_up_minutes * 60, check_seconds=options.check_seconds)
+        app[SCHEDULER] = cron
         cron.start()
         yield
-        cron.close()
+        await cron.close()
 
     # Set up in this order, torn down in reverse: requests stop, the inbox drains, the
     # dispatcher finishes its batch, delivery finishes its sends, then the platform
@@ -214,10 +227,25 @@ async def _checkpoint_every_second(engine: AsyncEngine) -> None:
             log.warning("WAL checkpoint failed", exc_info=True)
 
 
+# A probe that waits longer than this for its write reports the database as refusing.
+HEALTH_WRITE_SECONDS = 5.0
+
+
 async def healthz(request: web.Request) -> web.Response:
+    """200 with each loop's last tick; 503 with the reasons when a loop is dead or
+    stalled, or the database does not take a small write."""
+    loops = request.app[LOOPS]
+    problems = loops.problems()
     try:
-        async with request.app[SESSIONS]() as session:
-            await session.execute(text("SELECT 1"))
+        async with asyncio.timeout(HEALTH_WRITE_SECONDS), request.app[SESSIONS]() as session:
+            await database_takes_writes(session, _HOLDER)
+    except TimeoutError:
+        problems.append(f"the database did not take a write within {HEALTH_WRITE_SECONDS:.0f} s")
     except Exception as error:
-        return web.json_response({"status": "down", "error": type(error).__name__}, status=503)
-    return web.json_response({"status": "ok"})
+        first_line = (str(error).splitlines() or [""])[0][:200]
+        problems.append(f"the database refuses writes: {type(error).__name__}: {first_line}")
+    body = {"status": "down" if problems else "ok", "problems": problems, "loops": loops.snapshot()}
+    return web.json_response(body, status=503 if problems else 200)
+
+
+_HOLDER = process_name()
