@@ -1,7 +1,9 @@
-"""The console session: a small dict kept in an encrypted, signed cookie (Fernet).
+"""The console session's cookie: a small dict, encrypted and signed (Fernet).
 
-Any server process holding the secret can read it, so nothing is stored per login, and a
-cookie older than the session lifetime is refused by its own timestamp.
+It carries the language, the CSRF token, the task links followed and the session token;
+whether that token still signs someone in is the server's to say (`storage.console_auth`),
+so a logout ends it everywhere. A cookie older than the session lifetime is refused by its
+own timestamp.
 """
 
 from __future__ import annotations

@@ -254,7 +254,7 @@ async def log_in(request: web.Request) -> web.Response:
     next_path = str(form.get("next", ""))
     shown = login[:MAX_LOGIN]  # what goes back into the form and the log
     async with request.config_dict[SESSIONS]() as db:
-        failures = await recent_failures(db, shown, utcnow(), FAILURE_WINDOW)
+        failures = await recent_failures(db, login, utcnow(), FAILURE_WINDOW)  # by digest: any length
     if failures >= MAX_FAILURES:
         log.warning("console: login %r is locked after %d failures", shown, failures)
         return _login_form(request, "尝试次数过多，请 15 分钟后再试", 429, shown, next_path)
@@ -262,7 +262,7 @@ async def log_in(request: web.Request) -> web.Response:
     matched = await _password_matches(request, user, password)  # for unknown logins too: the same time
     if user is None or not matched:
         async with request.config_dict[SESSIONS]() as db:
-            await record_failure(db, shown, utcnow(), FAILURE_WINDOW)
+            await record_failure(db, login, utcnow(), FAILURE_WINDOW)
         log.warning("console: failed login for %r from %s", shown, request.remote)  # never the password
         return _login_form(request, "登录名或密码不对", 401, shown, next_path)
     token = secrets.token_urlsafe(32)

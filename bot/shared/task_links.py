@@ -2,7 +2,9 @@
 staff member's task list) without a password.
 
 Staff act from their phone, where no one types a password: the link itself, signed with
-the console secret, says which staff member it is for and until when it holds.
+the console secret, says which staff member it is for and until when it holds. It opens
+that page only (and a task's done and skip, while the task is open): never a console
+session (bot/console/site.py).
 """
 
 from __future__ import annotations
