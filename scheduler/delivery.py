@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 # Routes that put words in front of a member, and so count as interactions.
 MESSAGE_ROUTES = frozenset({"message", "welcome"})
 WELCOME = "welcome"
+# Reads and bookkeeping that can wait a few seconds: none is started while welcomes are
+# being sent (they share the database and the platform with them). Replies and staff
+# prompts (route "message") are not among them.
+BACKGROUND_ROUTES = frozenset({"profile", "group", "mark_tag", "corp_tags", "moment_read", "moment_result"})
 # A welcome code lives 20 s from the callback (WECOM.md §4.4).
 WELCOME_LIFETIME = timedelta(seconds=20)
 # Not worth a try with less left than this: the call itself takes a round trip.
@@ -233,7 +237,12 @@ class DeliveryLoop:
             pass
 
     def _full_routes(self) -> list[str]:
-        return sorted(r for r in set(self._busy) | set(self._waiting) if self._room(r) <= 0)
+        """Routes not to claim from now: lanes without room, and background work while
+        welcomes are in flight."""
+        full = {r for r in set(self._busy) | set(self._waiting) if self._room(r) <= 0}
+        if self._busy[WELCOME] > 0:
+            full |= BACKGROUND_ROUTES
+        return sorted(full)
 
     async def run_once(self) -> int:
         """Claim one batch of due rows and wait until each is sent or given up; returns
