@@ -17,6 +17,7 @@ cloud runs in this process). Measured per layout:
         .venv/bin/python bench/scale_out.py [--members 300] [--messages 5] [--welcomes 300]
 
 The database named by SIYU_BENCH_PG_URL is emptied (its public schema dropped).
+`--sqlite` runs one process on a SQLite file instead (the single-process baseline).
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def reset(url: str) -> None:
+    if url.startswith("sqlite"):
+        database = Path(url.removeprefix("sqlite:///"))
+        for leftover in database.parent.glob(database.name + "*"):
+            leftover.unlink()
+        return
     engine = create_engine(sync_url(url), isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -88,9 +94,10 @@ def waited(url: str) -> tuple[float, float]:
     """Longest time from stored to handled: welcome-bearing rows, and the others."""
     engine = create_engine(sync_url(url))
     with engine.connect() as connection:
+        seconds = ("(julianday(processed_at) - julianday(received_at)) * 86400" if url.startswith("sqlite")
+                   else "extract(epoch FROM processed_at - received_at)")
         rows = connection.execute(text(
-            "SELECT payload LIKE '%WelcomeCode%', max(extract(epoch FROM processed_at - received_at)) "
-            "FROM inbox GROUP BY 1"
+            f"SELECT payload LIKE '%WelcomeCode%', max({seconds}) FROM inbox GROUP BY 1"
         )).all()
     engine.dispose()
     found = {bool(welcome): float(longest or 0) for welcome, longest in rows}
@@ -215,7 +222,13 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--welcomes", type=int, default=300)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--sqlite", action="store_true", help="one process on a SQLite file")
     options = parser.parse_args()
+    if options.sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/siyu.db"
+            asyncio.run(main(url, [1], options.members, options.messages, options.welcomes))
+        sys.exit(0)
     pg = os.environ.get("SIYU_BENCH_PG_URL")
     if not pg:
         sys.exit("set SIYU_BENCH_PG_URL to a PostgreSQL database this benchmark may empty")
