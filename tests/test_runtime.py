@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -25,6 +26,8 @@ from storage.engine import SessionFactory, async_url
 from storage.models import InboxEntry, OutboxEntry, SchedulerRun, utcnow
 from tests.conftest import RunningServer, eventually, start_server, write_config
 from tests.sse import next_event
+from tests.test_processes import free_port
+from tests.test_scheduler_failover import serve, wait_for
 
 # 40 members writing 10 messages each, all at once: 400 callbacks, 40 in flight.
 INGEST = """
@@ -217,3 +220,38 @@ async def _drained(sessions: SessionFactory) -> bool:
             select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status.in_(("pending", "sending")))  # type: ignore[attr-defined]
         )).scalar_one()
     return pending == 0 and unsent == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_serve_outlives_its_database_connections_being_cut_and_still_stops_cleanly(db_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    config = write_config(tmp_path, db_url, f"\n[server]\nport = {port}\n")
+    admin = create_async_engine(async_url(db_url), isolation_level="AUTOCOMMIT")
+
+    async def healthy() -> bool:
+        try:
+            async with client.get(f"{base}/healthz") as response:
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    async with aiohttp.ClientSession() as client, serve(config, tmp_path / "serve.log") as process:
+        await wait_for(healthy, 60)
+        for _ in range(5):  # a database restarting: every connection cut, again and again
+            async with admin.connect() as connection:
+                await connection.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ))
+            await asyncio.sleep(1)
+        await admin.dispose()
+        await wait_for(healthy, 60)
+        async with client.get(f"{base}/sandbox/events", params={"member": "周敏"}) as stream:
+            async with client.post(f"{base}/sandbox/messages", json={"member": "周敏", "text": "吐司几点出炉"}) as sent:
+                assert sent.status == 202
+            reply = await next_event(stream, timeout=30)
+        assert "小禾" in reply["text"]
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            assert await process.wait() == 0
