@@ -268,3 +268,13 @@ def test_console_users_are_checked(tmp_path: Path) -> None:
     assert "console.users[0].password_hash: is not a hash from `siyu console hash-password`" in text
     assert "user 'clerk' has role staff: name the staff userid in `staff`" in text
     assert "user 'nobody' needs password_hash or token" in text
+
+
+def test_a_scheduler_lease_shorter_than_two_checks_or_a_stall_limit_out_of_range_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[scheduler]\ncheck_seconds = 10\nlease_seconds = 15\n")
+    assert any("lease_seconds must be at least twice check_seconds" in problem for problem in found)
+    assert problems(tmp_path, "[scheduler]\ncheck_seconds = 0\n")
+    assert problems(tmp_path, "[server]\nloop_stall_seconds = 1\n")
+    settings = load_settings(write(tmp_path, ""))
+    assert (settings.scheduler.check_seconds, settings.scheduler.lease_seconds) == (5.0, 20.0)
+    assert settings.server.loop_stall_seconds == 120.0
