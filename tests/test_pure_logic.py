@@ -97,3 +97,41 @@ def test_the_reply_window_allows_five_replies_within_48_hours_of_the_last_messag
     assert reply_window_problem(wrote, 5, NOW) == "5 replies already sent since the member last wrote"
     assert reply_window_problem(NOW - timedelta(hours=49), 0, NOW) == "outside the 48-hour reply window since the member last wrote"
     assert reply_window_problem(None, 0, NOW) is not None
+
+
+# ── Crontab weekdays ─────────────────────────────────────────────────────────────────
+
+@pytest.mark.parametrize(
+    ("line", "weekdays"),
+    [
+        ("0 9 * * 1", {"Monday"}),
+        ("0 9 * * 0", {"Sunday"}),
+        ("0 9 * * 7", {"Sunday"}),
+        ("0 9 * * 1-5", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"}),
+        ("0 9 * * 5-0", {"Friday", "Saturday", "Sunday"}),
+        ("0 9 * * 0,6", {"Saturday", "Sunday"}),
+        ("0 9 * * */3", {"Sunday", "Wednesday", "Saturday"}),
+        ("0 9 * * mon-fri", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"}),
+        ("0 9 * * *", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}),
+    ],
+)
+def test_crontab_weekdays_count_from_sunday_as_cron_does(line: str, weekdays: set[str]) -> None:
+    from zoneinfo import ZoneInfo
+
+    from scheduler.crontab import crontab_trigger
+
+    trigger = crontab_trigger(line, ZoneInfo("Asia/Shanghai"))
+    fire, seen = datetime(2026, 12, 1, tzinfo=ZoneInfo("Asia/Shanghai")), set()
+    for _ in range(14):
+        fire = trigger.get_next_fire_time(None, fire + timedelta(minutes=1))
+        seen.add(fire.strftime("%A"))
+    assert seen == weekdays
+
+
+@pytest.mark.parametrize("line", ["0 9 * * 8", "0 9 * * 1-x", "0 9 * * */0", "0 9 * * funday"])
+def test_a_bad_weekday_is_a_clear_cron_problem(line: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from scheduler.cron import cron_problem
+
+    assert "not a valid cron line" in (cron_problem(line, ZoneInfo("Asia/Shanghai")) or "")
