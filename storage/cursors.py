@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialects import upsert
 from storage.models import PlatformCursor
 
 
@@ -15,9 +16,10 @@ async def load_cursor(session: AsyncSession, name: str) -> str:
 
 
 async def save_cursor(session: AsyncSession, name: str, cursor: str, now: datetime) -> None:
-    row = await session.get(PlatformCursor, name)
-    if row is None:
-        session.add(PlatformCursor(name=name, cursor=cursor, updated_at=now))
-    else:
-        row.cursor, row.updated_at = cursor, now
-        session.add(row)
+    """One upsert: two runs saving the same cursor at once (a scheduled scan and one asked
+    for by hand, or two processes) must not fail on the first one's new row."""
+    values = {"name": name, "cursor": cursor, "updated_at": now}
+    await session.execute(upsert(PlatformCursor.__table__, session.bind.dialect.name, ["name"], values))
+    loaded = session.identity_map.get(session.identity_key(PlatformCursor, name))
+    if loaded is not None:  # keep a row this session already read in step with the database
+        loaded.cursor, loaded.updated_at = cursor, now

@@ -198,3 +198,25 @@ async def test_the_inbox_writes_times_as_every_other_sqlite_write_does(tmp_path)
         stored = (await connection.execute(text("SELECT received_at FROM inbox"))).scalar_one()
     await engine.dispose()
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", stored), stored
+
+
+async def test_two_runs_saving_a_new_cursor_at_once_both_succeed(db_url: str, sessions: SessionFactory) -> None:
+    """The calendar scan run by the scheduler and by hand in the same minute: the second
+    one's save used to fail on the first one's new row (a duplicate key on PostgreSQL)."""
+    from storage.cursors import load_cursor, save_cursor
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite gives a process one connection: two saves cannot interleave there")
+
+    both_read = asyncio.Barrier(2)
+
+    async def scan(stamp: str) -> None:
+        async with sessions() as session, session.begin():
+            await load_cursor(session, "calendar:last_scan")  # neither finds a row
+            await both_read.wait()
+            await save_cursor(session, "calendar:last_scan", stamp, utcnow())
+
+    results = await asyncio.gather(scan("a"), scan("b"), return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    async with sessions() as session:
+        assert await load_cursor(session, "calendar:last_scan") in {"a", "b"}
