@@ -67,6 +67,11 @@ class Dispatcher:
         """New inbox rows are committed: look now rather than at the next poll."""
         self._wakeup.set()
 
+    def reconfigure(self, config: HandlerConfig, renderer: Renderer) -> None:
+        """Rules and templates changed in the console: rows handled from now on use these
+        (a row already in its transaction finishes with the old ones)."""
+        self._config, self._renderer = config, renderer
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
 

@@ -97,6 +97,10 @@ class DeliveryLoop:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
+    def reconfigure(self, policy: DeliveryPolicy) -> None:
+        """Quiet hours or caps changed in the console: asked from the next row on."""
+        self._policy = policy
+
     def wake(self) -> None:
         self._wakeup.set()
 

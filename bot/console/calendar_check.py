@@ -21,7 +21,8 @@ from bot.console.keys import LANGUAGE
 from bot.settings.calendar_context import calendar_context
 from bot.settings.delivery import preview_policy
 from bot.settings.model import Settings
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from content_templates.renderer import SHIPPED
 from scheduler.calendar import EntrySpec, next_times, parse_entry
 from scheduler.calendar_preview import EntryPreview, entry_classes, preview_entry
@@ -44,7 +45,7 @@ class Checked:
 async def check(request: web.Request, values: dict[str, str], original: str | None,
                 with_preview: bool = True) -> Checked:
     """`values` checked as the entry `original` (its id cannot change) or a new one."""
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     sessions = request.config_dict[SESSIONS]
     context = calendar_context(settings)
     if original is not None:

@@ -24,7 +24,8 @@ from bot.console.render import render
 from bot.settings.calendar_context import calendar_context
 from bot.settings.delivery import preview_policy
 from bot.settings.model import Settings
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from scheduler.calendar import EntrySpec, occurrences, to_instant
 from scheduler.calendar_preview import Preview, preview_calendar
 from scheduler.calendar_run import calendar_entries, save_entry, set_paused
@@ -65,7 +66,7 @@ def month_path(first: Any, **query: str) -> str:
 
 async def month_view(request: web.Request) -> web.Response:
     operators_only(request)
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     zone = settings.zone
     today = datetime.now(zone).date()
     first = month.month_of(request.query.get("month"), today)
@@ -121,7 +122,7 @@ async def create_entry(request: web.Request) -> web.StreamResponse:
 
 async def edit_entry(request: web.Request) -> web.Response:
     operators_only(request)
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     entry = await _existing(request)
     checked = await check(request, values_of(entry, settings.zone), entry.id)
     return await _form(request, checked, entry)
@@ -144,7 +145,7 @@ async def _existing(request: web.Request) -> EntrySpec:
 async def _save(request: web.Request, values: dict[str, str], existing: EntrySpec | None) -> web.StreamResponse:
     """Check again on the server and store the one entry; or show the form again, as typed,
     with every problem."""
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     original = existing.id if existing else None
     checked = await check(request, values, original, with_preview=False)
     if checked.entry is not None and not checked.problems:
@@ -163,7 +164,7 @@ async def _save(request: web.Request, values: dict[str, str], existing: EntrySpe
 
 async def _form(request: web.Request, checked: Checked, existing: EntrySpec | None,
                 http_status: int = 200) -> web.Response:
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     async with request.config_dict[SESSIONS]() as session:
         tags, stores = await store.known_names(session)
     notice = request.query.get("notice")

@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.console.keys import VIEWER
 from bot.console.render import render
 from bot.shared.access import Viewer
-from bot.shared.keys import HANDLERS, SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from bot.shared.member_edits import (
     add_tag_by_hand,
     queue_sync,
@@ -141,7 +142,7 @@ async def member_list(request: web.Request) -> web.Response:
             wanted = profile.MemberFilter(wanted.name, wanted.phone_tail, await profile.tag_ids_for(session, tag))
         found = await profile.search_page(session, viewer.member_scope(), wanted, page, PER_PAGE)
         tags = await profile.known_tags(session)
-    settings = request.config_dict[SETTINGS]
+    settings = live(request).settings
     schemes, layers = scheme_and_layer_labels(settings.layers.schemes)
     return render(
         request, "members.html", rows=found.rows, q=q, tag=tag, tags=tags, page=page,
@@ -166,7 +167,7 @@ async def _member_for(request: web.Request, session: AsyncSession) -> Member:
 
 
 async def member_page(request: web.Request, problem: str | None = None, status: int = 200) -> web.Response:
-    settings = request.config_dict[SETTINGS]
+    settings = live(request).settings
     zone = settings.zone
     today = datetime.now(zone).date()
     before = request.query.get("before", "")
@@ -206,7 +207,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
 
 async def add_tag(request: web.Request) -> web.Response:
     form = await request.post()
-    config, now = request.config_dict[HANDLERS], utcnow()
+    config, now = live(request).handlers, utcnow()
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)
         assert member.id is not None
@@ -222,7 +223,7 @@ async def add_tag(request: web.Request) -> web.Response:
 
 async def remove_tag(request: web.Request) -> web.Response:
     form = await request.post()
-    config, now = request.config_dict[HANDLERS], utcnow()
+    config, now = live(request).handlers, utcnow()
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)
         assert member.id is not None
@@ -243,7 +244,7 @@ async def change_opt_out(request: web.Request) -> web.Response:
     action = str((await request.post()).get("action", ""))
     if action not in ("record", "clear"):
         raise web.HTTPBadRequest(text="action must be record or clear")
-    config, now = request.config_dict[HANDLERS], utcnow()
+    config, now = live(request).handlers, utcnow()
     synced = False
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)

@@ -19,7 +19,8 @@ from bot.console.keys import operators_only
 from bot.console.render import render
 from bot.settings.layers import SchemeSettings
 from bot.settings.rules import TagGroupSettings, TagRuleSettings
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from bot.shared.layer_summaries import ordered_layers
 from scheduler.layer_rules import INTERACTIONS, Condition, Layer
 from storage.engagement import NO_LAYER, layer_counts
@@ -179,7 +180,7 @@ def _aware(moment: datetime) -> datetime:
 
 async def rules_page(request: web.Request) -> web.Response:
     operators_only(request)
-    settings = request.config_dict[SETTINGS]
+    settings = live(request).settings
     tags = settings.tags
     since = utcnow() - timedelta(days=RECENT_DAYS)
     async with request.config_dict[SESSIONS]() as session:

@@ -11,7 +11,8 @@ from aiohttp import web
 from bot.console.keys import VIEWER
 from bot.console.render import render
 from bot.shared.access import Viewer
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from handlers.member_card import member_card
 from storage.models import Member, Staff, StaffTask, utcnow
 from storage.tasks import close_task, list_tasks
@@ -38,7 +39,7 @@ async def task_list(request: web.Request) -> web.Response:
     status = status if status in STATUSES else "open"
     # Operators may narrow the list to one staff member (the staff page links here).
     only = request.query.get("staff", "").strip() or None if viewer.is_operator else None
-    today = datetime.now(request.config_dict[SETTINGS].zone).date()
+    today = datetime.now(live(request).settings.zone).date()
     statuses = {"open": ["open"], "overdue": ["open"], "done": ["done"], "skipped": ["skipped"], "all": []}[status]
     async with request.config_dict[SESSIONS]() as session:
         rows = await list_tasks(
@@ -63,7 +64,7 @@ async def _task_for(request: web.Request, session) -> StaffTask:  # type: ignore
 
 
 async def task_page(request: web.Request, problem: str | None = None, status: int = 200) -> web.Response:
-    settings = request.config_dict[SETTINGS]
+    settings = live(request).settings
     today = datetime.now(settings.zone).date()
     async with request.config_dict[SESSIONS]() as session:
         task = await _task_for(request, session)
