@@ -9,10 +9,11 @@ and says so.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.settings.documents import documents_of
+from bot.settings.documents import apply_documents, documents_of
 from bot.settings.model import Settings
 from storage.config_docs import canonical, current_documents, last_from_file, save_documents
 from storage.engine import SessionFactory
@@ -24,10 +25,10 @@ class LoadPlan:
     conflicts: list[str] = field(default_factory=list)  # of those, the ones the console changed
 
 
-async def plan_load(sessions: SessionFactory, settings: Settings, *, at_start: bool) -> LoadPlan:
-    """What loading `settings` would write. At start, a document whose file text has not
-    changed since it was last loaded is left alone (the console's version stands)."""
-    bodies = documents_of(settings)
+async def plan_load(sessions: SessionFactory, bodies: Mapping[str, Any], *, at_start: bool) -> LoadPlan:
+    """What loading the documents `bodies` would write. At start, a document whose file
+    text has not changed since it was last loaded is left alone (the console's version
+    stands)."""
     async with sessions() as session:
         current = await current_documents(session)
         from_file = await last_from_file(session)
@@ -53,3 +54,17 @@ async def apply_load(sessions: SessionFactory, plan: LoadPlan, author: str, *, o
         changed = await save_documents(session, bodies, source="toml", author=author)
         await session.commit()
     return changed
+
+
+async def settings_in_force(sessions: SessionFactory, base: Settings) -> Settings:
+    """The file's settings with the database's documents over them (as a server runs)."""
+    async with sessions() as session:
+        documents = await current_documents(session)
+    return apply_documents(base, {name: d.body for name, d in documents.items()})
+
+
+async def held_documents(sessions: SessionFactory, base: Settings) -> dict[str, Any]:
+    """Every document as the database holds it; the file's for those it never held."""
+    async with sessions() as session:
+        documents = await current_documents(session)
+    return documents_of(base) | {name: d.body for name, d in documents.items()}

@@ -28,6 +28,7 @@ from bot.platforms.wecom.wiring import (
 from bot.settings.calendar import calendar_options
 from bot.settings.care_plan import care_plan
 from bot.settings.model import Settings
+from bot.settings.documents import documents_of
 from bot.shared.config_store import apply_load, plan_load
 from bot.shared.live_config import LIVE, LiveConfig
 from bot.shared.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, RENDERER, SESSIONS, SETTINGS
@@ -206,7 +207,7 @@ def build_app(settings: Settings) -> web.Application:
 
 async def _bootstrap_configuration(sessions: SessionFactory, settings: Settings) -> None:
     """The file's documents into the database where the console has not changed them."""
-    plan = await plan_load(sessions, settings, at_start=True)
+    plan = await plan_load(sessions, documents_of(settings), at_start=True)
     try:
         await apply_load(sessions, plan, "配置文件", overwrite=False)
     except IntegrityError:  # another process of this deployment loaded the same file just now
