@@ -4,7 +4,10 @@ runs the same checks on an edited document before it is saved."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from bot.settings.care_plan import care_problems
 from bot.settings.handlers import handler_config
@@ -26,6 +29,24 @@ SAMPLE_HANDOFF = {
     "messages": [{"from_member": True, "text": "我要投诉", "at": "11-23 10:00"}],
 }
 
+
+
+def sample_variables(persona: Mapping[str, Any], member: str | None = None, store: str | None = None,
+                     owner: str | None = None) -> dict[str, Any]:
+    """Everything any message may use, for one member (else a made-up one): calendar,
+    care, replies and staff texts all render with it, so an unknown variable is found
+    whichever kind of message an operator edits in the console."""
+    return {
+        "persona": dict(persona), "member": {"name": member}, "store": {"name": store} if store else None,
+        "owner": {"name": owner or SAMPLE_VARIABLES["owner"]["name"]}, "message": SAMPLE_VARIABLES["message"],
+        "new_tags": [], "opens_at": "11-24 09:00", "occasion": "birthday", "festival": "中秋",
+        "date": date(2026, 9, 25), "years": 3, "calendar": "solar", "gift": False, "words": "……",
+        "kind": "birthday", "label": "birthday", "task_id": SAMPLE_HANDOFF["task_id"],
+        "reason": SAMPLE_HANDOFF["reason"], "messages": SAMPLE_HANDOFF["messages"],
+    }
+
+
+SAMPLE_MEMBER = (SAMPLE_VARIABLES["member"]["name"], SAMPLE_VARIABLES["store"]["name"], SAMPLE_VARIABLES["owner"]["name"])
 
 
 def settings_problems(settings: Settings) -> list[str]:

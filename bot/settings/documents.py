@@ -76,15 +76,15 @@ def documents_toml(bodies: Mapping[str, Any]) -> str:
         if name not in bodies:
             continue
         body = bodies[name]
-        data[name] = {"texts": body} if name == "templates" else _without_none(body)
+        data[name] = {"texts": body} if name == "templates" else without_none(body)
     head = "# What the console holds: `siyu config load FILE` loads it back.\n\n"
     return head + tomli_w.dumps(data, multiline_strings=True)
 
 
-def _without_none(value: Any) -> Any:
+def without_none(value: Any) -> Any:
     """TOML has no null: a key left out means its default, which is what None stands for."""
     if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
+        return {k: without_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_without_none(v) for v in value]
+        return [without_none(v) for v in value]
     return value

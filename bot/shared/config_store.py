@@ -39,8 +39,6 @@ async def plan_load(sessions: SessionFactory, bodies: Mapping[str, Any], *, at_s
             continue
         if at_start and name in from_file and canonical(from_file[name].body) == canonical(body):
             continue  # the file is as it was loaded; whatever the database holds since stands
-        if at_start and now is None and not body:
-            continue  # nothing configured and nothing edited: no version to keep
         plan.write[name] = body
         if now is not None and now.source != "toml":
             plan.conflicts.append(name)
