@@ -188,3 +188,19 @@ async def test_a_tag_rule_changed_in_one_process_tags_in_another_without_a_resta
             assert "抹茶控" in await tags(sessions, "李娜")
         finally:
             await other.stop()
+
+
+async def test_the_rules_page_changes_and_adds_keyword_rules(console: ConsoleServer, log_in: LogIn,
+                                                            sessions: SessionFactory) -> None:
+    ops = await log_in("ops")
+    page = await ops.get("/admin/rules")
+    assert "直接在下面修改或新增" in page and "重启服务生效" not in page
+    refused = await ops.post("/admin/rules/keywords", {"id": "", "tag": "", "group": "", "keywords": "抹茶"}, expect=400)
+    assert "tags.rules[1].tag" not in refused and "不能为空" in refused
+    saved = await ops.post("/admin/rules/keywords", {"id": "", "tag": "抹茶控", "group": "口味偏好", "keywords": "抹茶，宇治"})
+    assert "已保存规则 rule-2" in saved and "含任一关键词：抹茶、宇治" in saved
+    await ops.post("/admin/rules/keywords", {"id": "interest-bread", "tag": "面包控", "group": "口味偏好",
+                                             "keywords": "面包, 吐司, 贝果"})
+    await say(console.server, sessions, "李娜", "想买贝果和宇治抹茶")
+    assert {"面包控", "抹茶控"} <= set(await tags(sessions, "李娜"))
+    await ops.post("/admin/rules/keywords", {"id": "no-such", "tag": "x", "keywords": "y"}, expect=404)
