@@ -204,3 +204,58 @@ async def test_the_rules_page_changes_and_adds_keyword_rules(console: ConsoleSer
     await say(console.server, sessions, "李娜", "想买贝果和宇治抹茶")
     assert {"面包控", "抹茶控"} <= set(await tags(sessions, "李娜"))
     await ops.post("/admin/rules/keywords", {"id": "no-such", "tag": "x", "keywords": "y"}, expect=404)
+
+
+# -- the calendar form speaks in labels and words ------------------------------------------
+
+def test_a_schedule_in_words_is_a_cron_line_and_back() -> None:
+    from bot.console.calendar_form import schedule_cron, schedule_of
+
+    assert schedule_cron({"when": "cron", "repeat": "daily", "time": "8:05"}) == ("5 8 * * *", {})
+    assert schedule_cron({"when": "cron", "repeat": "weekly", "time": "10:00", "weekday": "fri"}) == ("0 10 * * fri", {})
+    assert schedule_cron({"when": "cron", "repeat": "monthly", "time": "20:30", "monthday": "15"}) == ("30 20 15 * *", {})
+    assert schedule_cron({"when": "cron", "repeat": "cron", "cron": "*/5 * * * *"}) == (None, {})
+    assert schedule_cron({"when": "at", "repeat": "daily"}) == (None, {})
+    _cron, problems = schedule_cron({"when": "cron", "repeat": "monthly", "time": "25:00", "monthday": "32"})
+    assert problems == {"time": ["时间请写成 10:00 这样"], "monthday": ["请填 1 到 31 之间的日子"]}
+    for line in ("5 8 * * *", "0 10 * * fri", "30 20 15 * *"):
+        words = schedule_of(line)
+        assert schedule_cron({"when": "cron", "weekday": "", "monthday": "", **words})[0] == line
+    assert schedule_of("*/5 * * * *") == {"repeat": "cron"}
+
+
+def _entry(**fields: str) -> dict[str, str]:
+    return {"id": "spring", "title": "春季", "when": "cron", "repeat": "weekly", "time": "10:00", "weekday": "fri",
+            "monthday": "1", "cron": "", "at": "", "channel": "oa", "template": "calendar/new_season.txt.j2",
+            "message": "", "scheme": "value", "layers": "", "lifecycle": "", "tags": "", "exclude_tags": "",
+            "stores": ""} | fields
+
+
+async def test_the_calendar_form_takes_labels_and_names_and_its_own_message(
+    console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
+) -> None:
+    from storage import calendar as store
+
+    ops = await log_in("ops")
+    answer = await ops.post_json("/admin/calendar/validate", _entry(layers="超级用户, 核心用户", stores="静安店"))
+    assert answer["ok"] is True, answer["problems"]
+    wrong = await ops.post_json("/admin/calendar/validate", _entry(layers="超级会员"))
+    assert wrong["problems"]["layers"] == ["分层方案「value」里没有「超级会员」这一层"]
+    # The message typed in the form is previewed for a member of the audience, then kept as the entry's own text.
+    unguarded = await ops.post_json("/admin/calendar/validate", _entry(message="{{ member.name }}，{{ store.name }}见"))
+    assert unguarded["problems"]["template"] == ["有的会员没有这一项（name）：请先用 if 判断再用"] or \
+        unguarded["problems"]["template"][0].startswith("有的会员没有称呼")
+    typed = _entry(stores="静安店", message="{{ member.name or '你好' }}，周五见～{% if store %}{{ store.name }}{% endif %}")
+    shown = await ops.post_json("/admin/calendar/validate", typed)
+    assert shown["preview"] is not None, shown["problems"]
+    assert shown["preview"]["text"].endswith("，周五见～静安店")
+    bad = await ops.post_json("/admin/calendar/validate", typed | {"message": "{{ memeber.name }}"})
+    assert bad["problems"]["template"] == ["用了不认识的变量「memeber」"]
+    await ops.post("/admin/calendar/new", typed)
+    async with sessions() as session:
+        row = await store.get_entry(session, "spring")
+    assert row is not None and row.template == "calendar/spring.txt.j2" and row.cron == "0 10 * * fri"
+    assert '"stores": ["jingan"]' in row.audience and console.server.app[LIVE].settings.templates.texts[
+        "calendar/spring.txt.j2"] == typed["message"]
+    form = await ops.get("/admin/calendar/spring/edit")
+    assert 'value="静安店"' in form and "周五见～" in form and 'value="weekly" selected' in form

@@ -17,8 +17,9 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from bot.console import calendar_month as month
-from bot.console.calendar_check import REACH, Checked, check, entry_json, form_context, saved_month
-from bot.console.calendar_form import blank_values, by_field, form_values, values_of
+from bot.console.calendar_check import REACH, Checked, check, entry_json, form_context, layer_labels, saved_month
+from bot.console.calendar_form import CRON_DAYS, blank_values, by_field, form_values, values_of, with_labels
+from bot.console.config_page import held_bodies, store_change
 from bot.console.keys import operators_only
 from bot.console.render import render
 from bot.settings.calendar_context import calendar_context
@@ -124,7 +125,11 @@ async def edit_entry(request: web.Request) -> web.Response:
     operators_only(request)
     settings: Settings = live(request).settings
     entry = await _existing(request)
-    checked = await check(request, values_of(entry, settings.zone), entry.id)
+    async with request.config_dict[SESSIONS]() as session:
+        _tags, stores = await store.known_names(session)
+    values = with_labels(values_of(entry, settings.zone), layer_labels(settings), stores)
+    values["message"] = live(request).renderer.source(entry.template) or ""
+    checked = await check(request, values, entry.id)
     return await _form(request, checked, entry)
 
 
@@ -149,6 +154,12 @@ async def _save(request: web.Request, values: dict[str, str], existing: EntrySpe
     original = existing.id if existing else None
     checked = await check(request, values, original, with_preview=False)
     if checked.entry is not None and not checked.problems:
+        name, text = checked.message
+        if text is not None and live(request).settings.templates.texts.get(name) != text:
+            # The entry's own text first: the next scan must find what it names.
+            texts = dict((await held_bodies(request)).get("templates") or {}) | {name: text}
+            await store_change(request, "templates", texts, "console", name)
+            settings = live(request).settings
         context = calendar_context(settings)
         outcome, problems = await save_entry(request.config_dict[SESSIONS], checked.entry, context.known_tags, utcnow(),
                                              new=existing is None, media_dir=context.media_dir)
@@ -168,11 +179,12 @@ async def _form(request: web.Request, checked: Checked, existing: EntrySpec | No
     async with request.config_dict[SESSIONS]() as session:
         tags, stores = await store.known_names(session)
     notice = request.query.get("notice")
+    stores = [(name, code) for code, name in stores]  # chosen by name; the code in the tooltip
     return render(
         request, "calendar_form.html", http_status=http_status, values=checked.values, problems=checked.problems,
         preview=entry_json(checked, request), existing=existing, tags=tags, stores=stores,
         action=entry_path(existing.id) if existing else "/admin/calendar/new", entry_path=entry_path,
-        channels=month.CHANNEL_LABELS, notice=notice if notice in NOTICES else None,
+        channels=month.CHANNEL_LABELS, notice=notice if notice in NOTICES else None, cron_days=CRON_DAYS,
         **form_context(settings),
     )
 

@@ -17,6 +17,10 @@ _SHAPES: Sequence[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^required$"), "必须填写"),
     (re.compile(r"^template '(?P<name>[^']+)' not found$"), "找不到模板「{name}」"),
     (re.compile(r"^(?:template '[^']+': )?'(?P<var>[^']+)' is undefined$"), "用了不认识的变量「{var}」"),
+    (re.compile(r'^(?:template \'[^\']+\': )?prints "None" for a member without a name'),
+     '有的会员没有称呼，这里会显示 None：请写成 {{ member.name or "你好" }}，或先用 if 判断'),
+    (re.compile(r"^(?:template '[^']+': )?'None' has no attribute '(?P<var>[^']+)'$"),
+     "有的会员没有这一项（{var}）：请先用 if 判断再用"),
     (re.compile(r"^(?:template '[^']+': )?'(?P<obj>[^']+)' has no attribute '(?P<var>[^']+)'$"),
      "「{obj}」没有「{var}」这一项"),
     (re.compile(r"^(?:template '[^']+' )?line (?P<line>\d+): (?P<detail>.+)$"), "第 {line} 行写法有误：{detail}"),
@@ -34,6 +38,16 @@ _SHAPES: Sequence[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^'(?P<value>[^']+)' is not a time like (?P<like>\S+)$"), "「{value}」不是 {like} 这样的时间"),
     (re.compile(r"^duplicate (?P<what>.+?): (?P<names>.+)$"), "重复了：{names}"),
     (re.compile(r"^not valid TOML: (?P<detail>.+)$"), "TOML 写法有误：{detail}"),
+    (re.compile(r"^required: up to 64 characters, no spaces or colons$"), "必须填写：最多 64 个字符，不含空格和冒号"),
+    (re.compile(r"^say when with either"), "请选择发送时间：重复或一次"),
+    (re.compile(r'^unknown store code "(?P<code>[^"]+)"$'), "没有叫「{code}」的门店"),
+    (re.compile(r'^unknown tag "(?P<tag>[^"]+)".*$'), "还没有「{tag}」这个标签，也没有规则会打上它"),
+    (re.compile(r'^unknown channel "(?P<channel>[^"]+)"$'), "没有「{channel}」这个渠道"),
+    (re.compile(r"^required: a template name.*$"), "必须填写"),
+    (re.compile(r"^audience is empty"), "受众为空：请选择分层、标签或门店，或勾选所有人"),
+    (re.compile(r"^not a valid cron line \((?P<detail>.+)\)$"), "不是有效的 cron 规则（{detail}）"),
+    (re.compile(r"^must be a crontab line.*$"), "重复规则要写成 cron（分 时 日 月 星期）"),
+    (re.compile(r'^"(?P<id>[^"]+)" is taken.*$'), "编号「{id}」已经有条目在用"),
 ]
 
 
