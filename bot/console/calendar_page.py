@@ -18,7 +18,15 @@ from aiohttp import web
 
 from bot.console import calendar_month as month
 from bot.console.calendar_check import REACH, Checked, check, entry_json, form_context, layer_labels, saved_month
-from bot.console.calendar_form import CRON_DAYS, blank_values, by_field, form_values, values_of, with_labels
+from bot.console.calendar_form import (
+    CRON_DAYS,
+    blank_values,
+    by_field,
+    form_values,
+    schedule_of,
+    values_of,
+    with_labels,
+)
 from bot.console.config_page import held_bodies, store_change
 from bot.console.keys import operators_only
 from bot.console.render import render
@@ -75,6 +83,8 @@ async def month_view(request: web.Request) -> web.Response:
     context = calendar_context(settings)
     sessions = request.config_dict[SESSIONS]
     entries = await calendar_entries(sessions)
+    async with sessions() as session:
+        _tags, stores = await store.known_names(session)
     kept: OrderedDict[Any, tuple[float, Preview]] = request.app[MONTHS]
     key = (first, days, tuple(entries))
     if (hit := kept.get(key)) is not None and time_now() - hit[0] < MONTH_SECONDS:
@@ -96,13 +106,29 @@ async def month_view(request: web.Request) -> web.Response:
         previous=month_path(month.shift(first, -1)), next=month_path(month.shift(first, 1)), this_month=month_path(today),
         entries=entries, fires=month.fires_per_entry(grid), samples=preview.samples, zone=zone.key,
         channels=month.CHANNEL_LABELS, held_summary=month.held_summary, entry_path=entry_path,
+        labels=live(request).handlers.layer_labels, store_names=dict(stores),
         when=lambda e: _when(e, settings), notice=notice if notice in NOTICES else None,
         notice_entry=request.query.get("entry", ""), here=request.path_qs, per_day=PER_DAY,
     )
 
 
-def _when(entry: EntrySpec, settings: Settings) -> str:
-    return entry.cron if entry.cron is not None else f"{entry.at.astimezone(settings.zone):%Y-%m-%d %H:%M}" if entry.at else ""
+WEEKDAY_WORDS = dict(zip(CRON_DAYS, ("周一", "周二", "周三", "周四", "周五", "周六", "周日"), strict=True))
+
+
+def _when(entry: EntrySpec, settings: Settings) -> tuple[str, dict[str, str]]:
+    """When an entry fires, in words where its cron line is a simple one (the phrase is
+    translated in the page, then filled)."""
+    if entry.cron is None:
+        return "{at}", {"at": f"{entry.at.astimezone(settings.zone):%Y-%m-%d %H:%M}" if entry.at else ""}
+    words = schedule_of(entry.cron)
+    match words["repeat"]:
+        case "daily":
+            return "每天 {time}", {"time": words["time"]}
+        case "weekly":
+            return "每{day} {time}", {"day": WEEKDAY_WORDS[words["weekday"]], "time": words["time"]}
+        case "monthly":
+            return "每月 {day} 日 {time}", {"day": words["monthday"], "time": words["time"]}
+    return "{at}", {"at": entry.cron}
 
 
 # -- the form --------------------------------------------------------------------------

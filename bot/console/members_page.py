@@ -50,14 +50,14 @@ log = logging.getLogger(__name__)
 PER_PAGE, MAX_PAGE = 50, 10_000
 TIMELINE, ORDERS = 50, 20
 SOURCES = {"rule": "规则", "staff": "店员", "platform": "平台", "import": "导入"}
-SPEAKERS = {"message_in": "她说", "message_out": "自动回复", "staff_out": "店员回复", "event": "事件"}
+SPEAKERS = {"message_in": "会员说", "message_out": "自动回复", "staff_out": "店员回复", "event": "事件"}
 METRIC_LABELS = {
     "frequency": "窗口内订单数", "monetary_cents": "窗口内消费", "r_score": "近度分 R", "f_score": "频度分 F",
     "m_score": "金额分 M", "paid_member": "付费会员", "referrals": "推荐人数", "last_order_at": "最近下单",
 }
 NOTICES = {
     "tag_added": "标签已加上。", "tag_removed": "标签已去掉。",
-    "opted_out": "已记下她的退订：营销消息不再发给她。", "opted_in": "已取消退订：她又会收到营销消息。",
+    "opted_out": "已记下会员的退订：营销消息不再发给这位会员。", "opted_in": "已取消退订：会员又会收到营销消息。",
 }
 
 

@@ -63,16 +63,21 @@ async def _task_for(request: web.Request, session) -> StaffTask:  # type: ignore
     return task
 
 
+# Why a hand-off task was made, as the task keeps it (`handlers.hand_off`), for people.
+HANDOFF_REASONS = {"hand-off word": "会员说了转人工的关键词", "angry tone": "会员语气不满",
+                   "unanswered question": "自动回复答不了的问题"}
+
+
 async def task_page(request: web.Request, problem: str | None = None, status: int = 200) -> web.Response:
     settings = live(request).settings
     today = datetime.now(settings.zone).date()
     async with request.config_dict[SESSIONS]() as session:
         task = await _task_for(request, session)
         member = await session.get(Member, task.member_id) if task.member_id else None
-        card = await member_card(session, member, today, settings.zone) if member else None
+        card = await member_card(session, member, today, settings.zone, live(request).handlers.layer_labels) if member else None
         assignee = await session.get(Staff, task.staff_id) if task.staff_id else None
     return render(request, "task.html", http_status=status, task=task, card=card, assignee=assignee, today=today,
-                  kinds=KIND_LABELS, problem=problem, closed=request.query.get("closed"),
+                  kinds=KIND_LABELS, problem=problem, reasons=HANDOFF_REASONS, closed=request.query.get("closed"),
                   local_done=task.done_at.astimezone(settings.zone) if task.done_at else None)
 
 

@@ -267,7 +267,7 @@ def _today(request: web.Request) -> tuple[Any, Any]:
     return zone, datetime.now(zone).date()
 
 
-NOT_FOUND = {"error": "not_found", "message": "没有找到这位客户，或她不由你服务"}
+NOT_FOUND = {"error": "not_found", "message": "没有找到这位客户，或这位客户不由你服务"}
 
 
 async def contact(request: web.Request) -> web.Response:
