@@ -162,6 +162,9 @@ async def test_a_message_text_previews_for_a_member_and_is_checked_before_saving
     assert versions  # the first edit can be brought back
     await ops.post("/admin/settings/texts/rollback", {"name": name, "version": versions[0]})
     assert console.server.app[LIVE].renderer.render(name, {"member": {"name": "李娜"}}) == "李娜，新品到了"
+    page = await ops.post("/admin/settings/texts/rollback", {"name": name, "version": versions[-1]})  # the default
+    assert "默认文案" in page and name not in console.server.app[LIVE].settings.templates.texts
+    assert "换季啦" in console.server.app[LIVE].renderer.source(name)
 
 
 async def test_a_tag_rule_changed_in_one_process_tags_in_another_without_a_restart(

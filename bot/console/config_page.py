@@ -213,11 +213,12 @@ async def _text_page(request: web.Request, name: str, text: str, problems: list[
 
 
 def text_versions(versions: list[Any], name: str) -> list[Any]:
-    """The versions (newest first) in which text `name` changed."""
-    changed, before = [], None
+    """The versions (newest first) in which text `name` changed; one without it stands
+    for the default text (the template file)."""
+    changed, before = [], object()
     for v in reversed(versions):
         now = (v.body or {}).get(name)
-        if now is not None and now != before:
+        if now != before:
             changed.append(v)
         before = now
     return changed[::-1]
@@ -262,15 +263,18 @@ async def save_text(request: web.Request) -> web.StreamResponse:
     return await _store_text(request, name, text, str(form.get("member", "")), "console")
 
 
-async def _store_text(request: web.Request, name: str, text: str, member: str, source: str,
+async def _store_text(request: web.Request, name: str, text: str | None, member: str, source: str,
                       from_version: int | None = None) -> web.StreamResponse:
-    problems = _render(request, text, await _member(request, member))[1]
+    """Save `text` as message text `name` (None: back to the template file's text)."""
     bodies = await held_bodies(request)
-    texts = dict(bodies.get(TEXTS) or {}) | {name: text}
+    texts = {n: t for n, t in dict(bodies.get(TEXTS) or {}).items() if n != name}
+    if text is not None:
+        texts[name] = text
+    problems = _render(request, text, await _member(request, member))[1] if text is not None else []
     if not problems:
         _settings, problems = problems_with(live(request).base, bodies | {TEXTS: texts})
     if problems:
-        return await _text_page(request, name, text, problems, member, http_status=400)
+        return await _text_page(request, name, text or "", problems, member, http_status=400)
     version = await store_change(request, TEXTS, texts, source, name)
     query: dict[str, str] = {"notice": "unchanged"}
     if version:
@@ -285,9 +289,8 @@ async def roll_back_text(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name = _text_name(form.get("name"))
     old = await _version(request, TEXTS, str(form.get("version", "")))
-    if name not in (old.body or {}):
-        raise web.HTTPNotFound(text="that version has no such text / 那个版本里没有这段文案")
-    return await _store_text(request, name, old.body[name], str(form.get("member", "")), "rollback", old.version)
+    return await _store_text(request, name, (old.body or {}).get(name), str(form.get("member", "")), "rollback",
+                             old.version)
 
 
 def quoted(name: str) -> str:
