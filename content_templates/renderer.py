@@ -34,7 +34,8 @@ class Renderer:
     def __init__(self, extra_dirs: Sequence[Path] = (), texts: Mapping[str, str] | None = None):
         # Texts written in the console first, then operator directories, so a brand can
         # override any shipped template.
-        loaders: list[BaseLoader] = [DictLoader(dict(texts or {}))]
+        self._texts = dict(texts or {})
+        loaders: list[BaseLoader] = [DictLoader(self._texts)]
         loaders += [FileSystemLoader(str(d)) for d in extra_dirs] + [FileSystemLoader(str(SHIPPED))]
         self._env = SandboxedEnvironment(
             loader=ChoiceLoader(loaders),
@@ -55,6 +56,11 @@ class Renderer:
         except TemplateError as error:
             where = f" line {error.lineno}" if getattr(error, "lineno", None) else ""
             raise RenderError(f"template {name!r}{where}: {error.message}") from error
+
+    def has_text(self, name: str) -> bool:
+        """Whether a text of that name was given (the console or [templates.texts]); no file
+        is looked at, so it may be asked on the event loop."""
+        return name in self._texts
 
     def source(self, name: str) -> str | None:
         """The text of template `name` as the renderer finds it (None: there is none)."""

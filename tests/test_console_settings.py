@@ -23,6 +23,7 @@ from storage.config_docs import current_documents, history
 from storage.engine import SessionFactory
 from tests.conftest import eventually, start_server, write_config
 from tests.console_harness import CONSOLE_CONFIG, ConsoleClient, ConsoleServer
+from tests.wecom_harness import Corp
 from tests.test_tagging_flow import say, tags
 
 LogIn = Callable[..., Awaitable[ConsoleClient]]
@@ -262,3 +263,27 @@ async def test_the_calendar_form_takes_labels_and_names_and_its_own_message(
         "calendar/spring.txt.j2"] == typed["message"]
     form = await ops.get("/admin/calendar/spring/edit")
     assert 'value="静安店"' in form and "周五见～" in form and 'value="weekly" selected' in form
+
+
+async def test_a_channel_code_gets_its_own_welcome_written_in_the_console(corp: Corp) -> None:
+    from storage.config_docs import save_document
+    from storage.models import Store
+    from tests.test_wecom_flow import ALICE
+    from tests.wecom_harness import WELCOME, contact_event
+
+    async with corp.sessions() as session, session.begin():
+        session.add(Store(code="jingan", name="静安店"))
+        await save_document(session, "templates", {"persona/welcome/poster-jingan.txt.j2":
+                                                   "{{ member.name or '你好' }}，扫海报来的朋友，欢迎来{{ store.name }}！"},
+                            source="console", author="ops")
+    await corp.server.app[LIVE].refresh(corp.sessions)
+    corp.cloud.add_contact("zhangsan", ALICE, "王芳", state="poster-jingan")
+    code = corp.cloud.issue_welcome_code(ALICE, "zhangsan")
+    await corp.callback(contact_event("add_external_contact", ALICE, State="poster-jingan", WelcomeCode=code))
+
+    async def welcomed() -> bool:
+        return bool(corp.cloud.deliveries(WELCOME))
+
+    await eventually(welcomed)
+    (welcome,) = corp.cloud.deliveries(WELCOME)
+    assert "扫海报来的朋友，欢迎来静安店" in welcome.body["text"]["content"]

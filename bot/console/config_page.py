@@ -26,11 +26,13 @@ from bot.settings.model import ConfigError, Settings
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
 from content_templates.renderer import SHIPPED, RenderError
+from handlers.contact_events import CHANNEL_CODE
 from storage.config_docs import current_documents, history, save_document, version_of
 from storage.preview_members import preview_member, preview_members
 
 SECTIONS = tuple(name for name in DOCUMENTS if name != "templates")
 TEXTS = "templates"
+WELCOME = "persona/welcome.txt.j2"  # what a channel's own welcome starts from
 NOTICES = {"saved": "已保存为第 {version} 版，所有进程几秒内生效。", "rolled_back": "已恢复为第 {from_version} 版的内容（保存为第 {version} 版）。",
            "unchanged": "内容没有变化，没有保存新版本。"}
 
@@ -92,7 +94,10 @@ async def settings_home(request: web.Request) -> web.Response:
         documents = await current_documents(session)
     renderer = live(request).renderer
     texts = live(request).settings.templates.texts
-    names = sorted(set(_shipped_names()) | set(texts))
+    wecom = live(request).settings.platforms.wecom
+    channels = [f"persona/welcome/{code}.txt.j2" for code in (wecom.channels if wecom else {})
+                if CHANNEL_CODE.fullmatch(code)]  # a welcome per channel code, written here
+    names = sorted(set(_shipped_names()) | set(texts) | set(channels))
     return render(request, "settings.html", sections=[(n, DOCUMENTS[n], documents.get(n)) for n in SECTIONS],
                   texts=[(n, n in texts) for n in names], text_path=text_path, texts_doc=documents.get(TEXTS),
                   has_source=lambda n: renderer.source(n) is not None)
@@ -194,7 +199,8 @@ def _text_name(raw: object) -> str:
 async def text_editor(request: web.Request) -> web.Response:
     operators_only(request)
     name = _text_name(request.query.get("name"))
-    text = live(request).renderer.source(name) or ""
+    text = live(request).renderer.source(name) or (live(request).renderer.source(WELCOME) or "" if
+                                                    name.startswith("persona/welcome/") else "")
     return await _text_page(request, name, text, [], request.query.get("member", ""))
 
 
