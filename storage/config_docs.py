@@ -44,7 +44,8 @@ def canonical(body: Any) -> str:
 
 
 async def change_stamp(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.coalesce(func.max(ConfigVersion.id), 0)))).scalar_one())
+    # A bare max() of the key: SQLite answers it from the index's end (coalesce() would scan).
+    return int((await session.execute(select(func.max(ConfigVersion.id)))).scalar_one() or 0)
 
 
 async def current_documents(session: AsyncSession) -> dict[str, Document]:
