@@ -43,6 +43,9 @@ async def member_card(session: AsyncSession, member: Member, today: date, zone: 
         "layers": layers,
         "tags": [t.name for t in await tags_of(session, member.id)][:8],
         "last_interaction": _describe(last.at, last.kind, last.text, zone) if last else None,
+        # The same, in parts, for a page that translates who spoke.
+        "last": {"at": (last.at.astimezone(zone) if zone else last.at).strftime("%m-%d %H:%M"),
+                 "who": SPEAKERS.get(last.kind, "事件"), "text": (last.text or "")[:30]} if last else None,
         "next_care": f"{CARE_NAMES[care[0]]} {care[1].strftime('%Y-%m-%d')}" if care else None,
     }
 

@@ -287,3 +287,26 @@ async def test_a_channel_code_gets_its_own_welcome_written_in_the_console(corp: 
     await eventually(welcomed)
     (welcome,) = corp.cloud.deliveries(WELCOME)
     assert "扫海报来的朋友，欢迎来静安店" in welcome.body["text"]["content"]
+
+
+async def test_a_hand_off_task_says_why_in_words_in_either_language(
+    console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
+) -> None:
+    from sqlalchemy import select
+
+    from storage.models import StaffTask
+    from tests.test_tagging_flow import all_handled
+
+    await console.server.post_message("王芳", "我要投诉")
+    await all_handled(sessions)
+    async with sessions() as session:
+        task = (await session.execute(select(StaffTask).where(StaffTask.kind == "handoff_reply"))).scalars().one()
+    ops = await log_in("ops")
+    page = await ops.get(f"/admin/tasks/{task.id}")
+    assert "转人工原因" in page and "会员说了转人工的关键词" in page and "hand-off word" not in page
+    last = re.search(r'data-testid="card-last">([^<]*)<', page)
+    assert last and re.search(r"(会员说：我要投诉|我们说：)", last.group(1))
+    english = await ops.get(f"/admin/language/en?next=/admin/tasks/{task.id}")
+    last = re.search(r'data-testid="card-last">([^<]*)<', english)
+    assert "The member asked for a person" in english and last and re.search(r"(member|we) said：", last.group(1))
+    assert "她" not in english
