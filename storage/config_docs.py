@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,14 +29,14 @@ class Document:
     source: str
     author: str
     note: str
-    created_at: Any
+    created_at: datetime
     id: int
 
 
 def _document(row: ConfigVersion) -> Document:
     assert row.id is not None
-    return Document(row.name, row.version, json.loads(row.body), row.source, row.author, row.note,
-                    row.created_at, row.id)
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)  # SQLite: naive UTC
+    return Document(row.name, row.version, json.loads(row.body), row.source, row.author, row.note, created, row.id)
 
 
 def canonical(body: Any) -> str:

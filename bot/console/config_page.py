@@ -100,7 +100,7 @@ async def settings_home(request: web.Request) -> web.Response:
     names = sorted(set(_shipped_names()) | set(texts) | set(channels))
     return render(request, "settings.html", sections=[(n, DOCUMENTS[n], documents.get(n)) for n in SECTIONS],
                   texts=[(n, n in texts) for n in names], text_path=text_path, texts_doc=documents.get(TEXTS),
-                  has_source=lambda n: renderer.source(n) is not None)
+                  has_source=lambda n: renderer.source(n) is not None, zone=live(request).settings.zone)
 
 
 def _shipped_names() -> list[str]:
@@ -134,7 +134,7 @@ async def _section_page(request: web.Request, name: str, text: str, problems: li
     notice = request.query.get("notice", "")
     return render(request, "settings_section.html", http_status=http_status, name=name, label=DOCUMENTS[name],
                   text=text, problems=_spoken(request, problems), versions=versions,
-                  notice=NOTICES.get(notice), notice_fields=dict(request.query))
+                  notice=NOTICES.get(notice), notice_fields=dict(request.query), zone=live(request).settings.zone)
 
 
 def parse_section(name: str, text: str) -> tuple[Any, list[str]]:
@@ -215,7 +215,7 @@ async def _text_page(request: web.Request, name: str, text: str, problems: list[
                   problems=_spoken(request, problems), members=members, member=member, variables=VARIABLES,
                   preview=shown[0], preview_problems=_spoken(request, shown[1]), versions=versions,
                   edited=name in live(request).settings.templates.texts, notice=NOTICES.get(notice),
-                  notice_fields=dict(request.query))
+                  notice_fields=dict(request.query), zone=live(request).settings.zone)
 
 
 def text_versions(versions: list[Any], name: str) -> list[Any]:
