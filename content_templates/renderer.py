@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import (
+    BaseLoader,
     ChoiceLoader,
+    DictLoader,
     FileSystemLoader,
     StrictUndefined,
     TemplateError,
@@ -29,9 +31,12 @@ class RenderError(ValueError):
 
 
 class Renderer:
-    def __init__(self, extra_dirs: Sequence[Path] = ()):
-        # Operator directories first, so a brand can override any shipped template.
-        loaders = [FileSystemLoader(str(d)) for d in extra_dirs] + [FileSystemLoader(str(SHIPPED))]
+    def __init__(self, extra_dirs: Sequence[Path] = (), texts: Mapping[str, str] | None = None):
+        # Texts written in the console first, then operator directories, so a brand can
+        # override any shipped template.
+        self._texts = dict(texts or {})
+        loaders: list[BaseLoader] = [DictLoader(self._texts)]
+        loaders += [FileSystemLoader(str(d)) for d in extra_dirs] + [FileSystemLoader(str(SHIPPED))]
         self._env = SandboxedEnvironment(
             loader=ChoiceLoader(loaders),
             undefined=StrictUndefined,
@@ -51,6 +56,28 @@ class Renderer:
         except TemplateError as error:
             where = f" line {error.lineno}" if getattr(error, "lineno", None) else ""
             raise RenderError(f"template {name!r}{where}: {error.message}") from error
+
+    def has_text(self, name: str) -> bool:
+        """Whether a text of that name was given (the console or [templates.texts]); no file
+        is looked at, so it may be asked on the event loop."""
+        return name in self._texts
+
+    def source(self, name: str) -> str | None:
+        """The text of template `name` as the renderer finds it (None: there is none)."""
+        try:
+            return self._env.loader.get_source(self._env, name)[0]  # type: ignore[union-attr]
+        except TemplateNotFound:
+            return None
+
+    def render_text(self, text: str, variables: Mapping[str, Any]) -> str:
+        """A template given as text (a draft in an editor), in the same sandbox."""
+        try:
+            return self._env.from_string(text).render(variables).strip()
+        except UndefinedError as error:
+            raise RenderError(error.message or "undefined variable") from error
+        except TemplateError as error:
+            where = f"line {error.lineno}: " if getattr(error, "lineno", None) else ""
+            raise RenderError(f"{where}{error.message}") from error
 
     def problems(self, name: str, sample: Mapping[str, Any]) -> list[str]:
         """What is wrong with template `name` when rendered with `sample` (empty if fine)."""

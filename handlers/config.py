@@ -138,6 +138,8 @@ class HandlerConfig:
     staff_platforms: frozenset[str] = frozenset()
     replies: ReplyPolicy = field(default_factory=ReplyPolicy)
     handoff: HandOffPolicy = field(default_factory=HandOffPolicy)
+    # Scheme id → (its label, layer id → label): what staff read instead of ids.
+    layer_labels: Mapping[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
     # Built once from the rules above, not per message.
     message_matcher: MessageMatcher = field(init=False, repr=False, compare=False)
     faq_matcher: MessageMatcher = field(init=False, repr=False, compare=False)

@@ -9,6 +9,7 @@ transfer that failed stays with her owner, who is told why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -45,6 +46,9 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     return ()
 
 
+CHANNEL_CODE = re.compile(r"[\w-]{1,64}")
+
+
 async def _welcome_new_contact(update: EventUpdate, ctx: HandlerContext) -> Sequence[Action]:
     member, detail = ctx.member, update.detail
     channel = ctx.config.channels.get(detail.get("State", ""))
@@ -75,7 +79,7 @@ async def _welcome_new_contact(update: EventUpdate, ctx: HandlerContext) -> Sequ
     if code := detail.get("WelcomeCode"):
         store, _ = await store_and_owner(ctx.session, member)
         text = ctx.renderer.render(
-            ctx.config.welcome_template,
+            welcome_template(ctx, detail.get("State", "")),
             {
                 "persona": ctx.config.persona.template_variables(),
                 "member": {"name": member.name},
@@ -85,6 +89,13 @@ async def _welcome_new_contact(update: EventUpdate, ctx: HandlerContext) -> Sequ
         )
         actions.insert(0, Welcome(code, text))  # first: WeCom takes it only within 20 s
     return actions
+
+
+def welcome_template(ctx: HandlerContext, state: str) -> str:
+    """The channel's own welcome (`persona/welcome/<channel code>.txt.j2`, written in the
+    console) when there is one, else the persona's."""
+    own = f"persona/welcome/{state}.txt.j2"
+    return own if state and CHANNEL_CODE.fullmatch(state) and ctx.renderer.has_text(own) else ctx.config.welcome_template
 
 
 async def _record_churn(update: EventUpdate, ctx: HandlerContext, reason: str) -> Sequence[Action]:

@@ -104,6 +104,11 @@ class Dispatcher:
         self._urgent_waiting = True
         self._wakeup.set()
 
+    def reconfigure(self, config: HandlerConfig, renderer: Renderer) -> None:
+        """Rules and templates changed in the console: rows handled from now on use these
+        (a row already in its transaction finishes with the old ones)."""
+        self._config, self._renderer = config, renderer
+
     def start(self) -> None:
         self._task = self._loops.run("dispatcher", self._run)
 

@@ -3,6 +3,7 @@ said last, and her next care day. Shared by the `查` command and the console's 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,11 +18,18 @@ from storage.models import Member
 from storage.tags import tags_of
 
 CARE_NAMES = {"birthday": "生日", "anniversary": "入会周年"}
-SPEAKERS = {"message_in": "她说", "message_out": "我们说", "staff_out": "同事回复"}
+SPEAKERS = {"message_in": "会员说", "message_out": "我们说", "staff_out": "同事回复"}
 
 
-async def member_card(session: AsyncSession, member: Member, today: date, zone: ZoneInfo | None) -> dict[str, Any]:
+async def member_card(session: AsyncSession, member: Member, today: date, zone: ZoneInfo | None,
+                      labels: Mapping[str, tuple[str, Mapping[str, str]]] | None = None) -> dict[str, Any]:
+    """The card; layers by the labels operators gave them (scheme label → layer label)."""
     assert member.id is not None
+    labels = labels or {}
+    layers = {}
+    for scheme, layer in (await layers_of(session, member.id)).items():
+        scheme_label, names = labels.get(scheme, (scheme, {}))
+        layers[scheme_label] = names.get(layer, layer)
     last = await last_interaction(session, member.id)
     care = next_care_moment(
         member.birth_month, member.birth_day, member.birthday_calendar, member.birthday_leap_month,
@@ -32,9 +40,12 @@ async def member_card(session: AsyncSession, member: Member, today: date, zone: 
         "name": member.name,
         "phone": masked_phone(member.phone),
         "opted_out": member.opted_out_at is not None,
-        "layers": await layers_of(session, member.id),
+        "layers": layers,
         "tags": [t.name for t in await tags_of(session, member.id)][:8],
         "last_interaction": _describe(last.at, last.kind, last.text, zone) if last else None,
+        # The same, in parts, for a page that translates who spoke.
+        "last": {"at": (last.at.astimezone(zone) if zone else last.at).strftime("%m-%d %H:%M"),
+                 "who": SPEAKERS.get(last.kind, "事件"), "text": (last.text or "")[:30]} if last else None,
         "next_care": f"{CARE_NAMES[care[0]]} {care[1].strftime('%Y-%m-%d')}" if care else None,
     }
 

@@ -110,6 +110,6 @@ async def _find(ctx: PlatformContext, staff: Staff, query: str, limit: int = 3) 
     today = ctx.config.local(ctx.now).date()
     return {
         "query": query,
-        "members": [await member_card(ctx.session, m, today, ctx.config.zone) for m in found[:limit]],
+        "members": [await member_card(ctx.session, m, today, ctx.config.zone, ctx.config.layer_labels) for m in found[:limit]],
         "more": len(found) > limit,
     }

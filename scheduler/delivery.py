@@ -169,6 +169,10 @@ class DeliveryLoop:
         self._next_reap = 0.0
         self.last_tick = time.monotonic()
 
+    def reconfigure(self, policy: DeliveryPolicy) -> None:
+        """Quiet hours or caps changed in the console: asked from the next row on."""
+        self._policy = policy
+
     def wake(self) -> None:
         self._wakeup.set()
 

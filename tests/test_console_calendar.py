@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from bot.console.config_words import spoken
+from bot.console.i18n import translator
 from bot.console.calendar_form import by_field, entry_item, field_of, form_values, names, values_of
 from bot.console.calendar_month import by_day, month_of, shift, weeks
 from bot.settings.calendar_context import calendar_context
@@ -160,16 +162,15 @@ async def test_validation_names_every_problem_by_field_with_the_messages_load_gi
         exclude_tags="勿扰", stores="jingan, nowhere"))
     assert answer["ok"] is False and answer["preview"] is None
     problems = answer["problems"]
-    assert problems["cron"][0].startswith("cron: not a valid cron line")
+    assert problems["cron"][0].startswith("不是有效的 cron 规则")  # in the console's language, by field
     assert "nickname" in problems["template"][0]
     assert set(problems) == {"cron", "template"}  # the database is asked only of an entry that reads whole
     answer = await client.post_json("/admin/calendar/validate", typed(
         tags="面包控, 没有这个标签", exclude_tags="勿扰", stores="jingan, nowhere"))
     problems = answer["problems"]
-    assert problems["tags"] == ['audience.tags: unknown tag "没有这个标签" (no tag of that name yet, and no tag rule, '
-                                "channel or layers.known_tags gives it)"]  # 面包控: a tag rule gives it
-    assert problems["exclude_tags"][0].startswith('audience.exclude_tags: unknown tag "勿扰"')
-    assert problems["stores"] == ['audience.stores: unknown store code "nowhere"']
+    assert problems["tags"] == ["还没有「没有这个标签」这个标签，也没有规则会打上它"]  # 面包控: a tag rule gives it
+    assert problems["exclude_tags"][0].startswith("还没有「勿扰」")
+    assert problems["stores"] == ["没有叫「nowhere」的门店"]
     assert answer["preview"] is not None  # it reads as an entry: the preview helps mend the names
 
     # The very messages `siyu calendar load` gives for the same entry in a file.
@@ -181,7 +182,7 @@ async def test_validation_names_every_problem_by_field_with_the_messages_load_gi
         answer = await client.post_json("/admin/calendar/validate", typed(**fields))
         given = sorted(p for found in answer["problems"].values() for p in found)
         _, loaded = await load_calendar(sessions, toml_of(entry_item(form_values(typed(**fields)))), "f.toml", context, utcnow())
-        assert given and given == sorted(p.split(': ', 2)[2] for p in loaded)
+        assert given and given == sorted(spoken(p.split(': ', 2)[2], translator("zh")).text for p in loaded)
     assert await rows(sessions) == {}  # checking stores nothing
 
     # Once a member has the tag, excluding it is fine; an empty audience and a taken id are problems.
@@ -189,7 +190,7 @@ async def test_validation_names_every_problem_by_field_with_the_messages_load_gi
         await apply_tag(session, console.brand.members["李娜"], await ensure_tag(session, "勿扰"), "staff", "liuyang", utcnow())
     await add(sessions, WEEKLY)
     answer = await client.post_json("/admin/calendar/validate", typed(id="weekly", exclude_tags="勿扰", stores=""))
-    assert set(answer["problems"]) == {"id", "audience"} and "taken" in answer["problems"]["id"][0]
+    assert set(answer["problems"]) == {"id", "audience"} and "已经有条目在用" in answer["problems"]["id"][0]
     # ...but not the entry's own id while it is being edited.
     answer = await client.post_json("/admin/calendar/validate", typed(id="weekly", original="weekly", exclude_tags="勿扰"))
     assert answer["ok"] is True and answer["problems"] == {}
@@ -305,14 +306,14 @@ async def test_an_invalid_save_changes_nothing_and_shows_the_problems_with_what_
     client = await log_in("ops")
     page = await client.post("/admin/calendar/weekly/edit", typed(
         title="改了一半", cron="0 10 * * someday", stores="jingan, nowhere"), expect=400)
-    assert "cron: not a valid cron line" in page and 'value="0 10 * * someday"' in page and 'value="改了一半"' in page
+    assert "不是有效的 cron 规则" in page and 'value="0 10 * * someday"' in page and 'value="改了一半"' in page
     assert 'value="jingan, nowhere"' in page
     page = await client.post("/admin/calendar/weekly/edit", typed(title="改了一半", stores="jingan, nowhere"), expect=400)
-    assert 'audience.stores: unknown store code &#34;nowhere&#34;' in page
+    assert "没有叫「nowhere」的门店" in page
     page = await client.post("/admin/calendar/new", typed(id="weekly"), expect=400)
-    assert "is taken by another entry" in page
+    assert "编号「weekly」已经有条目在用" in page
     page = await client.post("/admin/calendar/new", typed(id="has space", template=""), expect=400)
-    assert "id: required" in page and "template: required" in page
+    assert "必须填写：最多 64 个字符" in page and 'data-testid="problems-template"><li>必须填写</li>' in page
     after = await rows(sessions)
     assert set(after) == {"weekly"} and after["weekly"].title == "周五发圈"
     assert after["weekly"].updated_at == before["weekly"].updated_at
@@ -367,17 +368,19 @@ async def test_in_a_browser_the_form_shows_problems_and_the_preview_as_the_opera
     await page.get_by_test_id("login-button").click()
     await expect(page.get_by_test_id("field-at")).to_be_hidden()  # recurring until "once" is picked
     await page.get_by_test_id("field-id").fill("new-season")
+    await page.get_by_test_id("field-repeat").select_option("cron")  # an expert's own line
     await page.get_by_test_id("field-cron").fill("0 10 * * someday")
     await page.get_by_test_id("field-channel").select_option("staff_task")
+    await page.get_by_text("高级：使用模板文件").click()
     await page.get_by_test_id("field-template").fill("calendar/moments_post.txt.j2")
     await page.get_by_test_id("field-stores").fill("jingan, nowhere")
-    await expect(page.get_by_test_id("problems-cron")).to_contain_text("not a valid cron line")
+    await expect(page.get_by_test_id("problems-cron")).to_contain_text("不是有效的 cron 规则")
     await page.get_by_test_id("field-cron").fill("0 10 * * fri")
     await expect(page.get_by_test_id("problems-cron")).to_be_empty()
-    await expect(page.get_by_test_id("problems-stores")).to_contain_text('unknown store code "nowhere"')
+    await expect(page.get_by_test_id("problems-stores")).to_contain_text("没有叫「nowhere」的门店")
     await page.get_by_test_id("field-stores").fill("")
-    await page.locator('button.chip[data-add-to="stores"][data-value="jingan"]').click()  # a chip fills it in
-    await expect(page.get_by_test_id("field-stores")).to_have_value("jingan")
+    await page.locator('button.chip[data-add-to="stores"][data-value="静安店"]').click()  # a chip fills it in, by name
+    await expect(page.get_by_test_id("field-stores")).to_have_value("静安店")
     await expect(page.get_by_test_id("form-problems")).to_be_hidden()
     await expect(page.get_by_test_id("preview-text")).to_contain_text("静安店")
     await expect(page.get_by_test_id("preview-times").locator("li")).to_have_count(5)

@@ -250,7 +250,7 @@ async def test_the_timeline_shows_fifty_and_pages_on_to_older_ones(
 async def test_the_page_reads_in_english_too(console: ConsoleServer, log_in: LogIn) -> None:
     ops = await log_in("ops")
     page = await ops.get(f"/admin/language/en?next=/admin/members/{console.brand.members['王芳']}")
-    assert "Tags and why" in page and "Layer history" in page and "Record her opt-out" in page
+    assert "Tags and why" in page and "Layer history" in page and "Record the member&#39;s opt-out" in page
 
 
 # -- hand edits -----------------------------------------------------------------------------
@@ -304,7 +304,7 @@ async def test_an_operator_records_and_clears_an_opt_out(
 
     ops = await log_in("ops")
     page = await ops.post(f"/admin/members/{wangfang}/opt-out", {"action": "record"})
-    assert "已记下她的退订" in page and 'data-testid="opt-out-clear"' in page
+    assert "已记下会员的退订" in page and 'data-testid="opt-out-clear"' in page
     recorded = (await member(sessions, wangfang)).opted_out_at
     assert recorded is not None and utcnow() - recorded < timedelta(minutes=5)
     # Recording again keeps the first time.

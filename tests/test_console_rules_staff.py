@@ -210,9 +210,9 @@ async def test_rules_page_counts_members_per_rule_and_per_layer(
     assert "上次计算：2025-05-01 10:00" in value.group(0)  # 02:00 UTC in Shanghai
     lifecycle = re.search(r'data-scheme="lifecycle".*?</table>', page, re.S)
     assert lifecycle and "还没有计算过" in lifecycle.group(0)
-    # Where to change them: the page is read-only.
-    assert "[[tags.rules]]" in page and "[[layers.schemes]]" in page and "siyu check" in page
-    assert "<form" not in page.split("<main>")[1]
+    # Where to change them: keyword rules here, the rest in the settings editors.
+    assert 'href="/admin/settings/tags"' in page and 'href="/admin/settings/layers"' in page and "siyu check" in page
+    assert 'data-testid="rule-form"' in page
 
 
 # -- /admin/staff ------------------------------------------------------------------------

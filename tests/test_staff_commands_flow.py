@@ -101,7 +101,7 @@ async def test_find_returns_a_member_card_within_ones_own_members(
     await seed(sessions)
     card = await command(server, sessions, "zhangsan", "查 5678")
     assert "王芳" in card and "138****5678" in card and "13812345678" not in card
-    assert "蛋糕控" in card and "value=super" in card and "下一个关怀日：" in card
+    assert "蛋糕控" in card and "价值分层：超级用户" in card and "value=super" not in card and "下一个关怀日：" in card
     assert "生日" in card or "入会周年" in card
     assert "没有找到" in await command(server, sessions, "zhangsan", "查 李娜")  # 李四's member
     assert "李娜" in await command(server, sessions, "boss", "查李娜")  # the manager sees the store

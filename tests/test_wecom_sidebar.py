@@ -107,7 +107,7 @@ async def test_the_card_shows_who_she_is_and_what_to_do(sidebar: SidebarServer) 
     assert card["care"][0]["name"] == "生日" and card["care"][0]["days"] == 3
     (task,) = card["tasks"]
     assert task["words"] == WORDS and task["mine"] is True
-    assert [m["who"] for m in card["messages"]] == ["店员回复", "她说"]
+    assert [m["who"] for m in card["messages"]] == ["店员回复", "客户说"]
     assert "13812345678" not in json.dumps(card, ensure_ascii=False)  # phones masked in messages too
 
 

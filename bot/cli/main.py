@@ -99,6 +99,12 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         if args.calendar_command == "export":
             return calendar.export(settings, args.file)
         return calendar.preview(settings, args.start, args.days, args.json, args.file)
+    if args.command == "config":
+        from bot.cli import config
+
+        if args.config_command == "load":
+            return config.load(settings, args.file, args.yes)
+        return config.export(settings, args.file)
     if args.command == "import":
         from bot.cli.importing import import_command
 

@@ -103,6 +103,16 @@ def siyu_parser() -> argparse.ArgumentParser:
     calendar_preview.add_argument("--days", type=int, default=7, help="how many days (default 7)")
     calendar_preview.add_argument("--file", help="preview this calendar file instead of the loaded calendar")
 
+    config = commands.add_parser("config", help="what operators edit, held in the database by version").add_subparsers(
+        dest="config_command", required=True
+    )
+    config_load = config.add_parser("load", parents=[common],
+                                    help="load a TOML file's persona, rules, texts, … into the database")
+    config_load.add_argument("file", help="a siyu TOML file (the main one, or one `config export` wrote)")
+    config_load.add_argument("--yes", action="store_true", help="overwrite edits made in the console without asking")
+    config_export = config.add_parser("export", parents=[common], help="write what the database holds as TOML")
+    config_export.add_argument("file", nargs="?", help="where to write it (default: standard output)")
+
     tasks = commands.add_parser("tasks", help="staff tasks").add_subparsers(dest="tasks_command", required=True)
     tasks_list = tasks.add_parser("list", parents=[common, listing],
                                   help="tasks, with completion and on-time rates per staff member and store")

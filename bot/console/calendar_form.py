@@ -6,14 +6,15 @@ they are about. Checking itself is `scheduler.calendar.parse_entry`, the same as
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduler.calendar import EntrySpec
 
 TEXT_FIELDS = ("id", "title", "when", "cron", "at", "channel", "template", "scheme",
-               "images", "link_title", "link_url", "link_cover")  # the last four: a Moments post's
+               "images", "link_title", "link_url", "link_cover",  # these four: a Moments post's
+               "repeat", "time", "weekday", "monthday", "message")  # a schedule in words; the message's text
 LIST_FIELDS = ("layers", "lifecycle", "tags", "exclude_tags", "stores")
 FLAG_FIELDS = ("everyone", "paused")
 FIELDS = (*TEXT_FIELDS, *LIST_FIELDS, *FLAG_FIELDS)
@@ -23,8 +24,81 @@ _LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 _AUDIENCE_KEYS = {"scheme", *LIST_FIELDS, "everyone"}
 
 
+REPEATS = ("daily", "weekly", "monthly", "cron")  # 每天 / 每周 / 每月 / cron for experts
+CRON_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # APScheduler's names (its 0 is Monday)
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_SIMPLE = re.compile(r"(\d{1,2}) (\d{1,2}) (\*|\d{1,2}) \* (\*|mon|tue|wed|thu|fri|sat|sun)")
+
+
 def blank_values() -> dict[str, str]:
-    return {name: "" for name in FIELDS} | {"when": "cron", "scheme": "value"}
+    return {name: "" for name in FIELDS} | {"when": "cron", "scheme": "value", "repeat": "weekly", "time": "10:00",
+                                            "weekday": "fri", "monthday": "1"}
+
+
+def schedule_cron(values: Mapping[str, str]) -> tuple[str | None, dict[str, list[str]]]:
+    """The cron line a schedule in words stands for (None: the expert's own line stands),
+    or the problems of its fields."""
+    repeat = values.get("repeat", "cron")
+    if values.get("when") == "at" or repeat not in REPEATS[:3]:
+        return None, {}
+    problems: dict[str, list[str]] = {}
+    clock = _CLOCK.fullmatch(values.get("time", "").strip())
+    if clock is None:
+        problems["time"] = ["时间请写成 10:00 这样"]
+    day = values.get("monthday", "").strip()
+    if repeat == "monthly" and not (day.isdigit() and 1 <= int(day) <= 31):
+        problems["monthday"] = ["请填 1 到 31 之间的日子"]
+    weekday = values.get("weekday", "")
+    if repeat == "weekly" and weekday not in CRON_DAYS:
+        problems["weekday"] = ["请选择星期几"]
+    if problems or clock is None:
+        return "", problems
+    minute, hour = int(clock.group(2)), int(clock.group(1))
+    return {"daily": f"{minute} {hour} * * *", "weekly": f"{minute} {hour} * * {weekday}",
+            "monthly": f"{minute} {hour} {int(day) if day.isdigit() else 1} * *"}[repeat], {}
+
+
+def schedule_of(cron: str) -> dict[str, str]:
+    """A cron line as the schedule in words, where it is one (else: an expert's line)."""
+    found = _SIMPLE.fullmatch(" ".join(cron.split()))
+    if found is None or int(found.group(1)) > 59 or int(found.group(2)) > 23:
+        return {"repeat": "cron"}
+    minute, hour, day, weekday = found.groups()
+    clock = f"{int(hour):02d}:{int(minute):02d}"
+    if day == "*" and weekday == "*":
+        return {"repeat": "daily", "time": clock}
+    if day == "*":
+        return {"repeat": "weekly", "time": clock, "weekday": weekday}
+    if weekday == "*":
+        return {"repeat": "monthly", "time": clock, "monthday": str(int(day))}
+    return {"repeat": "cron"}
+
+
+def with_labels(values: dict[str, str], layer_labels: Mapping[str, Mapping[str, str]],
+                stores: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Ids shown as the labels operators know: layers by their label, stores by name."""
+    shown = dict(values)
+    scheme = layer_labels.get(values.get("scheme", ""), {})
+    shown["layers"] = ", ".join(scheme.get(n, n) for n in names(values.get("layers", "")))
+    shown["lifecycle"] = ", ".join(layer_labels.get("lifecycle", {}).get(n, n) for n in names(values.get("lifecycle", "")))
+    by_code = dict(stores)
+    shown["stores"] = ", ".join(by_code.get(c, c) for c in names(values.get("stores", "")))
+    return shown
+
+
+def with_ids(values: dict[str, str], layer_labels: Mapping[str, Mapping[str, str]],
+             stores: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """What the operator typed, labels and names turned into the ids the checker reads
+    (an id typed as such stays; anything unknown is left for the checker to name)."""
+    def ids(text: str, labels: Mapping[str, str]) -> str:
+        back = {label: name for name, label in labels.items()}
+        return ", ".join(back.get(n, n) for n in names(text))
+
+    known = dict(values)
+    known["layers"] = ids(values.get("layers", ""), layer_labels.get(values.get("scheme", ""), {}))
+    known["lifecycle"] = ids(values.get("lifecycle", ""), layer_labels.get("lifecycle", {}))
+    known["stores"] = ids(values.get("stores", ""), dict(stores))
+    return known
 
 
 def form_values(raw: Mapping[str, Any]) -> dict[str, str]:
@@ -36,6 +110,12 @@ def form_values(raw: Mapping[str, Any]) -> dict[str, str]:
     for name in FLAG_FIELDS:
         values[name] = "on" if raw.get(name) in ("on", "true", "1", True) else ""
     values["when"] = "at" if values["when"] == "at" else "cron"
+    if "repeat" not in raw:  # a client that knows only cron (the expert's line)
+        values["repeat"] = "cron"
+    values["repeat"] = values["repeat"] if values["repeat"] in REPEATS else "cron"
+    cron, _problems = schedule_cron(values)
+    if cron is not None:
+        values["cron"] = cron
     if _LOCAL_TIME.fullmatch(values["at"].strip()):  # as a file writes it: the date-time box wants a T
         values["at"] = values["at"].strip().replace(" ", "T")
     return values
@@ -51,6 +131,8 @@ def values_of(entry: EntrySpec, zone: ZoneInfo) -> dict[str, str]:
         "scheme": audience.scheme, "everyone": "on" if audience.everyone else "", "paused": "on" if entry.paused else "",
     }
     values.update({name: ", ".join(getattr(audience, name)) for name in LIST_FIELDS})
+    if entry.cron is not None:
+        values |= schedule_of(entry.cron)
     values["images"] = ", ".join(entry.images)
     if entry.link is not None:
         values |= {"link_title": entry.link.title, "link_url": entry.link.url, "link_cover": entry.link.cover}

@@ -17,14 +17,24 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from bot.console import calendar_month as month
-from bot.console.calendar_check import REACH, Checked, check, entry_json, form_context, saved_month
-from bot.console.calendar_form import blank_values, by_field, form_values, values_of
+from bot.console.calendar_check import REACH, Checked, check, entry_json, form_context, layer_labels, saved_month
+from bot.console.calendar_form import (
+    CRON_DAYS,
+    blank_values,
+    by_field,
+    form_values,
+    schedule_of,
+    values_of,
+    with_labels,
+)
+from bot.console.config_page import held_bodies, store_change
 from bot.console.keys import operators_only
 from bot.console.render import render
 from bot.settings.calendar_context import calendar_context
 from bot.settings.delivery import preview_policy
 from bot.settings.model import Settings
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from scheduler.calendar import EntrySpec, occurrences, to_instant
 from scheduler.calendar_preview import Preview, preview_calendar
 from scheduler.calendar_run import calendar_entries, save_entry, set_paused
@@ -65,7 +75,7 @@ def month_path(first: Any, **query: str) -> str:
 
 async def month_view(request: web.Request) -> web.Response:
     operators_only(request)
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     zone = settings.zone
     today = datetime.now(zone).date()
     first = month.month_of(request.query.get("month"), today)
@@ -73,6 +83,8 @@ async def month_view(request: web.Request) -> web.Response:
     context = calendar_context(settings)
     sessions = request.config_dict[SESSIONS]
     entries = await calendar_entries(sessions)
+    async with sessions() as session:
+        _tags, stores = await store.known_names(session)
     kept: OrderedDict[Any, tuple[float, Preview]] = request.app[MONTHS]
     key = (first, days, tuple(entries))
     if (hit := kept.get(key)) is not None and time_now() - hit[0] < MONTH_SECONDS:
@@ -94,13 +106,29 @@ async def month_view(request: web.Request) -> web.Response:
         previous=month_path(month.shift(first, -1)), next=month_path(month.shift(first, 1)), this_month=month_path(today),
         entries=entries, fires=month.fires_per_entry(grid), samples=preview.samples, zone=zone.key,
         channels=month.CHANNEL_LABELS, held_summary=month.held_summary, entry_path=entry_path,
+        labels=live(request).handlers.layer_labels, store_names=dict(stores),
         when=lambda e: _when(e, settings), notice=notice if notice in NOTICES else None,
         notice_entry=request.query.get("entry", ""), here=request.path_qs, per_day=PER_DAY,
     )
 
 
-def _when(entry: EntrySpec, settings: Settings) -> str:
-    return entry.cron if entry.cron is not None else f"{entry.at.astimezone(settings.zone):%Y-%m-%d %H:%M}" if entry.at else ""
+WEEKDAY_WORDS = dict(zip(CRON_DAYS, ("周一", "周二", "周三", "周四", "周五", "周六", "周日"), strict=True))
+
+
+def _when(entry: EntrySpec, settings: Settings) -> tuple[str, dict[str, str]]:
+    """When an entry fires, in words where its cron line is a simple one (the phrase is
+    translated in the page, then filled)."""
+    if entry.cron is None:
+        return "{at}", {"at": f"{entry.at.astimezone(settings.zone):%Y-%m-%d %H:%M}" if entry.at else ""}
+    words = schedule_of(entry.cron)
+    match words["repeat"]:
+        case "daily":
+            return "每天 {time}", {"time": words["time"]}
+        case "weekly":
+            return "每{day} {time}", {"day": WEEKDAY_WORDS[words["weekday"]], "time": words["time"]}
+        case "monthly":
+            return "每月 {day} 日 {time}", {"day": words["monthday"], "time": words["time"]}
+    return "{at}", {"at": entry.cron}
 
 
 # -- the form --------------------------------------------------------------------------
@@ -121,9 +149,13 @@ async def create_entry(request: web.Request) -> web.StreamResponse:
 
 async def edit_entry(request: web.Request) -> web.Response:
     operators_only(request)
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     entry = await _existing(request)
-    checked = await check(request, values_of(entry, settings.zone), entry.id)
+    async with request.config_dict[SESSIONS]() as session:
+        _tags, stores = await store.known_names(session)
+    values = with_labels(values_of(entry, settings.zone), layer_labels(settings), stores)
+    values["message"] = live(request).renderer.source(entry.template) or ""
+    checked = await check(request, values, entry.id)
     return await _form(request, checked, entry)
 
 
@@ -144,10 +176,16 @@ async def _existing(request: web.Request) -> EntrySpec:
 async def _save(request: web.Request, values: dict[str, str], existing: EntrySpec | None) -> web.StreamResponse:
     """Check again on the server and store the one entry; or show the form again, as typed,
     with every problem."""
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     original = existing.id if existing else None
     checked = await check(request, values, original, with_preview=False)
     if checked.entry is not None and not checked.problems:
+        name, text = checked.message
+        if text is not None and live(request).settings.templates.texts.get(name) != text:
+            # The entry's own text first: the next scan must find what it names.
+            texts = dict((await held_bodies(request)).get("templates") or {}) | {name: text}
+            await store_change(request, "templates", texts, "console", name)
+            settings = live(request).settings
         context = calendar_context(settings)
         outcome, problems = await save_entry(request.config_dict[SESSIONS], checked.entry, context.known_tags, utcnow(),
                                              new=existing is None, media_dir=context.media_dir)
@@ -163,15 +201,16 @@ async def _save(request: web.Request, values: dict[str, str], existing: EntrySpe
 
 async def _form(request: web.Request, checked: Checked, existing: EntrySpec | None,
                 http_status: int = 200) -> web.Response:
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     async with request.config_dict[SESSIONS]() as session:
         tags, stores = await store.known_names(session)
     notice = request.query.get("notice")
+    stores = [(name, code) for code, name in stores]  # chosen by name; the code in the tooltip
     return render(
         request, "calendar_form.html", http_status=http_status, values=checked.values, problems=checked.problems,
         preview=entry_json(checked, request), existing=existing, tags=tags, stores=stores,
         action=entry_path(existing.id) if existing else "/admin/calendar/new", entry_path=entry_path,
-        channels=month.CHANNEL_LABELS, notice=notice if notice in NOTICES else None,
+        channels=month.CHANNEL_LABELS, notice=notice if notice in NOTICES else None, cron_days=CRON_DAYS,
         **form_context(settings),
     )
 

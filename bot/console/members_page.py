@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.console.keys import VIEWER
 from bot.console.render import render
 from bot.shared.access import Viewer
-from bot.shared.keys import HANDLERS, SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from bot.shared.member_edits import (
     add_tag_by_hand,
     queue_sync,
@@ -50,14 +51,14 @@ log = logging.getLogger(__name__)
 PER_PAGE, MAX_PAGE = 50, 10_000
 TIMELINE, ORDERS = 50, 20
 SOURCES = {"rule": "规则", "staff": "店员", "platform": "平台", "import": "导入"}
-SPEAKERS = {"message_in": "她说", "message_out": "自动回复", "staff_out": "店员回复", "event": "事件"}
+SPEAKERS = {"message_in": "会员说", "message_out": "自动回复", "staff_out": "店员回复", "event": "事件"}
 METRIC_LABELS = {
     "frequency": "窗口内订单数", "monetary_cents": "窗口内消费", "r_score": "近度分 R", "f_score": "频度分 F",
     "m_score": "金额分 M", "paid_member": "付费会员", "referrals": "推荐人数", "last_order_at": "最近下单",
 }
 NOTICES = {
     "tag_added": "标签已加上。", "tag_removed": "标签已去掉。",
-    "opted_out": "已记下她的退订：营销消息不再发给她。", "opted_in": "已取消退订：她又会收到营销消息。",
+    "opted_out": "已记下会员的退订：营销消息不再发给这位会员。", "opted_in": "已取消退订：会员又会收到营销消息。",
 }
 
 
@@ -142,7 +143,7 @@ async def member_list(request: web.Request) -> web.Response:
             wanted = profile.MemberFilter(wanted.name, wanted.phone_tail, await profile.tag_ids_for(session, tag))
         found = await profile.search_page(session, viewer.member_scope(), wanted, page, PER_PAGE)
         tags = await profile.known_tags(session)
-    settings = request.config_dict[SETTINGS]
+    settings = live(request).settings
     schemes, layers = scheme_and_layer_labels(settings.layers.schemes)
     return render(
         request, "members.html", rows=found.rows, q=q, tag=tag, tags=tags, page=page,
@@ -168,7 +169,7 @@ async def _member_for(request: web.Request, session: AsyncSession) -> Member:
 
 
 async def member_page(request: web.Request, problem: str | None = None, status: int = 200) -> web.Response:
-    settings = request.config_dict[SETTINGS]
+    settings = live(request).settings
     zone = settings.zone
     today = datetime.now(zone).date()
     before = request.query.get("before", "")
@@ -208,7 +209,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
 
 async def add_tag(request: web.Request) -> web.Response:
     form = await request.post()
-    config, now = request.config_dict[HANDLERS], utcnow()
+    config, now = live(request).handlers, utcnow()
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)
         assert member.id is not None
@@ -224,7 +225,7 @@ async def add_tag(request: web.Request) -> web.Response:
 
 async def remove_tag(request: web.Request) -> web.Response:
     form = await request.post()
-    config, now = request.config_dict[HANDLERS], utcnow()
+    config, now = live(request).handlers, utcnow()
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)
         assert member.id is not None
@@ -245,7 +246,7 @@ async def change_opt_out(request: web.Request) -> web.Response:
     action = str((await request.post()).get("action", ""))
     if action not in ("record", "clear"):
         raise web.HTTPBadRequest(text="action must be record or clear")
-    config, now = request.config_dict[HANDLERS], utcnow()
+    config, now = live(request).handlers, utcnow()
     synced = False
     async with request.config_dict[SESSIONS]() as session, session.begin():
         member = await _member_for(request, session)

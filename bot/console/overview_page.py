@@ -24,7 +24,8 @@ from bot.console.render import render
 from bot.console.tasks_page import KIND_LABELS
 from bot.settings.care_plan import care_plan
 from bot.settings.model import Settings
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from bot.shared.layer_summaries import change, ordered_layers, week_summary
 from handlers.task_rates import Rates
 from scheduler.care import Occurrence, occurrences
@@ -54,7 +55,7 @@ async def overview(request: web.Request) -> web.Response:
     """GET /admin/overview?scheme=<name>&days=7|30|90: the pyramid and charts of one
     scheme (default the first), the rest for the whole brand."""
     operators_only(request)
-    settings: Settings = request.config_dict[SETTINGS]
+    settings: Settings = live(request).settings
     zone = settings.zone
     schemes = settings.layers.schemes
     scheme = next((s for s in schemes if s.name == request.query.get("scheme")), schemes[0] if schemes else None)

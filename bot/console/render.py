@@ -51,6 +51,7 @@ NAV = (
     ("/admin/calendar", "内容日历", True),
     ("/admin/group-welcomes", "入群欢迎语", True),
     ("/admin/rules", "标签与分层", True),
+    ("/admin/settings", "设置与文案", True),
     ("/admin/staff", "店员", True),
     ("/admin/tasks", "任务", False),
 )

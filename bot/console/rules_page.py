@@ -1,8 +1,9 @@
-"""Tag rules and layer schemes as configured, with how many members each reaches now.
+"""Tag rules and layer schemes in force, with how many members each reaches now.
 
-Read-only: rules and schemes live in the configuration file, where `siyu check`
-validates them. The page reads them from the running settings and counts in SQL (one
-GROUP BY for every rule, one per scheme for the layers).
+Keyword rules are edited here (tag, group, words), a new one added; every other kind of
+rule, the groups and the schemes in the settings editor. A change is a new version of
+the `tags` document, checked as `siyu check` checks the file, in force within seconds in
+every process. Counts are SQL (one GROUP BY for every rule, one per scheme).
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.console.keys import operators_only
+from bot.console.calendar_form import names
+from bot.console.config_page import held_bodies, problems_with, store_change
+from bot.console.config_words import spoken_all
+from bot.console.i18n import translator
+from bot.console.keys import LANGUAGE, operators_only
 from bot.console.render import render
 from bot.settings.layers import SchemeSettings
 from bot.settings.rules import TagGroupSettings, TagRuleSettings
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from bot.shared.layer_summaries import ordered_layers
 from scheduler.layer_rules import INTERACTIONS, Condition, Layer
 from storage.engagement import NO_LAYER, layer_counts
@@ -38,6 +44,7 @@ SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "!=": "≠"}
 
 def add_routes(console: web.Application) -> None:
     console.router.add_get("/rules", rules_page)
+    console.router.add_post("/rules/keywords", save_keyword_rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +184,10 @@ def _aware(moment: datetime) -> datetime:
 
 # -- the page ----------------------------------------------------------------------------
 
-async def rules_page(request: web.Request) -> web.Response:
+async def rules_page(request: web.Request, problems: Sequence[str] = (), typed: Mapping[str, str] | None = None,
+                     http_status: int = 200) -> web.Response:
     operators_only(request)
-    settings = request.config_dict[SETTINGS]
+    settings = live(request).settings
     tags = settings.tags
     since = utcnow() - timedelta(days=RECENT_DAYS)
     async with request.config_dict[SESSIONS]() as session:
@@ -191,7 +199,45 @@ async def rules_page(request: web.Request) -> web.Response:
         for s in settings.layers.schemes
     ]
     return render(
-        request, "rules.html", lines=rule_lines(tags.rules, tags.groups, counts), groups=tags.groups,
+        request, "rules.html", http_status=http_status, lines=rule_lines(tags.rules, tags.groups, counts), groups=tags.groups,
         schemes=schemes, kinds=KIND_LABELS, no_layer=NO_LAYER, recent_days=RECENT_DAYS,
         rules_file=Path(tags.rules_file).name if tags.rules_file else None, rfm=settings.layers.rfm,
+        problems=spoken_all(problems, translator(request.get(LANGUAGE, "zh"))), typed=typed or {},
+        notice=request.query.get("notice") == "saved", saved_rule=request.query.get("rule", ""),
     )
+
+
+# -- editing a keyword rule --------------------------------------------------------------
+
+def keyword_rule_body(rules: list[dict[str, Any]], rule_id: str, tag: str, group: str, words: list[str],
+                      match: str) -> tuple[list[dict[str, Any]], str]:
+    """The rules with one keyword rule changed (its id given) or added (a new id made
+    from the others), and that rule's id."""
+    fields = {"tag": tag, "group": group, "keywords": words, "match": "all" if match == "all" else "any"}
+    if rule_id:
+        return [({**r, **fields} if r.get("id") == rule_id else r) for r in rules], rule_id
+    taken = {str(r.get("id")) for r in rules}
+    number = len(rules) + 1
+    while f"rule-{number}" in taken:
+        number += 1
+    return [*rules, {"id": f"rule-{number}", **fields}], f"rule-{number}"
+
+
+async def save_keyword_rule(request: web.Request) -> web.StreamResponse:
+    operators_only(request)
+    form = await request.post()
+    typed = {key: str(form.get(key, "")).strip() for key in ("id", "tag", "group", "keywords", "match")}
+    bodies = await held_bodies(request)
+    tags = dict(bodies.get("tags") or {})
+    rules = [dict(r) for r in tags.get("rules", [])]
+    if typed["id"] and not any(r.get("id") == typed["id"] and r.get("kind", "keyword") == "keyword" for r in rules):
+        raise web.HTTPNotFound(text="no such keyword rule / 没有这条关键词规则")
+    words = names(typed["keywords"])
+    problems = [] if words else ["keywords: required"]
+    rules, rule_id = keyword_rule_body(rules, typed["id"], typed["tag"], typed["group"], words, typed["match"])
+    if not problems:
+        _settings, problems = problems_with(live(request).base, bodies | {"tags": {**tags, "rules": rules}})
+    if problems:
+        return await rules_page(request, problems, typed, http_status=400)
+    await store_change(request, "tags", {**tags, "rules": rules}, "console", rule_id)
+    raise web.HTTPFound(f"/admin/rules?notice=saved&rule={rule_id}")

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.console.cookies import SESSION
 from bot.console.keys import operators_only
 from bot.console.render import render
-from bot.shared.keys import DELIVERY, HANDLERS, RENDERER, SESSIONS, SETTINGS
+from bot.shared.keys import DELIVERY, SESSIONS
+from bot.shared.live_config import live
 from handlers.staff_changes import hand_over_and_tell
 from handlers.task_rates import Rates, TaskFact, rates
 from storage.models import Staff, utcnow
@@ -132,7 +133,7 @@ async def staff_page(request: web.Request, problem: str | None = None, status: i
                      handing_id: int | None = None) -> web.Response:
     """The page; `?hand_over=<staff id>` (or `handing_id`) opens the hand-over form for her."""
     operators_only(request)
-    zone = request.config_dict[SETTINGS].zone
+    zone = live(request).settings.zone
     today = datetime.now(zone).date()
     asked = request.query.get("hand_over", "")
     handing_id = handing_id if handing_id is not None else int(asked) if asked.isdigit() else None
@@ -178,8 +179,8 @@ async def hand_over_work(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text="no such staff member / 没有这位店员")
         to, problem = await _receiver(session, leaving, chosen)
         if problem is None:
-            platform = request.config_dict[HANDLERS].staff_platform_for("wecom")
-            done = await hand_over_and_tell(session, request.config_dict[RENDERER], leaving, to, platform, utcnow())
+            platform = live(request).handlers.staff_platform_for("wecom")
+            done = await hand_over_and_tell(session, live(request).renderer, leaving, to, platform, utcnow())
             moved = done.moved
             notice = {"from": leaving.name, "to": to.name if to else None, "tasks": moved.tasks, "members": moved.members}
     if problem is not None:

@@ -11,7 +11,8 @@ from aiohttp import web
 from bot.console.keys import VIEWER
 from bot.console.render import render
 from bot.shared.access import Viewer
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from handlers.member_card import member_card
 from storage.models import Member, Staff, StaffTask, utcnow
 from storage.tasks import close_task, list_tasks
@@ -38,7 +39,7 @@ async def task_list(request: web.Request) -> web.Response:
     status = status if status in STATUSES and not viewer.by_link else "open"  # a list link: open tasks only
     # Operators may narrow the list to one staff member (the staff page links here).
     only = request.query.get("staff", "").strip() or None if viewer.is_operator else None
-    today = datetime.now(request.config_dict[SETTINGS].zone).date()
+    today = datetime.now(live(request).settings.zone).date()
     statuses = {"open": ["open"], "overdue": ["open"], "done": ["done"], "skipped": ["skipped"], "all": []}[status]
     async with request.config_dict[SESSIONS]() as session:
         rows = await list_tasks(
@@ -62,17 +63,22 @@ async def _task_for(request: web.Request, session) -> StaffTask:  # type: ignore
     return task
 
 
+# Why a hand-off task was made, as the task keeps it (`handlers.hand_off`), for people.
+HANDOFF_REASONS = {"hand-off word": "会员说了转人工的关键词", "angry tone": "会员语气不满",
+                   "unanswered question": "自动回复答不了的问题"}
+
+
 async def task_page(request: web.Request, problem: str | None = None, status: int = 200,
                     closed: str | None = None) -> web.Response:
-    settings = request.config_dict[SETTINGS]
+    settings = live(request).settings
     today = datetime.now(settings.zone).date()
     async with request.config_dict[SESSIONS]() as session:
         task = await _task_for(request, session)
         member = await session.get(Member, task.member_id) if task.member_id else None
-        card = await member_card(session, member, today, settings.zone) if member else None
+        card = await member_card(session, member, today, settings.zone, live(request).handlers.layer_labels) if member else None
         assignee = await session.get(Staff, task.staff_id) if task.staff_id else None
     return render(request, "task.html", http_status=status, task=task, card=card, assignee=assignee, today=today,
-                  kinds=KIND_LABELS, problem=problem, closed=closed or request.query.get("closed"),
+                  kinds=KIND_LABELS, problem=problem, reasons=HANDOFF_REASONS, closed=closed or request.query.get("closed"),
                   local_done=task.done_at.astimezone(settings.zone) if task.done_at else None)
 
 

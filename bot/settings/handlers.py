@@ -46,6 +46,7 @@ def handler_config(settings: Settings) -> HandlerConfig:
         staff_platforms=frozenset(staff_platforms),
         replies=reply_policy(settings.replies),
         handoff=hand_off_policy(settings.handoff),
+        layer_labels={s.name: (s.label or s.name, s.layer_labels()) for s in settings.layers.schemes},
     )
 
 

@@ -288,6 +288,10 @@ class TasksSettings(_Section):
 
 class TemplateSettings(_Section):
     dir: str | None = None  # operator templates, searched before the shipped ones
+    # Message texts by template name ("calendar/new_season.txt.j2" = "…"), searched before
+    # `dir` and the shipped templates: what the console's editors write, and what
+    # `siyu config export` writes back.
+    texts: dict[str, str] = {}
 
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -386,7 +390,7 @@ def load_settings(path: Path) -> Settings:
     except ValidationError as error:
         # A key whose variable is unset was reported above; its type error would be noise.
         problems.extend(
-            f"{where}: {_describe(e)}" for e in error.errors() if tuple(e["loc"]) not in unset
+            f"{where}: {describe(e)}" for e in error.errors() if tuple(e["loc"]) not in unset
         )
     if problems:
         raise ConfigError(problems)
@@ -408,11 +412,11 @@ def _with_rules_file(settings: Settings, path: Path) -> Settings:
     try:
         extra = TagRulesFile.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError([f"{where}: {_describe(e)}" for e in error.errors()]) from None
+        raise ConfigError([f"{where}: {describe(e)}" for e in error.errors()]) from None
     try:
         tags = settings.tags.merged(extra)
     except ValidationError as error:  # only a name used in both files is left to find
-        raise ConfigError([f"{where}: {_describe(e).removeprefix('(top level): ')} (here and in the main file)"
+        raise ConfigError([f"{where}: {describe(e).removeprefix('(top level): ')} (here and in the main file)"
                            for e in error.errors()]) from None
     return settings.model_copy(update={"tags": tags})
 
@@ -444,7 +448,7 @@ def _dotted(key: tuple[str | int, ...]) -> str:
     return text or "(top level)"
 
 
-def _describe(error: Any) -> str:
+def describe(error: Any) -> str:
     path = _dotted(tuple(error["loc"]))
     kind = error["type"]
     if kind == "extra_forbidden":

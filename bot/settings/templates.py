@@ -10,4 +10,4 @@ from content_templates.renderer import Renderer
 
 
 def renderer_for(settings: Settings) -> Renderer:
-    return Renderer([Path(settings.templates.dir)] if settings.templates.dir else [])
+    return Renderer([Path(settings.templates.dir)] if settings.templates.dir else [], settings.templates.texts)

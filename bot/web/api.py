@@ -12,7 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from storage.engagement import COUNTERS, engagement_series, layer_counts
 
 DEFAULT_DAYS = 30
@@ -47,7 +48,7 @@ def add_api_routes(app: web.Application, token: str) -> None:
             return _error(400, "days must be a whole number")
         if not 1 <= days <= MAX_DAYS:
             return _error(400, f"days must be 1 to {MAX_DAYS}")
-        today = datetime.now(request.app[SETTINGS].zone).date()
+        today = datetime.now(live(request).settings.zone).date()
         first = today - timedelta(days=days - 1)
         async with request.app[SESSIONS]() as session:
             rows = await engagement_series(session, scheme, first, today)

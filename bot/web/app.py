@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.console.site import add_console, console_secret
@@ -26,10 +26,10 @@ from bot.platforms.wecom.wiring import (
 )
 from bot.settings.calendar import calendar_options
 from bot.settings.care_plan import care_plan
-from bot.settings.delivery import delivery_policy
-from bot.settings.handlers import handler_config
 from bot.settings.model import Settings
-from bot.settings.templates import renderer_for
+from bot.settings.documents import documents_of
+from bot.shared.config_store import apply_load, plan_load
+from bot.shared.live_config import LIVE, LiveConfig
 from bot.shared.keys import (
     DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, LOOPS, RENDERER, SCHEDULER, SESSIONS, SETTINGS,
 )
@@ -47,8 +47,8 @@ from scheduler.engagement import snapshot_recent
 from scheduler.layer_jobs import recompute_layers
 from scheduler.staff_digest import send_digests
 from scheduler.tag_sweep import sweep_tags
+from storage.engine import SessionFactory, checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.backlog import BACKLOG
-from storage.engine import checkpoint_wal, create_database_engine, is_sqlite, session_factory
 from storage.inbox import InboxWriter
 from storage.loops import Loops
 from storage.models import utcnow
@@ -71,29 +71,32 @@ def build_app(settings: Settings) -> web.Application:
     works = settings.server.role in ("all", "worker")
     platforms = settings.platforms
     senders: dict[str, Sender] = {}
-    config = handler_config(settings)
-    renderer = renderer_for(settings)
-    app[HANDLERS], app[RENDERER] = config, renderer
-    schemes = [s.scheme() for s in settings.layers.schemes]
-    care = care_plan(settings)
+    # What operators edit in the console is read from the database at start and whenever
+    # it changes; the jobs below read `live` at each run, so they use the newest. (A cron
+    # line itself changed in the console applies at the next start.)
+    live = LiveConfig(settings)
+    app[LIVE] = live
+    app[HANDLERS], app[RENDERER] = live.handlers, live.renderer
     jobs: list[CronJob] = [
-        CronJob("tag-sweep", settings.tags.sweep_cron, lambda: sweep_tags(app[SESSIONS], config, utcnow())),
+        CronJob("tag-sweep", settings.tags.sweep_cron, lambda: sweep_tags(app[SESSIONS], live.handlers, utcnow())),
         CronJob("layer-recompute", settings.layers.recompute_cron, lambda: recompute_layers(
-            app[SESSIONS], schemes, settings.layers.rfm.spec(), renderer, settings.zone, utcnow()
+            app[SESSIONS], [s.scheme() for s in live.settings.layers.schemes], live.settings.layers.rfm.spec(),
+            live.renderer, settings.zone, utcnow()
         )),
         CronJob("care-scan", settings.care.scan_cron, lambda: run_care_scan(
-            app[SESSIONS], care, renderer, settings.zone, utcnow()
+            app[SESSIONS], care_plan(live.settings), live.renderer, settings.zone, utcnow()
         )),
         CronJob("content-calendar", "* * * * *", lambda: run_calendar(
-            app[SESSIONS], calendar_options(settings.calendar, config.persona.template_variables()), renderer,
-            settings.zone, utcnow(),
+            app[SESSIONS], calendar_options(live.settings.calendar, live.handlers.persona.template_variables()),
+            live.renderer, settings.zone, utcnow(),
         )),
         CronJob("staff-digest", settings.tasks.digest_cron, lambda: send_digests(
-            app[SESSIONS], renderer, settings.zone, utcnow(), config.staff_platform_for("wecom"),
-            days_ahead=settings.tasks.digest_days_ahead, escalate_after_days=settings.tasks.escalate_after_days,
+            app[SESSIONS], live.renderer, settings.zone, utcnow(), live.handlers.staff_platform_for("wecom"),
+            days_ahead=live.settings.tasks.digest_days_ahead,
+            escalate_after_days=live.settings.tasks.escalate_after_days,
         )),
         CronJob("engagement-snapshot", settings.layers.engagement_cron, lambda: snapshot_recent(
-            app[SESSIONS], [s.name for s in schemes], settings.zone, utcnow()
+            app[SESSIONS], [s.name for s in live.settings.layers.schemes], settings.zone, utcnow()
         )),
     ]
     if settings.server.api_token is not None:
@@ -122,7 +125,15 @@ def build_app(settings: Settings) -> web.Application:
         app[ENGINE] = engine
         app[SESSIONS] = session_factory(engine)
         BACKLOG.watch_pool("main", engine)
+        await _bootstrap_configuration(app[SESSIONS], settings)
+        await live.refresh(app[SESSIONS])
+        watcher = app[LOOPS].run(
+            "config-watch", lambda: live.watch(app[SESSIONS], tick=lambda: app[LOOPS].tick("config-watch"))
+        )
         yield
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         await engine.dispose()
 
     async def http(app: web.Application) -> AsyncIterator[None]:
@@ -133,10 +144,11 @@ def build_app(settings: Settings) -> web.Application:
     async def delivery(app: web.Application) -> AsyncIterator[None]:
         d = settings.delivery
         loop = DeliveryLoop(
-            app[SESSIONS], senders, policy=delivery_policy(settings), concurrency=d.route_concurrency,
+            app[SESSIONS], senders, policy=live.delivery, concurrency=d.route_concurrency,
             welcome_concurrency=d.welcome_concurrency, lease=timedelta(seconds=d.claim_seconds), loops=app[LOOPS],
         )
         app[DELIVERY] = loop
+        live.on_change(lambda now: loop.reconfigure(now.delivery))
         loop.start()
         yield
         await loop.close()
@@ -146,8 +158,8 @@ def build_app(settings: Settings) -> web.Application:
             app[SESSIONS],
             MEMBER_CHAIN,
             PLATFORM_CHAIN,
-            config,
-            renderer,
+            live.handlers,
+            live.renderer,
             on_outbox=app[DELIVERY].wake,
             # Without a webhook in this process nothing wakes the dispatcher: look often.
             poll_interval=timedelta(seconds=5 if receives else 0.25),
@@ -155,6 +167,7 @@ def build_app(settings: Settings) -> web.Application:
             loops=app[LOOPS],
         )
         app[DISPATCHER] = worker
+        live.on_change(lambda now: worker.reconfigure(now.handlers, now.renderer))
         worker.start()
         yield
         await worker.close()
@@ -216,6 +229,18 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     add_metrics(app, settings.metrics)
     return app
+
+
+async def _bootstrap_configuration(sessions: SessionFactory, settings: Settings) -> None:
+    """The file's documents into the database where the console has not changed them."""
+    plan = await plan_load(sessions, documents_of(settings), at_start=True)
+    try:
+        await apply_load(sessions, plan, "配置文件", overwrite=False)
+    except IntegrityError:  # another process of this deployment loaded the same file just now
+        return
+    if plan.conflicts:
+        log.warning("the configuration file differs from edits made in the console for %s; the console's "
+                    "versions are kept (run `siyu config load FILE --yes` to replace them)", ", ".join(plan.conflicts))
 
 
 async def _checkpoint_every_second(engine: AsyncEngine) -> None:

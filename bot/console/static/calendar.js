@@ -22,8 +22,12 @@
   function showWhen() {
     const chosen = form.querySelector('input[name="when"]:checked');
     const when = chosen ? chosen.value : "cron";
-    for (const label of form.querySelectorAll("label[data-when]")) {
+    for (const label of form.querySelectorAll("[data-when]")) {
       label.hidden = label.dataset.when !== when;
+    }
+    const repeat = form.elements.repeat ? form.elements.repeat.value : "cron";
+    for (const label of form.querySelectorAll("[data-repeat]")) {
+      label.hidden = !label.dataset.repeat.split(" ").includes(repeat);
     }
   }
 
@@ -97,7 +101,7 @@
 
   // A chip adds its name to the box it belongs to (and picks its layer's scheme).
   form.addEventListener("click", (event) => {
-    const chip = event.target.closest("button.chip");
+    const chip = event.target.closest("button.chip[data-add-to]");
     if (!chip) return;
     event.preventDefault();
     const input = form.elements[chip.dataset.addTo];

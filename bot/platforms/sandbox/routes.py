@@ -24,7 +24,8 @@ from bot.platforms.sandbox.orders import post_order
 from bot.platforms.sandbox.requests import json_body, json_error
 from bot.platforms.sandbox.sender import with_link
 from bot.shared.callbacks import store_update
-from bot.shared.keys import SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from bot.shared.prompt_links import LINKS, no_links
 from handlers.updates import MessageUpdate
 from storage.interactions import recent_messages
@@ -141,7 +142,7 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def info(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
+    settings = live(request).settings
     persona = settings.persona
     console = "/admin/" if settings.console.users else None  # the demo's chat links to its console
     return web.json_response(

@@ -26,7 +26,7 @@ from storage.tags import tags_of
 
 PLATFORM = "wecom"
 SOURCES = {"rule": "规则", "staff": "店员", "platform": "企业微信", "import": "导入"}
-SPEAKERS = {"message_in": "她说", "message_out": "自动回复", "staff_out": "店员回复", "event": "事件"}
+SPEAKERS = {"message_in": "客户说", "message_out": "自动回复", "staff_out": "店员回复", "event": "事件"}
 TASK_STATUS = {"open": "待办", "done": "已完成", "skipped": "已跳过", None: "未到期"}
 GROUP_SHOWN = 200
 

@@ -46,7 +46,8 @@ from bot.platforms.wecom.sidebar.session import (
 from bot.platforms.wecom.tickets import Tickets
 from bot.settings.model import Settings, WeComSettings
 from bot.shared.access import Viewer, staff_viewer
-from bot.shared.keys import HANDLERS, SESSIONS, SETTINGS
+from bot.shared.keys import SESSIONS
+from bot.shared.live_config import live
 from bot.shared.member_edits import add_tag_by_hand, remove_tag_by_hand, scheme_and_layer_labels, wake_delivery
 from storage.models import Member, StaffTask, utcnow
 from storage.tasks import close_task
@@ -262,11 +263,11 @@ async def signatures(request: web.Request) -> web.Response:
 # -- the cards and what staff do on them ---------------------------------------------------
 
 def _today(request: web.Request) -> tuple[Any, Any]:
-    zone = request.app[SETTINGS].zone
+    zone = live(request).settings.zone
     return zone, datetime.now(zone).date()
 
 
-NOT_FOUND = {"error": "not_found", "message": "没有找到这位客户，或她不由你服务"}
+NOT_FOUND = {"error": "not_found", "message": "没有找到这位客户，或这位客户不由你服务"}
 
 
 async def contact(request: web.Request) -> web.Response:
@@ -322,13 +323,13 @@ async def _member(request: web.Request, session: Any) -> Member | None:
 
 async def add_tag(request: web.Request) -> web.Response:
     async def add(session: Any, member_id: int, name: str, group: str) -> tuple[str | None, bool]:
-        return await add_tag_by_hand(session, request.app[HANDLERS], request[VIEWER], member_id, name, group, utcnow())
+        return await add_tag_by_hand(session, live(request).handlers, request[VIEWER], member_id, name, group, utcnow())
     return await _edit_tags(request, add)
 
 
 async def remove_tag(request: web.Request) -> web.Response:
     async def remove(session: Any, member_id: int, name: str, group: str) -> tuple[str | None, bool]:
-        return None, await remove_tag_by_hand(session, request.app[HANDLERS], member_id, name, group, utcnow())
+        return None, await remove_tag_by_hand(session, live(request).handlers, member_id, name, group, utcnow())
     return await _edit_tags(request, remove)
 
 

@@ -1,0 +1,89 @@
+"""The configuration's checks as an operator reads them: which field a problem is about,
+and the problem in the console's language. The checks themselves are `siyu check`'s
+(English, for the command line); known shapes are put into words here, anything else is
+shown as the checker said it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.console.i18n import Translate
+
+# (pattern over the message after "key: ", Chinese phrase with the pattern's named fields)
+_SHAPES: Sequence[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^unknown key$"), "没有这个设置项"),
+    (re.compile(r"^required$"), "必须填写"),
+    (re.compile(r"^template '(?P<name>[^']+)' not found$"), "找不到模板「{name}」"),
+    (re.compile(r"^(?:template '[^']+': )?'(?P<var>[^']+)' is undefined$"), "用了不认识的变量「{var}」"),
+    (re.compile(r'^(?:template \'[^\']+\': )?prints "None" for a member without a name'),
+     '有的会员没有称呼，这里会显示 None：请写成 {{ member.name or "你好" }}，或先用 if 判断'),
+    (re.compile(r"^(?:template '[^']+': )?'None' has no attribute '(?P<var>[^']+)'$"),
+     "有的会员没有这一项（{var}）：请先用 if 判断再用"),
+    (re.compile(r"^(?:template '[^']+': )?'(?P<obj>[^']+)' has no attribute '(?P<var>[^']+)'$"),
+     "「{obj}」没有「{var}」这一项"),
+    (re.compile(r"^(?:template '[^']+' )?line (?P<line>\d+): (?P<detail>.+)$"), "第 {line} 行写法有误：{detail}"),
+    (re.compile(r"^unknown tag '(?P<tag>[^']+)'.*$"), "没有任何规则、渠道或已知标签会给出标签「{tag}」"),
+    (re.compile(r'^unknown layer "(?P<layer>[^"]+)" in scheme "(?P<scheme>[^"]+)".*$'),
+     "分层方案「{scheme}」里没有「{layer}」这一层"),
+    (re.compile(r"^Input should be a valid integer.*$"), "请填整数"),
+    (re.compile(r"^Input should be a valid number.*$"), "请填数字"),
+    (re.compile(r"^Input should be a valid string.*$"), "请填文字"),
+    (re.compile(r"^Input should be a valid boolean.*$"), "请填 true 或 false"),
+    (re.compile(r"^Input should be a valid (?:list|array).*$"), "请填一个列表"),
+    (re.compile(r"^Input should be greater than or equal to (?P<n>\S+)$"), "不能小于 {n}"),
+    (re.compile(r"^Input should be less than or equal to (?P<n>\S+)$"), "不能大于 {n}"),
+    (re.compile(r"^String should have at least 1 character$"), "不能为空"),
+    (re.compile(r"^'(?P<value>[^']+)' is not a time like (?P<like>\S+)$"), "「{value}」不是 {like} 这样的时间"),
+    (re.compile(r"^duplicate (?P<what>.+?): (?P<names>.+)$"), "重复了：{names}"),
+    (re.compile(r"^not valid TOML: (?P<detail>.+)$"), "TOML 写法有误：{detail}"),
+    (re.compile(r"^required: up to 64 characters, no spaces or colons$"), "必须填写：最多 64 个字符，不含空格和冒号"),
+    (re.compile(r"^say when with either"), "请选择发送时间：重复或一次"),
+    (re.compile(r'^unknown store code "(?P<code>[^"]+)"$'), "没有叫「{code}」的门店"),
+    (re.compile(r'^unknown tag "(?P<tag>[^"]+)".*$'), "还没有「{tag}」这个标签，也没有规则会打上它"),
+    (re.compile(r'^unknown channel "(?P<channel>[^"]+)"$'), "没有「{channel}」这个渠道"),
+    (re.compile(r"^required: a template name.*$"), "必须填写"),
+    (re.compile(r"^audience is empty"), "受众为空：请选择分层、标签或门店，或勾选所有人"),
+    (re.compile(r"^not a valid cron line \((?P<detail>.+)\)$"), "不是有效的 cron 规则（{detail}）"),
+    (re.compile(r"^must be a crontab line.*$"), "重复规则要写成 cron（分 时 日 月 星期）"),
+    (re.compile(r'^"(?P<id>[^"]+)" is taken.*$'), "编号「{id}」已经有条目在用"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    key: str  # the configuration key it is about ("" for the whole document)
+    text: str  # in the console's language
+
+
+def spoken(problem: str, _: Translate) -> Problem:
+    """`key: message` from the checks, in words."""
+    key, sep, message = problem.partition(": ")
+    if not sep or " " in key.strip():
+        key, message = "", problem
+    message = message.strip()
+    for pattern, phrase in _SHAPES:
+        if found := pattern.match(message):
+            return Problem(key, _(phrase, **found.groupdict()))
+    return Problem(key, message)
+
+
+def spoken_all(problems: Sequence[str], _: Translate) -> list[Problem]:
+    return [spoken(p, _) for p in problems]
+
+
+# -- what a message may use ----------------------------------------------------------------
+
+# (variable as written in a template, what it is), offered by the editors' variable picker
+VARIABLES: Sequence[tuple[str, str]] = (
+    ("{{ member.name }}", "会员称呼"),
+    ("{{ store.name }}", "会员所在门店（可能没有：用 {% if store %} 包住）"),
+    ("{{ owner.name }}", "专属店员"),
+    ("{{ persona.name }}", "人设的名字"),
+    ("{{ persona.title }}", "人设的头衔"),
+    ("{{ persona.signature }}", "人设的签名"),
+    ("{{ message }}", "会员刚发来的话（自动回复）"),
+    ("{{ festival }}", "节日名（关怀）"),
+    ("{{ years }}", "入会年数（周年关怀）"),
+)
