@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bot.console.cookies import SESSION, ConsoleSession, session_middleware
 from bot.console.i18n import LANGUAGES
-from bot.console.keys import CSRF, LANGUAGE, VIEWER
+from bot.console.keys import CSRF, LANGUAGE, PHONE_EXPORTERS, VIEWER
 from bot.console.passwords import verify_password
 from bot.console.render import STATIC, render
 from bot.settings.console import ConsoleUser
@@ -58,6 +58,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
         members_page,
         overview_page,
         rules_page,
+        segments_page,
         staff_page,
         tasks_page,
     )
@@ -69,6 +70,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     console[SECRET] = secret
     console[USERS] = {user.login: user for user in settings.console.users}
     console[FAILURES] = {}
+    console[PHONE_EXPORTERS] = frozenset(u.login for u in settings.console.users if u.export_phones)
     console[DEFAULT_LANGUAGE] = settings.console.language
     console.router.add_get("/login", login_page)
     console.router.add_post("/login", log_in)
@@ -77,7 +79,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     console.router.add_static("/static/", STATIC)
     console.router.add_get("", home)
     console.router.add_get("/", home)
-    for page in (overview_page, members_page, calendar_page, group_welcomes_page, rules_page, staff_page, tasks_page):
+    for page in (overview_page, segments_page, members_page, calendar_page, group_welcomes_page, rules_page, staff_page, tasks_page):
         page.add_routes(console)
     if is_sqlite(settings.storage.url):
         console.cleanup_ctx.append(_own_connection(settings.storage.url))
