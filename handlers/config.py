@@ -119,6 +119,8 @@ class HandOffPolicy:
     last_messages: int = 10
     notice_template: str = "persona/handoff.txt.j2"
     task_template: str = "staff/handoff.txt.j2"
+    # Who takes a hand-off from a member with no owner and no store manager (a userid).
+    default_staff: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

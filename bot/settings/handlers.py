@@ -91,4 +91,5 @@ def hand_off_policy(h: HandOffSettings) -> HandOffPolicy:
         last_messages=h.last_messages,
         notice_template=h.notice_template,
         task_template=h.task_template,
+        default_staff=h.default_staff,
     )
