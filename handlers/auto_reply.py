@@ -27,7 +27,8 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     if len(recent) >= policy.max_replies:
         return ()  # budget spent: quiet until the window moves on
     variables = await conversation_variables(ctx, update.text)
-    return (Reply(ctx.renderer.render(reply_template(update.text, ctx, variables), variables)),)
+    template = reply_template(update.text, ctx, variables)
+    return (Reply(ctx.renderer.render(template, variables), why=reply_reason(update.text, ctx, template)),)
 
 
 def reply_template(text: str, ctx: HandlerContext, variables: dict) -> str:
@@ -41,3 +42,10 @@ def reply_template(text: str, ctx: HandlerContext, variables: dict) -> str:
         variables["opens_at"] = opening.strftime("%m-%d %H:%M") if opening else None
         return hours.template
     return ctx.config.persona.reply_template
+
+
+def reply_reason(text: str, ctx: HandlerContext, template: str) -> str:
+    """Why the persona answered this way, kept on the outbox row for the console."""
+    if faq := ctx.config.faq_matcher.matching(text):
+        return f"faq:{faq[0].id}"
+    return "persona" if template == ctx.config.persona.reply_template else "out_of_hours"

@@ -77,7 +77,7 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     task.note = reason
     task.body = await _task_text(ctx, task.id, reason)
     ctx.session.add(task)
-    actions: list[Action] = [Reply(_notice(ctx, await conversation_variables(ctx, update.text)))]
+    actions: list[Action] = [Reply(_notice(ctx, await conversation_variables(ctx, update.text)), why=f"handoff:{reason}")]
     platform = ctx.config.staff_platform_for(update.platform)
     if owner is not None and platform is not None:
         actions.append(PromptStaff(platform, owner.userid, task.body, link=task_page(task.id), title=task.title))

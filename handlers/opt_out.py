@@ -29,12 +29,12 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
         ctx.session.add(member)
         assert member.id is not None
         change = await tag_event(ctx.session, ctx.config, member.id, "opted_out", ctx.now)
-        return (Reply(_confirmation(ctx, opted_out=True)), *sync_actions(ctx.config, update.platform, update.sender, change))
+        return (Reply(_confirmation(ctx, opted_out=True), why="opt_out"), *sync_actions(ctx.config, update.platform, update.sender, change))
     if said in {normalise(w) for w in words.resume} and member.opted_out_at is not None:
         ctx.answered = True
         member.opted_out_at = None
         ctx.session.add(member)
-        return (Reply(_confirmation(ctx, opted_out=False)),)
+        return (Reply(_confirmation(ctx, opted_out=False), why="opt_in"),)
     return ()
 
 

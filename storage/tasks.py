@@ -82,9 +82,13 @@ def done_in_time(first: date, last: date, zone: ZoneInfo) -> ColumnElement[bool]
 
 
 async def in_store(session: AsyncSession, task: StaffTask, store_id: int | None) -> bool:
-    """Whether the task's assignee works at the store (whose manager may act on it)."""
-    if store_id is None or task.staff_id is None:
+    """Whether the task's assignee works at the store (whose manager may act on it); an
+    unassigned task counts as the store's when its member is."""
+    if store_id is None:
         return False
+    if task.staff_id is None:
+        member = await session.get(Member, task.member_id) if task.member_id is not None else None
+        return member is not None and member.store_id == store_id
     assignee = await session.get(Staff, task.staff_id)
     return assignee is not None and assignee.store_id == store_id
 

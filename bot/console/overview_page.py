@@ -29,6 +29,7 @@ from bot.shared.layer_summaries import change, ordered_layers, week_summary
 from handlers.task_rates import Rates
 from scheduler.care import Occurrence, occurrences
 from storage.care import existing_keys
+from storage.conversations import unassigned_handoffs
 from storage.engagement import NO_LAYER, engagement_series, layer_counts
 from storage.models import EngagementDay, utcnow
 from storage.overview import DueTask, TaskTally, delivery_health, open_tasks_due, task_tallies
@@ -69,6 +70,7 @@ async def overview(request: web.Request) -> web.Response:
         series = await engagement_series(session, scheme.name, first, today) if scheme else []
         care = await care_queue(session, settings, today)
         tallies = await task_tallies(session, today - timedelta(days=TASK_DAYS - 1), today, zone)
+        unassigned = await unassigned_handoffs(session)
         health = await delivery_health(session, now, failed_since=now - timedelta(days=1),
                                        held_since=now - timedelta(days=WEEK), sent_since=now - timedelta(days=1))
     order = scheme.scheme().order() if scheme else []
@@ -85,7 +87,7 @@ async def overview(request: web.Request) -> web.Response:
         occasions=OCCASIONS, care_actions=CARE_ACTIONS, task_kinds=KIND_LABELS,
         stores=stores, overall=overall, task_days=TASK_DAYS,
         health=health, shorten=shorten, local=lambda moment: local(moment, zone),
-        layers_cron=settings.layers.recompute_cron, snapshot_cron=settings.layers.engagement_cron,
+        unassigned=unassigned, layers_cron=settings.layers.recompute_cron, snapshot_cron=settings.layers.engagement_cron,
     )
 
 

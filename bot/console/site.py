@@ -54,6 +54,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     """Serve the console under /admin/ on `app`."""
     from bot.console import (
         calendar_page,
+        conversations_page,
         group_welcomes_page,
         members_page,
         overview_page,
@@ -79,7 +80,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     console.router.add_static("/static/", STATIC)
     console.router.add_get("", home)
     console.router.add_get("/", home)
-    for page in (overview_page, segments_page, members_page, calendar_page, group_welcomes_page, rules_page, staff_page, tasks_page):
+    for page in (overview_page, segments_page, conversations_page, members_page, calendar_page, group_welcomes_page, rules_page, staff_page, tasks_page):
         page.add_routes(console)
     if is_sqlite(settings.storage.url):
         console.cleanup_ctx.append(_own_connection(settings.storage.url))
