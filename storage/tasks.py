@@ -123,12 +123,14 @@ async def list_tasks(
     )
     if staff_userid is not None:
         statement = statement.where(Staff.userid == staff_userid)
+    # A store's tasks: its staff's, and the unassigned ones about its members.
+    stores = or_(Staff.store_id == store_id, and_(StaffTask.staff_id.is_(None), Member.store_id == store_id))  # type: ignore[union-attr]
     if staff_id is not None and store_id is not None:  # a manager: her own and the store's
-        statement = statement.where(or_(StaffTask.staff_id == staff_id, Staff.store_id == store_id))
+        statement = statement.where(or_(StaffTask.staff_id == staff_id, stores))
     elif staff_id is not None:
         statement = statement.where(StaffTask.staff_id == staff_id)
     elif store_id is not None:
-        statement = statement.where(Staff.store_id == store_id)
+        statement = statement.where(stores)
     if statuses:
         statement = statement.where(StaffTask.status.in_(statuses))  # type: ignore[attr-defined]
     if due_by is not None:

@@ -132,3 +132,24 @@ async def test_operators_are_told_on_the_overview_about_unassigned_hand_offs(
     assert 'data-testid="unassigned-alert"' not in await ops.get("/admin/overview")
     await new_member_with_complaint(sessions, None)
     assert "有 1 个转人工还没有人负责" in await ops.get("/admin/overview")
+
+
+async def test_staff_see_their_own_tasks_and_a_manager_her_stores_or_her_own(
+    console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
+) -> None:
+    def listed(page: str) -> set[int]:
+        return {int(i) for i in re.findall(r'data-testid="task-row" data-task="(\d+)"', page)}
+
+    _, handoff = await new_member_with_complaint(sessions, console.brand.stores["jingan"])
+    tasks = console.brand.tasks
+    liuyang = await log_in("liuyang")
+    page = await liuyang.get("/admin/tasks")
+    assert listed(page) == {tasks["birthday"]} and "我的任务" in page
+    manager = await log_in("chenjing")
+    store = await manager.get("/admin/tasks")
+    assert "本店任务" in store and listed(store) == {tasks["birthday"], handoff}  # the store's, the unassigned one too
+    assert listed(await manager.get("/admin/tasks?mine=1")) == set()
+    # She may act on the unassigned hand-off about her store's member; the other store's manager may not.
+    await manager.get(f"/admin/tasks/{handoff}")
+    zhoumin = await log_in("zhoumin")
+    await zhoumin.get(f"/admin/tasks/{handoff}", expect=403)

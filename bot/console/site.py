@@ -67,7 +67,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     fernet_key = base64.urlsafe_b64encode(hashlib.sha256(b"console-session:" + secret).digest())
     sessions = session_middleware(fernet_key, settings.console.session_hours * 3600,
                                   secure=console_base_url(settings).startswith("https://"))
-    console = web.Application(middlewares=[sessions, _signed_in, _csrf_checked])
+    console = web.Application(middlewares=[sessions, _signed_in, _readable_errors, _csrf_checked])
     console[SECRET] = secret
     console[USERS] = {user.login: user for user in settings.console.users}
     console[FAILURES] = {}
@@ -104,7 +104,7 @@ def _own_connection(url: str) -> Callable[[web.Application], AsyncIterator[None]
 
 async def home(request: web.Request) -> web.StreamResponse:
     viewer: Viewer = request[VIEWER]
-    raise web.HTTPFound("/admin/overview" if viewer.is_operator else "/admin/tasks")
+    raise web.HTTPFound("/admin/overview" if viewer.is_operator or viewer.store_id is not None else "/admin/tasks")
 
 
 # -- middlewares -------------------------------------------------------------------------
@@ -125,6 +125,26 @@ async def _signed_in(request: web.Request, handler: Handler) -> web.StreamRespon
         raise web.HTTPUnauthorized(text="please log in / 请先登录")
     request[VIEWER] = viewer
     return await handler(request)
+
+
+ERROR_TITLES = {403: "没有权限", 404: "找不到这个页面", 400: "请求有误", 409: "操作冲突"}
+
+
+@web.middleware
+async def _readable_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A refusal as a page in the console's look and language, not bare text: what
+    happened, in words, and the way back."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        accept = request.headers.get("Accept", "")
+        if error.status not in ERROR_TITLES or error.content_type != "text/plain" or (
+                "application/json" in accept and "text/html" not in accept) or request.content_type == "application/json":
+            raise  # a script's request keeps its plain answer
+        english, _, chinese = (error.text or "").partition(" / ")
+        message = chinese if request.get(LANGUAGE) == "zh" or not english else english
+        return render(request, "error.html", http_status=error.status, title=ERROR_TITLES[error.status],
+                      message=message or english, code=error.status)
 
 
 @web.middleware
