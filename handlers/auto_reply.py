@@ -24,9 +24,11 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     recent = await replies_since(ctx.session, ctx.member.id, ctx.now - policy.per)
     if normalise(update.text.strip()) in {normalise(r.strip()) for r in recent}:
         return ()  # our own words coming back: a bot (or we) would answer forever
-    if len(recent) >= policy.max_replies:
-        return ()  # budget spent: quiet until the window moves on
+    if len(recent) > policy.max_replies:
+        return ()  # budget spent and said so: quiet until the window moves on
     variables = await conversation_variables(ctx, update.text)
+    if len(recent) == policy.max_replies:  # one short notice, not silence
+        return (Reply(ctx.renderer.render(policy.budget_template, variables), why="budget"),)
     template = reply_template(update.text, ctx, variables)
     return (Reply(ctx.renderer.render(template, variables), why=reply_reason(update.text, ctx, template)),)
 

@@ -104,6 +104,8 @@ class ReplyPolicy:
     ignore_senders: frozenset[str] = frozenset()  # other bots: never answered
     office_hours: OfficeHours | None = None
     faq: tuple[FaqEntry, ...] = ()
+    # Said once when the budget is spent, so she knows she was heard.
+    budget_template: str = "persona/busy.txt.j2"
 
 
 @dataclass(frozen=True, slots=True)

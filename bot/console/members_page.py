@@ -38,7 +38,7 @@ from bot.shared.member_edits import (
     wake_delivery,
 )
 from handlers.member_card import care_days
-from handlers.tag_engine import tag_event
+from handlers.tag_engine import tag_event, untag_event
 from scheduler.six_moments import LABELS as MOMENT_LABELS
 from storage import member_profile as profile
 from storage.care import plan_of
@@ -288,6 +288,8 @@ async def change_opt_out(request: web.Request) -> web.Response:
         elif action == "clear" and member.opted_out_at is not None:
             member.opted_out_at, member.updated_at = None, now
             session.add(member)
+            change = await untag_event(session, config, member.id, "opted_out", now)
+            synced = await queue_sync(session, config, member.id, change, now)
             log.info("console: %s cleared the opt-out of member %s", viewer.login, member.id)
     if synced:
         wake_delivery(request)

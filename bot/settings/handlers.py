@@ -75,6 +75,7 @@ def reply_policy(r: ReplySettings) -> ReplyPolicy:
         per=timedelta(minutes=r.per_minutes),
         ignore_senders=frozenset(r.ignore_senders),
         office_hours=office_hours(r.office_hours) if r.office_hours else None,
+        budget_template=r.budget_template,
         faq=tuple(
             FaqEntry(id=f.id, template=f.template, keywords=tuple(f.keywords), match=f.match, pattern=f.pattern)
             for f in r.faq

@@ -172,6 +172,7 @@ class ReplySettings(_Section):
     ignore_senders: list[str] = []
     office_hours: OfficeHoursSettings | None = None
     faq: list[FaqSettings] = []
+    budget_template: str = "persona/busy.txt.j2"
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ReplySettings:
