@@ -63,7 +63,7 @@ def readable_why(why: str) -> tuple[str, str]:
 async def _member_for(request: web.Request, session: AsyncSession) -> Member:
     viewer: Viewer = request[VIEWER]
     member = await session.get(Member, int(request.match_info["id"]))
-    if member is None or member.id is None or not viewer.may_read_member(member):
+    if member is None or member.id is None or not await viewer.may_see_member(session, member):
         raise web.HTTPNotFound(text="no such member / 没有这个会员")
     return member
 
