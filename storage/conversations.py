@@ -63,10 +63,12 @@ async def conversation(session: AsyncSession, member_id: int, limit: int = 200) 
         .order_by(OutboxEntry.id.desc()).limit(limit))  # type: ignore[union-attr]
     for row in rows.scalars():
         meta = json.loads(row.meta or "{}")
-        kind = "staff" if meta.get("by_staff") else "bot"
-        lines.append(Line(row.sent_at or row.created_at, kind, row.platform, row.body, row.status,
-                          str(meta.get("why") or meta.get("by_staff") or row.kind),
-                          row.last_error or ""))
+        if meta.get("by_staff"):  # a person's reply from the console: who, not why
+            lines.append(Line(row.sent_at or row.created_at, "staff", row.platform, row.body, row.status, "",
+                              str(meta["by_staff"])))
+            continue
+        lines.append(Line(row.sent_at or row.created_at, "bot", row.platform, row.body, row.status,
+                          str(meta.get("why") or row.kind), row.last_error or ""))
     tags = await session.execute(
         select(MemberTag.first_seen, Tag.name, MemberTag.source, MemberTag.source_ref)
         .join(Tag, Tag.id == MemberTag.tag_id)  # type: ignore[arg-type]

@@ -96,6 +96,7 @@ async def test_an_operator_builds_a_segment_saves_it_uses_it_as_an_audience_and_
     # Export every member of the segment.
     await page.goto(workplace.base + "/admin/members")
     await page.get_by_test_id("saved-segment").filter(has_text="静安在订会员").click()
+    await page.get_by_test_id("bulk-details").locator("summary").click()
     await page.get_by_test_id("bulk-scope").select_option("all")
     await page.get_by_test_id("bulk-action").select_option("export")
     await page.get_by_test_id("bulk-format").select_option("csv")

@@ -60,7 +60,8 @@ def add_routes(console: web.Application) -> None:
 
 
 def schemes_of(settings: Settings) -> dict[str, list[str]]:
-    return {s.name: [layer.name for layer in s.layers] for s in settings.layers.schemes}
+    """Each scheme's layer names, once each (a layer listed twice is an OR of conditions)."""
+    return {s.name: list(dict.fromkeys(layer.name for layer in s.layers)) for s in settings.layers.schemes}
 
 
 def _operator(request: web.Request) -> Viewer:
