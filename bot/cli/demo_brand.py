@@ -174,6 +174,9 @@ template = "faq/opening_hours.txt.j2"
 id = "delivery"
 keywords = ["外送", "配送", "送货"]
 template = "faq/delivery.txt.j2"
+
+[handoff]
+default_staff = "chenjing"   # new sandbox members have no owner and no store yet
 """
 
 # The operator's content calendar. The demo has only the sandbox, where no one may send
