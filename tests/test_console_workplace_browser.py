@@ -200,3 +200,6 @@ async def test_task_and_member_pages_fit_a_phone(
     await expect(ops.get_by_test_id("member-name")).to_contain_text("王芳")
     await fits(ops)
     await ops.screenshot(path=screenshot_path(tmp_path, "mobile-member.png"), full_page=True)
+    # A member's 🎂 is drawn from an emoji font where the machine has one, not as a box.
+    fonts = await ops.evaluate("getComputedStyle(document.body).fontFamily")
+    assert "Noto Color Emoji" in fonts and fonts.index("Noto Color Emoji") < fonts.index("sans-serif")
