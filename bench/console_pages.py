@@ -341,6 +341,14 @@ def pages(facts: dict) -> list[tuple[str, str, str]]:
         ("members, tag=咖啡, page 50", f"/admin/members?tag={common}&page=50", "member-row"),
         (f"members, tag={MORE_TAGS[-1][1]} (rarest)", f"/admin/members?tag={rare}", "member-row"),
         ("member, 3,000 interactions", f"/admin/members/{facts['heavy']}", "timeline-row"),
+        # The segment builder (issue 16): one WHERE clause over every member, page and count.
+        ("segment: store + not opted out", "/admin/members?stores=s01&opted_out=no", "member-row"),
+        (f"segment: tags any {MORE_TAGS[0][1]}, none {MORE_TAGS[-1][1]}, active 30 d",
+         f"/admin/members?tags_any={MORE_TAGS[0][1]}&tags_none={MORE_TAGS[-1][1]}&active_days=30", "member-row"),
+        ("segment: value=super, spend ≥ 500, R ≥ 4", "/admin/members?layer.value=super&spend_min=500&r_min=4",
+         "member-row"),
+        ("segment count (JSON), store + tags", f"/admin/members/count?stores=s01&tags_all={MORE_TAGS[0][1]}"
+         f"&tags_all={MORE_TAGS[1][1]}", "count"),
         ("calendar, this month", "/admin/calendar", "calendar-firing"),
         ("rules", "/admin/rules", "rule-row"),
         ("staff", "/admin/staff", "staff-row"),

@@ -13,6 +13,9 @@ class Reply:
 
     text: str
     kind: Literal["service", "marketing"] = "service"
+    # Why the bot said it, for the console's conversation view: "faq:<id>", "persona",
+    # "out_of_hours", "handoff:<reason>", "opt_out", "opt_in", "budget".
+    why: str = ""
 
 
 @dataclass(frozen=True, slots=True)

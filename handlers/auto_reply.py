@@ -24,10 +24,13 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     recent = await replies_since(ctx.session, ctx.member.id, ctx.now - policy.per)
     if normalise(update.text.strip()) in {normalise(r.strip()) for r in recent}:
         return ()  # our own words coming back: a bot (or we) would answer forever
-    if len(recent) >= policy.max_replies:
-        return ()  # budget spent: quiet until the window moves on
+    if len(recent) > policy.max_replies:
+        return ()  # budget spent and said so: quiet until the window moves on
     variables = await conversation_variables(ctx, update.text)
-    return (Reply(ctx.renderer.render(reply_template(update.text, ctx, variables), variables)),)
+    if len(recent) == policy.max_replies:  # one short notice, not silence
+        return (Reply(ctx.renderer.render(policy.budget_template, variables), why="budget"),)
+    template = reply_template(update.text, ctx, variables)
+    return (Reply(ctx.renderer.render(template, variables), why=reply_reason(update.text, ctx, template)),)
 
 
 def reply_template(text: str, ctx: HandlerContext, variables: dict) -> str:
@@ -41,3 +44,10 @@ def reply_template(text: str, ctx: HandlerContext, variables: dict) -> str:
         variables["opens_at"] = opening.strftime("%m-%d %H:%M") if opening else None
         return hours.template
     return ctx.config.persona.reply_template
+
+
+def reply_reason(text: str, ctx: HandlerContext, template: str) -> str:
+    """Why the persona answered this way, kept on the outbox row for the console."""
+    if faq := ctx.config.faq_matcher.matching(text):
+        return f"faq:{faq[0].id}"
+    return "persona" if template == ctx.config.persona.reply_template else "out_of_hours"

@@ -104,6 +104,8 @@ class ReplyPolicy:
     ignore_senders: frozenset[str] = frozenset()  # other bots: never answered
     office_hours: OfficeHours | None = None
     faq: tuple[FaqEntry, ...] = ()
+    # Said once when the budget is spent, so she knows she was heard.
+    budget_template: str = "persona/busy.txt.j2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,8 @@ class HandOffPolicy:
     last_messages: int = 10
     notice_template: str = "persona/handoff.txt.j2"
     task_template: str = "staff/handoff.txt.j2"
+    # Who takes a hand-off from a member with no owner and no store manager (a userid).
+    default_staff: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,11 @@ A complaint, a refund, 人工, an angry tone — or a question that neither an F
 a tag rule understands — becomes a task
 for the member's owner with the last messages of the conversation, and the member is told
 once that a person will answer. Until the task is closed the persona keeps quiet, so it
-does not talk over the person; what she writes meanwhile is added to the task.
+does not talk over the person; what she writes meanwhile is added to the task. A question
+an FAQ entry answers (「几点开门？」) is still answered: facts do not talk over anyone.
+
+A member without an owner goes to her store's manager, else to `handoff.default_staff`;
+with neither, the task stays unassigned and the console shows it to operators.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from handlers.outbound import task_page
 from handlers.speech import conversation_variables
 from handlers.updates import MessageUpdate, Update
 from storage.interactions import recent_messages
-from storage.members import store_and_owner
+from storage.staff import responsible_staff
 from storage.tasks import NewTask, create_task, open_task_for
 
 KIND = "handoff_reply"
@@ -46,15 +50,17 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     member_id = ctx.member.id
     assert member_id is not None
     if (task := await open_task_for(ctx.session, member_id, KIND)) is not None:
-        ctx.answered = True  # a person is on it
         task.body = await _task_text(ctx, task.id, task.note or "")
         ctx.session.add(task)
+        if not ctx.config.faq_matcher.matching(update.text):
+            ctx.answered = True  # a person is on it
         return ()
     reason = handoff_reason(update.text, ctx.config, ctx.understood)
     if reason is None:
         return ()
     ctx.answered = True
-    _, owner = await store_and_owner(ctx.session, ctx.member)
+    owner = await responsible_staff(ctx.session, ctx.member.owner_staff_id, ctx.member.store_id,
+                                    ctx.config.handoff.default_staff)
     local = ctx.config.local(ctx.now)
     task = await create_task(
         ctx.session,
@@ -71,7 +77,7 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
     task.note = reason
     task.body = await _task_text(ctx, task.id, reason)
     ctx.session.add(task)
-    actions: list[Action] = [Reply(_notice(ctx, await conversation_variables(ctx, update.text)))]
+    actions: list[Action] = [Reply(_notice(ctx, await conversation_variables(ctx, update.text)), why=f"handoff:{reason}")]
     platform = ctx.config.staff_platform_for(update.platform)
     if owner is not None and platform is not None:
         actions.append(PromptStaff(platform, owner.userid, task.body, link=task_page(task.id), title=task.title))

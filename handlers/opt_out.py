@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from handlers.actions import Action, Reply
 from handlers.context import HandlerContext
 from handlers.keywords import normalise
-from handlers.tag_engine import sync_actions, tag_event
+from handlers.tag_engine import sync_actions, tag_event, untag_event
 from handlers.updates import MessageUpdate, Update
 
 
@@ -29,12 +29,15 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
         ctx.session.add(member)
         assert member.id is not None
         change = await tag_event(ctx.session, ctx.config, member.id, "opted_out", ctx.now)
-        return (Reply(_confirmation(ctx, opted_out=True)), *sync_actions(ctx.config, update.platform, update.sender, change))
+        return (Reply(_confirmation(ctx, opted_out=True), why="opt_out"), *sync_actions(ctx.config, update.platform, update.sender, change))
     if said in {normalise(w) for w in words.resume} and member.opted_out_at is not None:
         ctx.answered = True
         member.opted_out_at = None
         ctx.session.add(member)
-        return (Reply(_confirmation(ctx, opted_out=False)),)
+        assert member.id is not None
+        change = await untag_event(ctx.session, ctx.config, member.id, "opted_out", ctx.now)
+        return (Reply(_confirmation(ctx, opted_out=False), why="opt_in"),
+                *sync_actions(ctx.config, update.platform, update.sender, change))
     return ()
 
 

@@ -49,11 +49,12 @@ def _row(
     key: str, update: Update, member_id: int | None, action: Action, received_at: datetime | None = None
 ) -> NewOutboxMessage:
     match action:
-        case Reply(text=text, kind=kind):
+        case Reply(text=text, kind=kind, why=why):
             conversation = update.conversation if isinstance(update, MessageUpdate) else None
+            meta = ({"conversation": conversation} if conversation else {}) | ({"why": why} if why else {})
             return NewOutboxMessage(
                 f"reply:{key}", update.platform, update.sender, kind, text, member_id=member_id,
-                meta=json.dumps({"conversation": conversation} if conversation else {}),
+                meta=json.dumps(meta, ensure_ascii=False),
             )
         case Welcome(welcome_code=code, text=text):
             return NewOutboxMessage(

@@ -13,6 +13,7 @@ from handlers.actions import MarkTags, TagName
 from handlers.config import HandlerConfig
 from handlers.rules import EventKind, EventRule, TagRule
 from storage.models import Tag
+from storage.platform_tags import tag_named
 from storage.tags import add_interest, apply_tag, ensure_tag, remove_member_tags, tags_in_group
 
 
@@ -86,6 +87,19 @@ async def tag_event(
     subject: str = "",
 ) -> TagChange:
     return await give_tags(session, config, member_id, event_rules(config, event, subject), now)
+
+
+async def untag_event(
+    session: AsyncSession, config: HandlerConfig, member_id: int, event: EventKind, now: datetime
+) -> TagChange:
+    """Undo what `event`'s rules gave: re-subscribing takes the 已退订 tag off again, so
+    an audience's `exclude_tags = ["已退订"]` reaches her once more."""
+    change = TagChange()
+    for rule in event_rules(config, event):
+        tag = await tag_named(session, rule.group, rule.tag)
+        if tag is not None and tag.id is not None and await remove_member_tags(session, member_id, [tag.id], now):
+            change.removed.append((rule.group, rule.tag))
+    return change
 
 
 def sync_actions(config: HandlerConfig, platform: str, external_id: str, change: TagChange) -> tuple[MarkTags, ...]:

@@ -26,8 +26,9 @@ class Rates:
 
     @property
     def completion(self) -> float | None:
-        """Done (or skipped with a reason) of those due."""
-        return (self.done + self.skipped) / self.due if self.due else None
+        """Done of those due. Skipped tasks are counted apart (`skipped`): skipping
+        everything is not 100 % done."""
+        return self.done / self.due if self.due else None
 
     @property
     def on_time_rate(self) -> float | None:

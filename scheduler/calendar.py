@@ -171,7 +171,8 @@ def template_problems(template: str, channel: str, context: CalendarContext) -> 
     return moments.text_problems(text) if channel == moments.CHANNEL else []
 
 
-def name_problems(entry: EntrySpec, unknown_stores: Container[str], unknown_tags: Container[str]) -> list[str]:
+def name_problems(entry: EntrySpec, unknown_stores: Container[str], unknown_tags: Container[str],
+                  unknown_segments: Container[str] = ()) -> list[str]:
     """An entry's store codes and tags the database (and, for tags, the configuration)
     does not know: the part of checking an entry that needs the database's answer."""
     audience = entry.audience
@@ -179,6 +180,8 @@ def name_problems(entry: EntrySpec, unknown_stores: Container[str], unknown_tags
     for key in ("tags", "exclude_tags"):
         problems.extend(f'audience.{key}: unknown tag "{tag}" (no tag of that name yet, and no tag rule, channel or '
                         "layers.known_tags gives it)" for tag in getattr(audience, key) if tag in unknown_tags)
+    if audience.segment and audience.segment in unknown_segments:
+        problems.append(f'audience.segment: no segment is named "{audience.segment}" (save it on the members page first)')
     return problems
 
 
@@ -208,7 +211,7 @@ def parse_audience(value: Any, context: CalendarContext) -> tuple[Audience | Non
         return None, [EMPTY_AUDIENCE]
     if not isinstance(value, dict):
         return None, ['audience: must be a table, e.g. audience = { layers = ["super"] }']
-    known = ("scheme", "everyone", *AUDIENCE_LISTS)
+    known = ("scheme", "everyone", "segment", *AUDIENCE_LISTS)
     problems = [f"audience.{key}: unknown key (known: {', '.join(known)})" for key in value if key not in known]
     lists: dict[str, tuple[str, ...]] = {}
     for key in AUDIENCE_LISTS:
@@ -218,9 +221,14 @@ def parse_audience(value: Any, context: CalendarContext) -> tuple[Audience | Non
             items = []
         lists[key] = tuple(items)
     everyone, scheme = value.get("everyone", False), value.get("scheme", "value")
+    segment = value.get("segment", "")
+    if not isinstance(segment, str) or len(segment) > 64:
+        problems.append('audience.segment: must be the name of a segment saved on the members page, e.g. "本月沉睡高价值"')
+        segment = ""
     if not isinstance(everyone, bool):
         problems.append("audience.everyone: must be true or false")
-    elif everyone and (named := [k for k in ("layers", "lifecycle", "tags", "stores") if lists[k]]):
+    elif everyone and (named := [k for k in ("layers", "lifecycle", "tags", "stores", "segment")
+                                 if (lists[k] if k in lists else segment)]):
         problems.append(f"audience: everyone = true leaves no room for {', '.join(named)} (exclude_tags may stay)")
     if not isinstance(scheme, str) or scheme not in context.schemes:
         problems.append(f"audience.scheme: unknown scheme {json.dumps(scheme, ensure_ascii=False)} "
@@ -234,7 +242,7 @@ def parse_audience(value: Any, context: CalendarContext) -> tuple[Audience | Non
             problems.append(f'audience.lifecycle: no "{LIFECYCLE}" scheme is configured (layers.schemes)')
         else:
             problems.extend(_unknown_layers("lifecycle", LIFECYCLE, lists["lifecycle"], context))
-    audience = Audience(scheme=str(scheme), everyone=everyone is True, **lists)
+    audience = Audience(scheme=str(scheme), everyone=everyone is True, segment=segment.strip(), **lists)
     if not problems and audience.empty:
         problems.append(EMPTY_AUDIENCE)
     return (None if problems else audience), problems

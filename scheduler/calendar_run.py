@@ -34,6 +34,7 @@ from storage.metrics import count_hold
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
 from storage.outbox import NewOutboxMessage, enqueue, mass_sends_since
+from storage.segments import unknown_segment_names
 from storage.staff import active_staff_of_stores
 from storage.tags import tags_named_in
 from storage.tasks import NewTask, create_task, create_tasks
@@ -324,7 +325,8 @@ async def _names_unknown(session: AsyncSession, entries: Sequence[EntrySpec], kn
     stores = set(await store.unknown_store_codes(session, [c for e in entries for c in e.audience.stores]))
     named = [t for e in entries for t in (*e.audience.tags, *e.audience.exclude_tags) if t not in known_tags]
     tags = set(await store.unknown_tag_names(session, named))
-    return [name_problems(entry, stores, tags) for entry in entries]
+    segments = set(await unknown_segment_names(session, [e.audience.segment for e in entries if e.audience.segment]))
+    return [name_problems(entry, stores, tags, segments) for entry in entries]
 
 
 async def media_checked(entry: EntrySpec, media_dir: Path) -> list[str]:

@@ -400,8 +400,9 @@ class DeliveryLoop:
             if result.status == "sent":
                 if await outbox.mark_sent(session, row.id, now, result.platform_msg_id, self.owner) and (
                         row.member_id is not None and row.route in MESSAGE_ROUTES):
+                    by_staff = '"by_staff"' in (row.meta or "")  # a person's reply from the console
                     await record_interaction(
-                        session, row.member_id, "message_out", row.platform, now, row.body,
+                        session, row.member_id, "staff_out" if by_staff else "message_out", row.platform, now, row.body,
                         ref=f"outbox:{row.id}",
                     )
                 return

@@ -19,9 +19,11 @@ from sqlalchemy.sql import FromClause
 
 from storage.models import (
     InboxEntry,
+    utcnow,
     Store,
     Tag,
 )
+from storage.segments import ResolvedSegment, SegmentRule, resolve_segment, segment_condition, segment_named
 from storage.tables import GROUPS, IDENTITIES, LAYERS, MEMBER_TAGS, MEMBERS, STAFF, STAYS, STORES
 
 LIFECYCLE = "lifecycle"  # the scheme `lifecycle = [...]` names layers of
@@ -39,10 +41,11 @@ class Audience:
     exclude_tags: tuple[str, ...] = ()  # none of them
     stores: tuple[str, ...] = ()  # store codes
     everyone: bool = False
+    segment: str = ""  # a segment saved on the members page, by name
 
     @property
     def empty(self) -> bool:
-        return not (self.everyone or self.layers or self.lifecycle or self.tags or self.stores)
+        return not (self.everyone or self.layers or self.lifecycle or self.tags or self.stores or self.segment)
 
     def as_dict(self) -> dict[str, Any]:
         """The canonical form, as written to the database and exported: only what is set."""
@@ -50,6 +53,8 @@ class Audience:
         if self.layers:
             found["scheme"] = self.scheme
         found.update({key: list(getattr(self, key)) for key in AUDIENCE_LISTS if getattr(self, key)})
+        if self.segment:
+            found["segment"] = self.segment
         return found
 
     def to_json(self) -> str:
@@ -61,6 +66,7 @@ class Audience:
         return cls(
             scheme=str(raw.get("scheme") or "value"),
             everyone=bool(raw.get("everyone", False)),
+            segment=str(raw.get("segment") or ""),
             **{key: tuple(raw.get(key) or ()) for key in AUDIENCE_LISTS},
         )
 
@@ -73,6 +79,9 @@ class Resolved:
     tag_ids: tuple[int, ...] | None
     exclude_tag_ids: tuple[int, ...]
     store_ids: tuple[int, ...] | None
+    # The named segment's rule, resolved; None without one. A name no segment has: nobody.
+    segment: ResolvedSegment | None = None
+    segment_missing: bool = False
 
 
 # -- audiences -------------------------------------------------------------------------
@@ -88,8 +97,13 @@ async def resolve(session: AsyncSession, audience: Audience) -> Resolved:
     if audience.stores:
         found = await session.execute(select(Store.id).where(Store.code.in_(set(audience.stores))))  # type: ignore[attr-defined]
         store_ids = tuple(sorted(found.scalars()))
+    segment: ResolvedSegment | None = None
+    if audience.segment:
+        saved = await segment_named(session, audience.segment)
+        if saved is not None:
+            segment = await resolve_segment(session, SegmentRule.from_json(saved.rule), utcnow())
     return Resolved(audience, await tag_ids(audience.tags) if audience.tags else None,
-                    await tag_ids(audience.exclude_tags), store_ids)
+                    await tag_ids(audience.exclude_tags), store_ids, segment, bool(audience.segment) and segment is None)
 
 
 LayerTest = Callable[[str, Sequence[str]], ColumnElement[bool]]
@@ -118,6 +132,10 @@ def audience_condition(member: FromClause, resolved: Resolved, layer_in: LayerTe
         conditions.append(~_has_tag(member, resolved.exclude_tag_ids))
     if resolved.store_ids is not None:
         conditions.append(member.c.store_id.in_(resolved.store_ids) if resolved.store_ids else false())
+    if resolved.segment is not None:
+        conditions.append(segment_condition(member, resolved.segment))
+    elif resolved.segment_missing:
+        conditions.append(false())
     return and_(*conditions)
 
 
@@ -308,6 +326,8 @@ async def member_classes(
         digits.append((code, len(names[scheme]) + 1))
     tag_sets = sorted({ids for r in audiences.values() for ids in (r.tag_ids, r.exclude_tag_ids) if ids})
     store_sets = sorted({r.store_ids for r in audiences.values() if r.store_ids})
+    segment_sets = {r.audience.segment: r.segment for r in audiences.values() if r.segment is not None}
+    segment_names = sorted(segment_sets)
     # Uncorrelated IN: each set is built once (SQLite: an in-memory index; PostgreSQL: a
     # hashed subplan) rather than an index probe and a row read per member.
     flag_tests = {
@@ -318,6 +338,7 @@ async def member_classes(
     }
     wanted = [flag for flag in flag_tests if flag in flags]
     bits = [*(_has_tag(MEMBERS, ids) for ids in tag_sets), *(MEMBERS.c.store_id.in_(ids) for ids in store_sets),
+            *(segment_condition(MEMBERS, segment_sets[name]) for name in segment_names),
             MEMBERS.c.opted_out_at.is_not(None), *(flag_tests[flag] for flag in wanted)]
     digits += [(case((test, 1), else_=0), 2) for test in bits]
     key, weight = literal(0), 1
@@ -335,15 +356,17 @@ async def member_classes(
         atoms = values[len(schemes):]
         tags = {ids for ids, v in zip(tag_sets, atoms, strict=False) if v}
         stores = {ids for ids, v in zip(store_sets, atoms[len(tag_sets):], strict=False) if v}
-        rest = atoms[len(tag_sets) + len(store_sets):]
-        entries = frozenset(name for name, r in audiences.items() if _holds(r, layers, tags, stores))
+        segments = {name for name, v in zip(segment_names, atoms[len(tag_sets) + len(store_sets):], strict=False) if v}
+        rest = atoms[len(tag_sets) + len(store_sets) + len(segment_names):]
+        entries = frozenset(name for name, r in audiences.items() if _holds(r, layers, tags, stores, segments))
         if entries:
             found.append(MemberClass(layers[cap_scheme], bool(rest[0]),
                                      frozenset(f for f, v in zip(wanted, rest[1:], strict=True) if v), entries, int(count)))
     return found
 
 
-def _holds(resolved: Resolved, layers: Mapping[str, str], tags: set[tuple[int, ...]], stores: set[tuple[int, ...]]) -> bool:
+def _holds(resolved: Resolved, layers: Mapping[str, str], tags: set[tuple[int, ...]], stores: set[tuple[int, ...]],
+           segments: set[str]) -> bool:
     """`audience_condition` for a class of members, from its atoms."""
     audience = resolved.audience
     return (
@@ -352,6 +375,7 @@ def _holds(resolved: Resolved, layers: Mapping[str, str], tags: set[tuple[int, .
         and (resolved.tag_ids is None or resolved.tag_ids in tags)
         and (not resolved.exclude_tag_ids or resolved.exclude_tag_ids not in tags)
         and (resolved.store_ids is None or resolved.store_ids in stores)
+        and (not resolved.audience.segment or resolved.audience.segment in segments)
     )
 
 

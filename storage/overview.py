@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.engagement import NO_LAYER
 from storage.models import LayerAssignment, Member, OutboxEntry, Staff, StaffTask, Store
 from storage.tasks import done_in_time
 
@@ -197,3 +198,16 @@ async def open_tasks_due(
         .limit(limit)
     )
     return {kind: int(n) for kind, n in counts}, [DueTask(*row) for row in rows]
+
+
+async def store_layer_counts(session: AsyncSession, scheme: str, store_id: int) -> dict[str, int]:
+    """One store's pyramid of `scheme`: its current members per layer (NO_LAYER: none yet)."""
+    statement = (
+        select(LayerAssignment.layer, func.count())
+        .select_from(Member)
+        .outerjoin(LayerAssignment, and_(LayerAssignment.member_id == Member.id,  # type: ignore[arg-type]
+                                         LayerAssignment.scheme == scheme))
+        .where(Member.store_id == store_id, Member.left_at.is_(None))  # type: ignore[union-attr]
+        .group_by(LayerAssignment.layer)
+    )
+    return {layer or NO_LAYER: int(n) for layer, n in (await session.execute(statement)).all()}

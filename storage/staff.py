@@ -46,3 +46,28 @@ async def active_staff_of_stores(session: AsyncSession, codes: Sequence[str]) ->
         .order_by(Staff.userid)
     )
     return list((await session.execute(statement)).scalars().all())
+
+
+async def manager_of_store(session: AsyncSession, store_id: int) -> Staff | None:
+    """The store's manager: its first active staff member with role manager."""
+    statement = (select(Staff).where(Staff.store_id == store_id, Staff.role == "manager",
+                                     Staff.active.is_(True))  # type: ignore[attr-defined]
+                 .order_by(Staff.id).limit(1))  # type: ignore[arg-type]
+    return (await session.execute(statement)).scalars().first()
+
+
+async def responsible_staff(session: AsyncSession, owner_id: int | None, store_id: int | None,
+                            default_userid: str | None) -> Staff | None:
+    """Who answers for a member: her owner while active, else her store's manager, else
+    the configured default staff member (when active); None when nobody is."""
+    if owner_id is not None:
+        owner = await session.get(Staff, owner_id)
+        if owner is not None and owner.active:
+            return owner
+    if store_id is not None and (manager := await manager_of_store(session, store_id)) is not None:
+        return manager
+    if default_userid:
+        fallback = await staff_by_userid(session, default_userid)
+        if fallback is not None and fallback.active:
+            return fallback
+    return None

@@ -82,9 +82,13 @@ def done_in_time(first: date, last: date, zone: ZoneInfo) -> ColumnElement[bool]
 
 
 async def in_store(session: AsyncSession, task: StaffTask, store_id: int | None) -> bool:
-    """Whether the task's assignee works at the store (whose manager may act on it)."""
-    if store_id is None or task.staff_id is None:
+    """Whether the task's assignee works at the store (whose manager may act on it); an
+    unassigned task counts as the store's when its member is."""
+    if store_id is None:
         return False
+    if task.staff_id is None:
+        member = await session.get(Member, task.member_id) if task.member_id is not None else None
+        return member is not None and member.store_id == store_id
     assignee = await session.get(Staff, task.staff_id)
     return assignee is not None and assignee.store_id == store_id
 
@@ -119,12 +123,14 @@ async def list_tasks(
     )
     if staff_userid is not None:
         statement = statement.where(Staff.userid == staff_userid)
+    # A store's tasks: its staff's, and the unassigned ones about its members.
+    stores = or_(Staff.store_id == store_id, and_(StaffTask.staff_id.is_(None), Member.store_id == store_id))  # type: ignore[union-attr]
     if staff_id is not None and store_id is not None:  # a manager: her own and the store's
-        statement = statement.where(or_(StaffTask.staff_id == staff_id, Staff.store_id == store_id))
+        statement = statement.where(or_(StaffTask.staff_id == staff_id, stores))
     elif staff_id is not None:
         statement = statement.where(StaffTask.staff_id == staff_id)
     elif store_id is not None:
-        statement = statement.where(Staff.store_id == store_id)
+        statement = statement.where(stores)
     if statuses:
         statement = statement.where(StaffTask.status.in_(statuses))  # type: ignore[attr-defined]
     if due_by is not None:

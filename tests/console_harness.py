@@ -41,6 +41,7 @@ password_hash = "{_HASH}"
 login = "robot"
 role = "operator"
 token = "{OPERATOR_TOKEN}"
+export_phones = true
 
 [[console.users]]
 login = "liuyang"

@@ -128,6 +128,10 @@ def test_the_demo_seed_is_a_brand_with_birthdays_today_and_is_reused(tmp_path: P
     assert sum(m.birthday_calendar == "lunar" for m in members) > 40
     assert len({m.birth_month for m in members}) == 12  # spread over the year
     assert all(m.owner_staff_id and m.store_id for m in members)
+    # The README's 「查 王芳」 finds her: one 王芳, owned by 静安店's manager 陈静, whom the staff panel plays.
+    [wangfang] = [m for m in members if m.name == "王芳"]
+    assert first.example_member == "王芳"
+    assert wangfang.owner_staff_id == min(m.owner_staff_id for m in members)  # the first staff member: 陈静
 
 
 def test_db_upgrade_migrates_a_new_database_and_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -455,3 +455,61 @@ def test_a_tag_change_becomes_a_mark_tag_row_only_where_tags_are_synced() -> Non
     assert json.loads(row.meta) == {"add": [[TASTE, "面包控"]], "remove": [["状态", "沉睡"]]}
     assert mark_rows(HandlerConfig(persona=persona), 5, identities, change) == []
     assert mark_rows(HandlerConfig(persona=persona, sync_tags_on=frozenset({"wecom"})), 5, identities, TagChange()) == []
+
+
+GRADES = """
+[[tags.groups]]
+name = "意向等级"
+exclusive = true
+
+[[tags.rules]]
+id = "grade-a"
+tag = "A级意向"
+group = "意向等级"
+keywords = ["今天就要"]
+
+[[tags.rules]]
+id = "grade-c"
+tag = "C级意向"
+group = "意向等级"
+keywords = ["随便看看"]
+
+[[tags.rules]]
+id = "unsubscribed"
+kind = "event"
+event = "opted_out"
+tag = "已退订"
+"""
+
+
+@pytest.fixture
+async def graded_console(db_url: str, tmp_path: Path, http: aiohttp.ClientSession,
+                         sessions: SessionFactory) -> AsyncIterator[ConsoleServer]:
+    brand = await seed_brand(sessions)
+    running = await start_server(build_app(load_settings(write_config(tmp_path, db_url, GRADES + CONSOLE_CONFIG))), http)
+    yield ConsoleServer(running, brand)
+    await running.stop()
+
+
+async def test_a_hand_tag_typed_without_its_group_keeps_the_exclusive_group(
+    graded_console: ConsoleServer, sessions: SessionFactory, http: aiohttp.ClientSession
+) -> None:
+    wangfang = graded_console.brand.members["王芳"]
+    await give_tag(sessions, wangfang, "意向等级", "A级意向", ref="grade-a")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as own:
+        ops = await signed_in(graded_console.base, own, "ops")
+        await ops.post(f"/admin/members/{wangfang}/tags", {"name": "C级意向", "group": ""})
+    assert set(await stored_tags(sessions, wangfang)) == {"C级意向"}  # the new grade replaced the old
+
+
+async def test_clearing_an_opt_out_in_the_console_takes_the_opt_out_tag_off(
+    graded_console: ConsoleServer, sessions: SessionFactory
+) -> None:
+    wangfang = graded_console.brand.members["王芳"]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as own:
+        ops = await signed_in(graded_console.base, own, "ops")
+        await ops.post(f"/admin/members/{wangfang}/opt-out", {"action": "record"})
+        assert "已退订" in await stored_tags(sessions, wangfang)
+        await ops.post(f"/admin/members/{wangfang}/opt-out", {"action": "clear"})
+    assert "已退订" not in await stored_tags(sessions, wangfang)
+    assert (await member(sessions, wangfang)).opted_out_at is None

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from html.parser import HTMLParser
+import re
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, update
@@ -237,7 +238,7 @@ def test_store_rates_add_up_like_the_task_arithmetic() -> None:
     stores, overall = store_rates(tallies)
     assert [(s.code, s.rates.due, s.rates.done, s.rates.on_time, s.rates.overdue) for s in stores] == [
         ("jingan", 6, 3, 2, 1), (None, 1, 0, 0, 0)]
-    assert overall.completion == 4 / 7 and overall.on_time_rate == 2 / 7
+    assert overall.completion == 3 / 7 and overall.skipped == 1 and overall.on_time_rate == 2 / 7
 
 
 def test_reasons_are_shortened_on_one_line() -> None:
@@ -248,11 +249,22 @@ def test_reasons_are_shortened_on_one_line() -> None:
 
 # -- through the server -----------------------------------------------------------------
 
-async def test_the_overview_is_for_operators_only(console: ConsoleServer, log_in: LogIn) -> None:
-    for login in ("liuyang", "chenjing"):
-        staff = await log_in(login)
-        page = await staff.get("/admin/overview", expect=403)
-        assert "仅运营可见" in page
+async def test_the_overview_is_for_operators_and_a_store_manager_sees_her_stores(
+    console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
+) -> None:
+    staff = await log_in("liuyang")
+    page = await staff.get("/admin/overview", expect=403)
+    assert "仅运营可见" in page and 'data-testid="error-page"' in page  # a readable page, not bare text
+    manager = await log_in("chenjing")
+    async with sessions() as session, session.begin():
+        skipped = await session.get(StaffTask, console.brand.tasks["birthday"])
+        assert skipped is not None
+        skipped.status, skipped.due_date = "skipped", skipped.due_date - timedelta(days=2)
+    store = await manager.get("/admin/overview")
+    assert 'data-testid="store-overview"' in store and "静安店" in store and "徐汇店" not in store
+    assert re.search(r'data-testid="members-total">2<', store)  # 王芳 and 李娜, not 赵雪
+    assert re.search(r'data-testid="completion">0%<', store)  # skipped is not done
+    assert re.search(r'data-testid="skipped">1<', store)
     operator = await log_in("ops")
     assert parse(await operator.get("/admin/overview")).one("pyramid")
 
@@ -358,10 +370,10 @@ async def test_task_completion_per_store_matches_the_task_arithmetic(
         r = rates([f for s, f in facts if store is True or s == store], today)
         return f"{100 * r.completion:.0f}%", f"{100 * r.on_time_rate:.0f}%"  # type: ignore[operator]
 
-    assert shown(stores["jingan"]) == expected("静安店") == ("100%", "33%")  # 3 due (one not yet), 1 on time
+    assert shown(stores["jingan"]) == expected("静安店") == ("67%", "33%")  # 3 due (one not yet), 2 done, 1 on time
     assert shown(stores["xuhui"]) == expected("徐汇店") == ("50%", "50%")  # the harness's overdue revisit
     assert shown(stores[""]) == expected(None) == ("0%", "0%")
-    assert shown(section.one("overall-rates")) == expected(True) == ("67%", "33%")
+    assert shown(section.one("overall-rates")) == expected(True) == ("50%", "33%")
     assert stores["jingan"].all(tag="a")[0].attrs["href"] == f"/admin/staff#store-{console.brand.stores['jingan']}"
     assert "无门店" in stores[""].text
 

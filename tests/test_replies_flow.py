@@ -73,12 +73,14 @@ async def test_the_bot_answers_at_most_three_times_in_ten_minutes(
     server: RunningServer, sessions: SessionFactory
 ) -> None:
     await say(server, sessions, "李娜", "你好", "早", "哈喽", "嗨", "早上好")
-    assert len(await replies_to(sessions, "李娜")) == 3
+    replies = await replies_to(sessions, "李娜")
+    # Three answers, then one short notice (not silence), then quiet.
+    assert len(replies) == 4 and "消息我都记下了" in replies[3]
     # Ten minutes on, the budget is back.
     async with sessions() as session, session.begin():
         await session.execute(update(OutboxEntry).values(created_at=OutboxEntry.created_at - timedelta(minutes=11)))
     await say(server, sessions, "李娜", "我回来了")
-    assert len(await replies_to(sessions, "李娜")) == 4
+    assert len(await replies_to(sessions, "李娜")) == 5
 
 
 async def test_another_bot_and_our_own_words_echoed_get_no_answer(
@@ -181,3 +183,39 @@ async def test_a_question_nothing_understands_is_handed_off_without_an_owner(
     assert task.staff_id is None and task.note == "unanswered question"
     [notice] = await replies_to(sessions, "吴静")
     assert "店里的同事" in notice
+
+
+async def test_a_hand_off_without_an_owner_goes_to_the_store_manager_else_the_default_and_faq_still_answers(
+    db_url: str, tmp_path: Path, http: aiohttp.ClientSession, sessions: SessionFactory
+) -> None:
+    async with sessions() as session, session.begin():
+        store = Store(code="xuhui", name="徐汇店")
+        session.add(store)
+        await session.flush()
+        session.add_all([Staff(userid="manager", name="店长", store_id=store.id, role="manager"),
+                         Staff(userid="duty", name="值班运营")])
+    server = await start(tmp_path, db_url, http, '\n[handoff]\ndefault_staff = "duty"\n')
+    try:
+        await say(server, sessions, "新会员", "你好")
+        async with sessions() as session, session.begin():
+            found = await member_by_identity(session, "sandbox", "新会员")
+            assert found is not None
+            await session.execute(update(Member).where(Member.id == found.id).values(store_id=store.id))
+        await say(server, sessions, "新会员", "我要投诉")
+        await say(server, sessions, "无门店", "我要投诉")
+        [with_store, without] = await tasks(sessions)
+        async with sessions() as session:
+            manager = (await session.execute(select(Staff).where(Staff.userid == "manager"))).scalars().one()
+            duty = (await session.execute(select(Staff).where(Staff.userid == "duty"))).scalars().one()
+        assert with_store.staff_id == manager.id and without.staff_id == duty.id
+        assert len(await prompts(sessions, "manager")) == 1 and len(await prompts(sessions, "duty")) == 1
+
+        # While the person is on it, the persona stays quiet on chat but still answers a fact.
+        before = len(await replies_to(sessions, "新会员"))
+        await say(server, sessions, "新会员", "有人吗？")
+        assert len(await replies_to(sessions, "新会员")) == before
+        await say(server, sessions, "新会员", "几点开门？")
+        replies = await replies_to(sessions, "新会员")
+        assert len(replies) == before + 1 and replies[-1] == "小禾：门店每天 8:00 开门。"
+    finally:
+        await server.stop()

@@ -242,3 +242,30 @@ async def test_a_bad_sandbox_order_is_refused_and_nothing_is_stored(
         assert response.status == 400 and problem in (await response.json())["error"]
     async with sessions() as session:
         assert (await session.execute(select(func.count()).select_from(InboxEntry))).scalar_one() == 0
+
+
+async def test_re_subscribing_takes_the_opt_out_tag_off_again(tagged: RunningServer, sessions: SessionFactory) -> None:
+    await say(tagged, sessions, "孙丽", "退订")
+    assert "已退订" in await tags(sessions, "孙丽")
+    await say(tagged, sessions, "孙丽", "订阅")
+    assert "已退订" not in await tags(sessions, "孙丽")  # an audience excluding 已退订 reaches her again
+    async with sessions() as session:
+        found = await member_by_identity(session, "sandbox", "孙丽")
+    assert found is not None and found.opted_out_at is None
+
+
+async def test_an_order_number_posted_again_with_another_amount_is_refused_out_loud(
+    tagged: RunningServer, sessions: SessionFactory
+) -> None:
+    async def post(amount: float) -> tuple[int, dict]:
+        body = {"member": "孙丽", "order_no": "A-9", "amount": amount}
+        async with tagged.client.post(f"{tagged.base}/sandbox/orders", json=body) as response:
+            return response.status, await response.json()
+
+    assert (await post(38.5))[0] == 202
+    await all_handled(sessions)
+    assert (await post(38.5))[0] == 202  # the same order again: harmless
+    status, answer = await post(99)
+    assert status == 409 and "38.50" in answer["error"] and "new order number" in answer["error"]
+    async with sessions() as session:
+        assert (await session.execute(select(Order.order_no, Order.amount_cents))).all() == [("A-9", 3850)]

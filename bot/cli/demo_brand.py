@@ -175,6 +175,9 @@ template = "faq/opening_hours.txt.j2"
 id = "delivery"
 keywords = ["外送", "配送", "送货"]
 template = "faq/delivery.txt.j2"
+
+[handoff]
+default_staff = "chenjing"   # new sandbox members have no owner and no store yet
 """
 
 # The operator's content calendar. The demo has only the sandbox, where no one may send
@@ -236,9 +239,12 @@ def write_config(directory: Path, port: int) -> Path:
     return path
 
 
+README_MEMBER = "王芳"  # the README's 「查 王芳」: the first member, 陈静's (静安店's manager)
+
+
 def _names(rng: random.Random, count: int) -> list[str]:
-    names: list[str] = []
-    seen: set[str] = set()
+    names: list[str] = [README_MEMBER]
+    seen: set[str] = {README_MEMBER}
     while len(names) < count:
         name = rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.choice((1, 2))))
         if name not in seen:

@@ -17,3 +17,7 @@ def operators_only(request: web.Request) -> Viewer:
     if not viewer.is_operator:
         raise web.HTTPForbidden(text="operators only / 仅运营可见")
     return viewer
+
+
+# Logins allowed to export whole phone numbers (`console.users[].export_phones`).
+PHONE_EXPORTERS = web.AppKey("console_phone_exporters", frozenset)

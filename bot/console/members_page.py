@@ -21,10 +21,14 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.console.keys import VIEWER
 from bot.console.render import render
+from bot.console.segment_form import UNOWNED, describe, read_rule, rule_query
+from bot.console.segments_page import NOTICES as BULK_NOTICES
+from bot.console.segments_page import schemes_of, segment_choices
 from bot.shared.access import Viewer
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
@@ -36,12 +40,14 @@ from bot.shared.member_edits import (
     wake_delivery,
 )
 from handlers.member_card import care_days
-from handlers.tag_engine import tag_event
+from handlers.tag_engine import tag_event, untag_event
 from scheduler.six_moments import LABELS as MOMENT_LABELS
 from storage import member_profile as profile
 from storage.care import plan_of
 from storage.members import PHONE_TAIL_DIGITS, identities_of, mask_phones, masked_phone, phone_tail, store_and_owner
-from storage.models import Member, utcnow
+from storage.models import Member, Staff, Store, utcnow
+from storage.segment_models import Segment
+from storage.segments import SegmentRule, count_members, resolve_segment, saved_segments, segment_condition
 from storage.tags import (
     interests_of,
     tags_of,
@@ -56,6 +62,8 @@ METRIC_LABELS = {
     "frequency": "窗口内订单数", "monetary_cents": "窗口内消费", "r_score": "近度分 R", "f_score": "频度分 F",
     "m_score": "金额分 M", "paid_member": "付费会员", "referrals": "推荐人数", "last_order_at": "最近下单",
 }
+SCORE_LABELS = {"r_min": "近度分 R 至少", "f_min": "频度分 F 至少", "m_min": "金额分 M 至少"}
+SEGMENT_NOTICES = {"saved": "细分已保存，可在内容日历的受众里按名称使用。", "deleted": "细分已删除。"}
 NOTICES = {
     "tag_added": "标签已加上。", "tag_removed": "标签已去掉。",
     "opted_out": "已记下会员的退订：营销消息不再发给这位会员。", "opted_in": "已取消退订：会员又会收到营销消息。",
@@ -86,8 +94,9 @@ def page_number(raw: str | None) -> int:
     return min(int(raw), MAX_PAGE) if raw and raw.isdigit() and int(raw) > 0 else 1
 
 
-def page_link(q: str, tag: str, page: int) -> str:
-    query = {k: v for k, v in (("q", q), ("tag", tag), ("page", str(page) if page > 1 else "")) if v}
+def page_link(q: str, tag: str, page: int, rule: SegmentRule | None = None) -> str:
+    query = [(k, v) for k, v in (("q", q), ("tag", tag), *(rule_query(rule) if rule else []),
+                                 ("page", str(page) if page > 1 else "")) if v]
     return "/admin/members" + (f"?{urlencode(query)}" if query else "")
 
 
@@ -138,20 +147,43 @@ async def member_list(request: web.Request) -> web.Response:
     q, tag = request.query.get("q", "").strip()[:64], request.query.get("tag", "").strip()[:64]
     page = page_number(request.query.get("page"))
     wanted = read_query(q)
+    settings = live(request).settings
+    schemes_layers = schemes_of(settings)
+    segment_id = request.query.get("segment", "")
     async with request.config_dict[SESSIONS]() as session:
+        segment = await session.get(Segment, int(segment_id)) if segment_id.isdigit() else None
+        if segment is not None:
+            rule, problems = SegmentRule.from_json(segment.rule), []
+        else:
+            rule, problems = read_rule(request.query, schemes_layers)
+        resolved = await resolve_segment(session, rule, utcnow())
+        scope = and_(viewer.member_scope(), segment_condition(Member.__table__, resolved)) \
+            if not rule.empty else viewer.member_scope()  # type: ignore[arg-type]
         if tag:
             wanted = profile.MemberFilter(wanted.name, wanted.phone_tail, await profile.tag_ids_for(session, tag))
-        found = await profile.search_page(session, viewer.member_scope(), wanted, page, PER_PAGE)
+        found = await profile.search_page(session, scope, wanted, page, PER_PAGE)
+        count = await count_members(session, resolved, viewer.member_scope()) if not rule.empty else None
         tags = await profile.known_tags(session)
+        segments = await saved_segments(session)
+        stores = (await session.execute(select(Store).order_by(Store.name))).scalars().all()  # type: ignore[arg-type]
+        staff = (await session.execute(select(Staff).where(Staff.active).order_by(Staff.name))).scalars().all()  # type: ignore[arg-type]
     settings = live(request).settings
     schemes, layers = scheme_and_layer_labels(settings.layers.schemes)
+    here = [("q", q), ("tag", tag), *rule_query(rule)]
+    back = "/admin/members" + (f"?{urlencode([(k, v) for k, v in here if v])}" if any(v for _, v in here) else "")
+    done = request.query.get("done", "")
+    n = request.query.get("n", "")
     return render(
         request, "members.html", rows=found.rows, q=q, tag=tag, tags=tags, page=page,
-        previous=page_link(q, tag, page - 1) if page > 1 else None,
-        next=page_link(q, tag, page + 1) if found.has_next else None,
+        previous=page_link(q, tag, page - 1, rule) if page > 1 else None,
+        next=page_link(q, tag, page + 1, rule) if found.has_next else None,
         by_phone=bool(wanted.phone_tail), tail_refused=bool(wanted.phone_tail) and phone_tail(wanted.phone_tail) is None,
         tail_digits=PHONE_TAIL_DIGITS, schemes=schemes, layers=layers, local=_localiser(settings.zone),
-        per_page=PER_PAGE,
+        per_page=PER_PAGE, scheme_layers=schemes_layers, chosen=describe(rule), rule=rule, rule_json=rule.to_json(),
+        problems=problems, count=count, segments=segment_choices(segments), segment=segment, stores=stores,
+        staff=staff, back=back, unowned=UNOWNED, rule_pairs=rule_query(rule), score_labels=SCORE_LABELS,
+        notice=(BULK_NOTICES.get(done), {"n": int(n)} if n.isdigit() else {}) if done in BULK_NOTICES else None,
+        saved_notice=SEGMENT_NOTICES.get(done),
     )
 
 
@@ -163,7 +195,7 @@ async def _member_for(request: web.Request, session: AsyncSession) -> Member:
     """The member of the path, if this viewer may read her; "not found" otherwise."""
     viewer: Viewer = request[VIEWER]
     member = await session.get(Member, int(request.match_info["id"]))
-    if member is None or member.id is None or not viewer.may_read_member(member):
+    if member is None or member.id is None or not await viewer.may_see_member(session, member):
         raise web.HTTPNotFound(text="no such member / 没有这个会员")
     return member
 
@@ -260,6 +292,8 @@ async def change_opt_out(request: web.Request) -> web.Response:
         elif action == "clear" and member.opted_out_at is not None:
             member.opted_out_at, member.updated_at = None, now
             session.add(member)
+            change = await untag_event(session, config, member.id, "opted_out", now)
+            synced = await queue_sync(session, config, member.id, change, now)
             log.info("console: %s cleared the opt-out of member %s", viewer.login, member.id)
     if synced:
         wake_delivery(request)

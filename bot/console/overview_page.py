@@ -19,20 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.console.charts import MUTED, Chart, line_chart
 from bot.console.i18n import translator
-from bot.console.keys import LANGUAGE, operators_only
+from bot.console.keys import LANGUAGE, VIEWER, operators_only
 from bot.console.render import render
 from bot.console.tasks_page import KIND_LABELS
 from bot.settings.care_plan import care_plan
 from bot.settings.model import Settings
+from bot.shared.access import Viewer
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
 from bot.shared.layer_summaries import change, ordered_layers, week_summary
 from handlers.task_rates import Rates
 from scheduler.care import Occurrence, occurrences
 from storage.care import existing_keys
+from storage.conversations import open_handoffs, unassigned_handoffs
 from storage.engagement import NO_LAYER, engagement_series, layer_counts
-from storage.models import EngagementDay, utcnow
-from storage.overview import DueTask, TaskTally, delivery_health, open_tasks_due, task_tallies
+from storage.models import EngagementDay, Store, utcnow
+from storage.overview import DueTask, TaskTally, delivery_health, open_tasks_due, store_layer_counts, task_tallies
 
 WEEK = 7
 DAY_CHOICES = (7, 30, 90)
@@ -54,7 +56,11 @@ def add_routes(console: web.Application) -> None:
 async def overview(request: web.Request) -> web.Response:
     """GET /admin/overview?scheme=<name>&days=7|30|90: the pyramid and charts of one
     scheme (default the first), the rest for the whole brand."""
-    operators_only(request)
+    viewer: Viewer = request[VIEWER]
+    if not viewer.is_operator:
+        if viewer.store_id is None:
+            operators_only(request)  # plain staff: their own tasks are their page
+        return await store_overview(request, viewer)
     settings: Settings = live(request).settings
     zone = settings.zone
     schemes = settings.layers.schemes
@@ -70,6 +76,7 @@ async def overview(request: web.Request) -> web.Response:
         series = await engagement_series(session, scheme.name, first, today) if scheme else []
         care = await care_queue(session, settings, today)
         tallies = await task_tallies(session, today - timedelta(days=TASK_DAYS - 1), today, zone)
+        unassigned = await unassigned_handoffs(session)
         health = await delivery_health(session, now, failed_since=now - timedelta(days=1),
                                        held_since=now - timedelta(days=WEEK), sent_since=now - timedelta(days=1))
     order = scheme.scheme().order() if scheme else []
@@ -86,8 +93,33 @@ async def overview(request: web.Request) -> web.Response:
         occasions=OCCASIONS, care_actions=CARE_ACTIONS, task_kinds=KIND_LABELS,
         stores=stores, overall=overall, task_days=TASK_DAYS,
         health=health, shorten=shorten, local=lambda moment: local(moment, zone),
-        layers_cron=settings.layers.recompute_cron, snapshot_cron=settings.layers.engagement_cron,
+        unassigned=unassigned, layers_cron=settings.layers.recompute_cron, snapshot_cron=settings.layers.engagement_cron,
     )
+
+
+async def store_overview(request: web.Request, viewer: Viewer) -> web.Response:
+    """A store manager's overview: her store's members by layer, its staff's task rates
+    and its open hand-offs. Brand-wide figures (engagement, care, delivery) are operators'."""
+    assert viewer.store_id is not None
+    settings: Settings = live(request).settings
+    zone = settings.zone
+    schemes = settings.layers.schemes
+    scheme = next((s for s in schemes if s.name == request.query.get("scheme")), schemes[0] if schemes else None)
+    today = utcnow().astimezone(zone).date()
+    no_layer = translator(request.get(LANGUAGE, "zh"))("未分层")
+    async with request.config_dict[SESSIONS]() as session:
+        store = await session.get(Store, viewer.store_id)
+        counts = await store_layer_counts(session, scheme.name, viewer.store_id) if scheme else {}
+        tallies = [t for t in await task_tallies(session, today - timedelta(days=TASK_DAYS - 1), today, zone)
+                   if t.store_id == viewer.store_id]
+        handoffs = await open_handoffs(session, viewer.staff_id, viewer.store_id)
+    order = scheme.scheme().order() if scheme else []
+    labels = (scheme.layer_labels() if scheme else {}) | {NO_LAYER: no_layer}
+    rows, _ = pyramid(order, counts, [], today)
+    _, overall = store_rates(tallies)
+    return render(request, "store_overview.html", store=store, schemes=schemes, scheme=scheme, labels=labels,
+                  pyramid=rows, total=sum(counts.values()), overall=overall, task_days=TASK_DAYS,
+                  handoffs=handoffs, percent=lambda v: "—" if v is None else f"{v:.0%}")
 
 
 # -- the pyramid ------------------------------------------------------------------------

@@ -54,13 +54,18 @@ NAV = (
     ("/admin/settings", "设置与文案", True),
     ("/admin/staff", "店员", True),
     ("/admin/tasks", "任务", False),
+    ("/admin/handoffs", "转人工", False),
 )
+
+
+MANAGER_PAGES = ("/admin/overview", "/admin/staff")  # operators' pages a store manager sees for her store
 
 
 def render(request: web.Request, template: str, *, http_status: int = 200, **context: Any) -> web.Response:
     language = request.get(LANGUAGE, "zh")
     viewer = request.get(VIEWER)
-    nav = [(path, label) for path, label, operators in NAV if viewer is not None and not viewer.by_link and (viewer.is_operator or not operators)]
+    nav = [(path, label) for path, label, operators in NAV if viewer is not None and not viewer.by_link and (
+        viewer.is_operator or not operators or (viewer.store_id is not None and path in MANAGER_PAGES))]
     page = _environment.get_template(template).render(
         _=translator(language), language=language, viewer=viewer, csrf=request.get(CSRF, ""),
         path=request.path, path_qs=request.path_qs, nav=nav, **context,

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from bot.console.cookies import SESSION, ConsoleSession, session_middleware
 from bot.console.i18n import LANGUAGES
-from bot.console.keys import CSRF, LANGUAGE, VIEWER
+from bot.console.keys import CSRF, LANGUAGE, PHONE_EXPORTERS, VIEWER
 from bot.console.passwords import check_password, hashing_limit
 from bot.console.render import STATIC, render
 from bot.settings.console import ConsoleUser
@@ -75,10 +75,12 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     from bot.console import (
         calendar_page,
         config_page,
+        conversations_page,
         group_welcomes_page,
         members_page,
         overview_page,
         rules_page,
+        segments_page,
         staff_page,
         tasks_page,
     )
@@ -86,11 +88,12 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     fernet_key = base64.urlsafe_b64encode(hashlib.sha256(b"console-session:" + secret).digest())
     sessions = session_middleware(fernet_key, settings.console.session_hours * 3600,
                                   secure=console_base_url(settings).startswith("https://"))
-    console = web.Application(middlewares=[sessions, _signed_in, _csrf_checked])
+    console = web.Application(middlewares=[sessions, _signed_in, _readable_errors, _csrf_checked])
     console[SECRET] = secret
     console[USERS] = {user.login: user for user in settings.console.users}
     console[HASHING] = hashing_limit()
     console[LIFETIME] = timedelta(hours=settings.console.session_hours)
+    console[PHONE_EXPORTERS] = frozenset(u.login for u in settings.console.users if u.export_phones)
     console[DEFAULT_LANGUAGE] = settings.console.language
     console.router.add_get("/login", login_page)
     console.router.add_post("/login", log_in)
@@ -99,8 +102,8 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     console.router.add_static("/static/", STATIC)
     console.router.add_get("", home)
     console.router.add_get("/", home)
-    for page in (overview_page, members_page, calendar_page, group_welcomes_page, rules_page, config_page, staff_page,
-                 tasks_page):
+    for page in (overview_page, segments_page, conversations_page, members_page, calendar_page, group_welcomes_page,
+                 rules_page, config_page, staff_page, tasks_page):
         page.add_routes(console)
     if is_sqlite(settings.storage.url):
         console.cleanup_ctx.append(_own_connection(settings.storage.url))
@@ -124,7 +127,7 @@ def _own_connection(url: str) -> Callable[[web.Application], AsyncIterator[None]
 
 async def home(request: web.Request) -> web.StreamResponse:
     viewer: Viewer = request[VIEWER]
-    raise web.HTTPFound("/admin/overview" if viewer.is_operator else "/admin/tasks")
+    raise web.HTTPFound("/admin/overview" if viewer.is_operator or viewer.store_id is not None else "/admin/tasks")
 
 
 # -- middlewares -------------------------------------------------------------------------
@@ -146,6 +149,26 @@ async def _signed_in(request: web.Request, handler: Handler) -> web.StreamRespon
         raise web.HTTPUnauthorized(text="please log in / 请先登录")
     request[VIEWER] = viewer
     return await handler(request)
+
+
+ERROR_TITLES = {403: "没有权限", 404: "找不到这个页面", 400: "请求有误", 409: "操作冲突"}
+
+
+@web.middleware
+async def _readable_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A refusal as a page in the console's look and language, not bare text: what
+    happened, in words, and the way back."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        accept = request.headers.get("Accept", "")
+        if error.status not in ERROR_TITLES or error.content_type != "text/plain" or (
+                "application/json" in accept and "text/html" not in accept) or request.content_type == "application/json":
+            raise  # a script's request keeps its plain answer
+        english, _, chinese = (error.text or "").partition(" / ")
+        message = chinese if request.get(LANGUAGE) == "zh" or not english else english
+        return render(request, "error.html", http_status=error.status, title=ERROR_TITLES[error.status],
+                      message=message or english, code=error.status)
 
 
 @web.middleware

@@ -16,8 +16,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.console.cookies import SESSION
-from bot.console.keys import operators_only
+from bot.console.keys import VIEWER, operators_only
 from bot.console.render import render
+from bot.shared.access import Viewer
 from bot.shared.keys import DELIVERY, SESSIONS
 from bot.shared.live_config import live
 from handlers.staff_changes import hand_over_and_tell
@@ -131,14 +132,20 @@ def percent(value: float | None) -> str:
 
 async def staff_page(request: web.Request, problem: str | None = None, status: int = 200,
                      handing_id: int | None = None) -> web.Response:
-    """The page; `?hand_over=<staff id>` (or `handing_id`) opens the hand-over form for her."""
-    operators_only(request)
+    """The page; `?hand_over=<staff id>` (or `handing_id`) opens the hand-over form for her.
+    A store manager sees her store's staff (hand-overs stay with operators)."""
+    viewer: Viewer = request[VIEWER]
+    if not viewer.is_operator and viewer.store_id is None:
+        operators_only(request)
     zone = live(request).settings.zone
     today = datetime.now(zone).date()
     asked = request.query.get("hand_over", "")
     handing_id = handing_id if handing_id is not None else int(asked) if asked.isdigit() else None
     async with request.config_dict[SESSIONS]() as session:
         entries = await staff_entries(session)
+        if not viewer.is_operator:
+            entries = [e for e in entries if e.store_id == viewer.store_id]
+            handing_id = None
         figures = figures_by_staff(
             await open_work(session, today),
             await due_groups(session, today - timedelta(days=WINDOW_DAYS - 1), today, zone),
@@ -146,6 +153,8 @@ async def staff_page(request: web.Request, problem: str | None = None, status: i
             today,
         )
         handing = await _handing_over(session, entries, handing_id)
+    if not viewer.is_operator:  # her store's figures only
+        figures = {e.id: figures[e.id] for e in entries if e.id in figures}
     session_data = request[SESSION]
     notice = session_data.pop(NOTICE, None)
     if notice is not None:
@@ -154,7 +163,7 @@ async def staff_page(request: web.Request, problem: str | None = None, status: i
         request, "staff.html", http_status=status, entries=entries, figures=figures, no_figures=Figures(),
         stores=store_lines(entries, figures), unassigned=figures.get(None, Figures()),
         total=sum(figures.values(), Figures()), window=WINDOW_DAYS, percent=percent, notice=notice,
-        problem=problem, handing=handing, nobody=NOBODY,
+        problem=problem, handing=handing, nobody=NOBODY, may_hand_over=viewer.is_operator,
     )
 
 

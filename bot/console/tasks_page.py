@@ -39,18 +39,19 @@ async def task_list(request: web.Request) -> web.Response:
     status = status if status in STATUSES and not viewer.by_link else "open"  # a list link: open tasks only
     # Operators may narrow the list to one staff member (the staff page links here).
     only = request.query.get("staff", "").strip() or None if viewer.is_operator else None
+    mine = not viewer.is_operator and (viewer.store_id is None or request.query.get("mine") == "1")
     today = datetime.now(live(request).settings.zone).date()
     statuses = {"open": ["open"], "overdue": ["open"], "done": ["done"], "skipped": ["skipped"], "all": []}[status]
     async with request.config_dict[SESSIONS]() as session:
         rows = await list_tasks(
             session, statuses=statuses, limit=LIMIT, staff_userid=only,
             staff_id=None if viewer.is_operator else (viewer.staff_id or -1),
-            store_id=None if viewer.is_operator else viewer.store_id,
+            store_id=None if viewer.is_operator or mine else viewer.store_id,
         )
     if status == "overdue":
         rows = [r for r in rows if r.task.due_date < today]
     return render(request, "tasks.html", rows=rows, status=status, statuses=STATUSES, today=today, only=only,
-                  kinds=KIND_LABELS, limit=LIMIT)
+                  kinds=KIND_LABELS, limit=LIMIT, mine=mine)
 
 
 async def _task_for(request: web.Request, session) -> StaffTask:  # type: ignore[no-untyped-def]

@@ -68,6 +68,7 @@ def settings_problems(settings: Settings) -> list[str]:
         *((f"replies.faq[{n}].template", f.template, conversation) for n, f in enumerate(replies.faq)),
         ("replies.office_hours.template", replies.office_hours.template if replies.office_hours else None,
          {**conversation, "opens_at": "11-24 09:00"}),
+        ("replies.budget_template", replies.budget_template, conversation),
         ("handoff.notice_template", handoff.notice_template, {**conversation, "opens_at": "11-24 09:00"}),
         ("handoff.task_template", handoff.task_template, SAMPLE_HANDOFF),
     ]:

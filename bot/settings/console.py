@@ -37,6 +37,8 @@ class ConsoleUser(BaseModel):
     password_hash: str | None = None
     # Or a long random token typed in the password field ("env:NAME" keeps it out of the file).
     token: Annotated[SecretStr | None, AfterValidator(_at_least(16))] = None
+    # An operator who may export members' whole phone numbers (masked otherwise).
+    export_phones: bool = False
 
     @field_validator("password_hash")
     @classmethod

@@ -76,6 +76,7 @@ def reply_policy(r: ReplySettings) -> ReplyPolicy:
         per=timedelta(minutes=r.per_minutes),
         ignore_senders=frozenset(r.ignore_senders),
         office_hours=office_hours(r.office_hours) if r.office_hours else None,
+        budget_template=r.budget_template,
         faq=tuple(
             FaqEntry(id=f.id, template=f.template, keywords=tuple(f.keywords), match=f.match, pattern=f.pattern)
             for f in r.faq
@@ -92,4 +93,5 @@ def hand_off_policy(h: HandOffSettings) -> HandOffPolicy:
         last_messages=h.last_messages,
         notice_template=h.notice_template,
         task_template=h.task_template,
+        default_staff=h.default_staff,
     )

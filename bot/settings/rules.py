@@ -172,6 +172,7 @@ class ReplySettings(_Section):
     ignore_senders: list[str] = []
     office_hours: OfficeHoursSettings | None = None
     faq: list[FaqSettings] = []
+    budget_template: str = "persona/busy.txt.j2"
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ReplySettings:
@@ -190,5 +191,6 @@ class HandOffSettings(_Section):
     last_messages: int = Field(default=_HANDOFF.last_messages, ge=1, le=50)
     notice_template: str = _HANDOFF.notice_template
     task_template: str = _HANDOFF.task_template
+    default_staff: str | None = Field(default=None, min_length=1, max_length=64)
 
     _blank = field_validator("keywords", "angry_words", "question_markers")(_no_blank)

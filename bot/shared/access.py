@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Member, StaffTask
@@ -48,6 +48,17 @@ class Viewer:
         if self.staff_id is not None and member.owner_staff_id == self.staff_id:
             return True
         return self.store_id is not None and member.store_id == self.store_id
+
+    async def may_see_member(self, session: AsyncSession, member: Member) -> bool:
+        """`may_read_member`, or a task about the member is hers (a hand-off routed to
+        her from a member who has no owner yet, answered or not)."""
+        if self.may_read_member(member):
+            return True
+        if self.staff_id is None or member.id is None:
+            return False
+        statement = select(StaffTask.id).where(StaffTask.member_id == member.id,
+                                               StaffTask.staff_id == self.staff_id).limit(1)
+        return (await session.execute(statement)).first() is not None
 
     async def may_act_on_task(self, session: AsyncSession, task: StaffTask) -> bool:
         if self.is_operator or (self.staff_id is not None and task.staff_id == self.staff_id):

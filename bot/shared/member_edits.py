@@ -75,7 +75,14 @@ async def editor_ref(session: AsyncSession, viewer: Viewer) -> str:
     return staff.userid if staff is not None else f"operator:{viewer.login}"
 
 
-async def _tag_to_add(session: AsyncSession, name: str, group: str) -> Tag | str:
+def configured_group(config: HandlerConfig, name: str) -> str | None:
+    """The group the tag rules give a tag of this name in, when they agree on one: a hand
+    tag typed without its group still lands in it (so an exclusive grade replaces the old)."""
+    groups = {rule.group for rule in config.tag_rules if rule.tag == name}
+    return groups.pop() if len(groups) == 1 else None
+
+
+async def _tag_to_add(session: AsyncSession, config: HandlerConfig, name: str, group: str) -> Tag | str:
     """The tag named (an existing one when the name alone is unambiguous), or a problem."""
     if not group:
         same_name = await profile.tags_named(session, name)
@@ -83,6 +90,7 @@ async def _tag_to_add(session: AsyncSession, name: str, group: str) -> Tag | str
             return AMBIGUOUS
         if same_name:
             return same_name[0]
+        group = configured_group(config, name) or ""
     return await ensure_tag(session, name, group)
 
 
@@ -94,7 +102,7 @@ async def add_tag_by_hand(
     name, group = name.strip(), group.strip()
     if not name or len(name) > 64 or len(group) > 64:
         return NAME_RULE, False
-    tag = await _tag_to_add(session, name, group)
+    tag = await _tag_to_add(session, config, name, group)
     if isinstance(tag, str):
         return tag, False
     assert tag.id is not None

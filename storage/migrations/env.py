@@ -8,6 +8,7 @@ import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import storage.console_models  # noqa: F401
 import storage.outreach_models  # noqa: F401
 import storage.config_models  # noqa: F401
+import storage.segment_models  # noqa: F401
 from storage.engine import create_sync_engine, is_sqlite
 
 config = context.config

@@ -8,12 +8,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
-from bot.platforms.sandbox.requests import bad_request, json_body
+from bot.platforms.sandbox.requests import bad_request, json_body, json_error
 from bot.shared.callbacks import store_update
 from handlers.orders import ORDER_PLACED
-from handlers.updates import EventUpdate
-from storage.models import utcnow
+from bot.shared.keys import SESSIONS
+from handlers.updates import EventUpdate, from_payload
+from storage.models import InboxEntry, utcnow
 
 PLATFORM = "sandbox"
 ORDER_NO = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -47,11 +49,28 @@ def parse_order(body: Any) -> EventUpdate:
     )
 
 
+async def recorded_amount(request: web.Request, key: str) -> int | None:
+    """The amount (cents) an order number was first posted with, or None if it is new."""
+    async with request.config_dict[SESSIONS]() as session:
+        payload = (await session.execute(select(InboxEntry.payload).where(InboxEntry.key == key))).scalar()
+    if payload is None:
+        return None
+    update = from_payload(payload)
+    return int(update.detail["amount_cents"]) if isinstance(update, EventUpdate) else None
+
+
 async def post_order(request: web.Request) -> web.Response:
     body = await json_body(request)
     try:
         update = parse_order(body)
     except BadOrder as error:
         raise bad_request(str(error)) from None
+    # An order number is kept once: the same order again is harmless, another amount
+    # under it is a mistake said out loud, never dropped in silence.
+    first = await recorded_amount(request, update.key)
+    if first is not None and first != int(update.detail["amount_cents"]):
+        was = f"{Decimal(first).scaleb(-2):.2f}"
+        raise json_error(web.HTTPConflict, f'order "{update.detail["order_no"]}" was already recorded with {was} '
+                         "yuan; an order number is kept once, so post a correction under a new order number")
     await store_update(request.app, update)
     return web.json_response({"key": update.key}, status=202)
