@@ -200,6 +200,8 @@ template = "faq/parking.txt.j2"
     [
         ('kind = "regex"\npattern = "预算(\\\\d+"', "tags.rules[0]: pattern is not a valid regular expression"),
         ('kind = "regex"\nkeywords = ["x"]\npattern = "x"', "tags.rules[0]: a regex rule does not take keywords"),
+        # Lookaround has no linear-time bound: refused, so no member message can stall the loop.
+        ('kind = "regex"\npattern = "蛋糕(?=券)"', "tags.rules[0]: pattern is not a valid regular expression: cannot be"),
         ('kind = "event"', "tags.rules[0]: an event rule needs event"),
         ('kind = "event"\nevent = "birthday"', "tags.rules[0].event:"),
         ('kind = "behaviour"\nmeasure = "messages"', "tags.rules[0]: a behaviour rule needs measure"),
