@@ -363,3 +363,14 @@ SCHEDULER_JOBS = Table(
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
+
+
+class SeenCallback(SQLModel, table=True):
+    """A callback's signature triple (a digest of signature, timestamp and nonce), kept
+    for the replay window so that a second request with the same triple is refused by
+    every process; rows older than the window are pruned."""
+
+    __tablename__ = "seen_callbacks"
+    platform: str = Field(primary_key=True, max_length=16)
+    digest: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = Field(index=True)

@@ -186,6 +186,13 @@ class OfficialAccountSettings(_Section):
     # working while a key change reaches every server.
     encoding_aes_key: AesKey | None = None
     previous_encoding_aes_key: AesKey | None = None
+    # With an encoding_aes_key, a callback without encrypt_type=aes is refused: the plain
+    # signature does not cover the body, so anyone holding one seen request could post any
+    # message. Only while switching the account from plaintext mode, set this to true.
+    accept_plaintext: bool = False
+    # A callback whose timestamp is further than this from our clock, or whose signature,
+    # timestamp and nonce were seen before within it, is refused (a replay).
+    replay_window_seconds: int = Field(default=300, ge=30, le=86400)
     api_base: HttpBase = "https://api.weixin.qq.com"
     callback_path: UrlPath = "/oa/callback"
     retry_max_seconds: float = Field(default=10.0, gt=0, le=300)
