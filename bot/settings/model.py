@@ -106,6 +106,11 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     shutdown_timeout: float = Field(default=10.0, gt=0)
+    # A client that has not sent a whole request's headers this long after connecting (or
+    # after its last answer, on a kept-alive connection) is disconnected; one whose body
+    # is still arriving this long after its headers gets 408 (bot/web/limits.py).
+    header_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     access_log: bool = False
     # all: receive and work in one process. webhook: only verify, store and acknowledge
     # callbacks. worker: only handle, deliver and run scheduled jobs.

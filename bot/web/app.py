@@ -33,6 +33,7 @@ from bot.settings.templates import renderer_for
 from bot.shared.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, RENDERER, SESSIONS, SETTINGS
 from bot.shared.prompt_links import LINKS, prompt_link_builder
 from bot.web.api import add_api_routes
+from bot.web.limits import body_deadline
 from bot.web.metrics import add_metrics
 from bot.web.proxies import add_trusted_proxies
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
@@ -59,7 +60,10 @@ def build_app(settings: Settings) -> web.Application:
     `server.role` splits the work: "webhook" only receives (verify, store, acknowledge),
     "worker" only handles and delivers, "all" does both in one process.
     """
-    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[body_deadline(settings.server.body_timeout_seconds)],
+    )
     app[SETTINGS] = settings
     add_trusted_proxies(app, settings.server.trusted_proxies)
     receives = settings.server.role in ("all", "webhook")
