@@ -10,6 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
+# SQL parameters hold message texts, remarks and phone numbers: engines keep them out of
+# logs (SQLAlchemy's DEBUG lines) and out of error messages, unless the process asked
+# for them (`[log] sql_parameters`, through `reveal_sql_parameters`).
+_hide_parameters = True
+
+
+def reveal_sql_parameters(reveal: bool) -> None:
+    """Whether engines created from now on show SQL parameters in logs and errors."""
+    global _hide_parameters
+    _hide_parameters = not reveal
+
 
 class UnsupportedDatabase(ValueError):
     pass
@@ -56,10 +67,12 @@ def create_database_engine(url: str, *, checkpoints: bool = True) -> AsyncEngine
         # One connection: SQLite has one writer at a time, and writers that collide wait
         # in its busy handler, which sleeps 1-100 ms per try. Queueing for the one
         # connection in asyncio instead costs microseconds; WAL commits take ~0.1 ms.
-        engine = create_async_engine(async_url(url), pool_size=1, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(
+            async_url(url), pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=_hide_parameters
+        )
         event.listen(engine.sync_engine, "connect", _tune_sqlite if checkpoints else _tune_sqlite_no_checkpoints)
         return engine
-    return create_async_engine(async_url(url), pool_size=10, max_overflow=10)
+    return create_async_engine(async_url(url), pool_size=10, max_overflow=10, hide_parameters=_hide_parameters)
 
 
 def _tune_sqlite_no_checkpoints(dbapi_connection: Any, record: Any) -> None:
@@ -77,7 +90,7 @@ async def checkpoint_wal(engine: AsyncEngine) -> None:
 
 
 def create_sync_engine(url: str) -> Engine:
-    engine = create_engine(sync_url(url))
+    engine = create_engine(sync_url(url), hide_parameters=_hide_parameters)
     if is_sqlite(url):
         event.listen(engine, "connect", _tune_sqlite)
     return engine

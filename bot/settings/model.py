@@ -280,6 +280,9 @@ class LogSettings(_Section):
     format: Literal["text", "json"] = "text"
     # APScheduler's and aiohttp's own chatter (a line per job run, per request).
     library_level: LogLevel = "WARNING"
+    # SQL parameters (message texts, remarks, phone numbers) in SQLAlchemy's DEBUG lines
+    # and in database error messages. Off: only the statements are shown.
+    sql_parameters: bool = False
 
 
 class MetricsSettings(_Section):
