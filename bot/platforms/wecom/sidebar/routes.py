@@ -45,6 +45,7 @@ from bot.platforms.wecom.sidebar.session import (
 )
 from bot.platforms.wecom.tickets import Tickets
 from bot.settings.model import Settings, WeComSettings
+from bot.shared import strict_json
 from bot.shared.access import Viewer, staff_viewer
 from bot.shared.keys import HANDLERS, SESSIONS, SETTINGS
 from bot.shared.member_edits import add_tag_by_hand, remove_tag_by_hand, scheme_and_layer_labels, wake_delivery
@@ -293,8 +294,8 @@ async def group(request: web.Request) -> web.Response:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        data = await request.json()
-    except ValueError:
+        data = strict_json.loads(await request.read())  # NaN, lone surrogates, NUL, deep nesting: refused
+    except strict_json.BadJson:
         raise web.HTTPBadRequest(text='{"error":"bad_json","message":"请求不是 JSON"}', content_type="application/json") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text='{"error":"bad_json","message":"请求不是 JSON 对象"}', content_type="application/json")
