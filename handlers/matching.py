@@ -13,6 +13,7 @@ a few thousand messages) and share it; it is read-only once built.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 
 import ahocorasick
@@ -38,7 +39,9 @@ def valid_pattern(pattern: str) -> str | None:
     """What is wrong with a regex rule's pattern, or None when it compiles and matches in
     linear time."""
     try:
-        re.compile(pattern, re.IGNORECASE)  # Python's messages name the syntax error best
+        with warnings.catch_warnings():  # "possible nested set" and the like: RE2 decides
+            warnings.simplefilter("ignore")
+            re.compile(pattern, re.IGNORECASE)  # Python's messages name the syntax error best
     except (re.error, OverflowError, RecursionError) as error:  # a huge repeat count raises OverflowError
         return str(error)
     try:
