@@ -3,6 +3,11 @@
 Sandboxed, because operators write these templates and a template must not reach into
 Python objects; StrictUndefined, because a misspelt variable must fail loudly in
 `siyu check` rather than greet a member with an empty name.
+
+Arithmetic in a template is bounded too: `**` and `*` refuse results that would take
+seconds or gigabytes (`{{ 10 ** 10 ** 9 }}`, `{{ "x" * 10 ** 9 }}`), and an error a
+template raises while rendering (ZeroDivisionError, OverflowError…) becomes a
+RenderError that names the template, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from jinja2 import (
     TemplateNotFound,
     UndefinedError,
 )
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 SHIPPED = Path(__file__).with_name("templates")
@@ -30,6 +36,28 @@ class RenderError(ValueError):
     """A template that cannot be rendered, with a message an operator can act on."""
 
 
+MAX_POWER_BITS = 4096  # an integer result of `**` at most this large (about 1,233 digits)
+MAX_REPEAT = 100_000  # items or characters a `*` repetition may produce
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1:
+            if right * abs(left).bit_length() > MAX_POWER_BITS:
+                raise SecurityError(f"{left} ** {right} is too large to compute")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and _is_int(times) and len(sequence) * times > MAX_REPEAT:
+                    raise SecurityError(f"repeating {len(sequence)} items {times} times makes too many")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class Renderer:
     def __init__(self, extra_dirs: Sequence[Path] = (), texts: Mapping[str, str] | None = None):
         # Texts written in the console first, then operator directories, so a brand can
@@ -37,7 +65,7 @@ class Renderer:
         self._texts = dict(texts or {})
         loaders: list[BaseLoader] = [DictLoader(self._texts)]
         loaders += [FileSystemLoader(str(d)) for d in extra_dirs] + [FileSystemLoader(str(SHIPPED))]
-        self._env = SandboxedEnvironment(
+        self._env = _BoundedEnvironment(
             loader=ChoiceLoader(loaders),
             undefined=StrictUndefined,
             autoescape=False,  # plain-text chat messages, not HTML
@@ -56,6 +84,9 @@ class Renderer:
         except TemplateError as error:
             where = f" line {error.lineno}" if getattr(error, "lineno", None) else ""
             raise RenderError(f"template {name!r}{where}: {error.message}") from error
+        except (ArithmeticError, ValueError, TypeError, LookupError, RecursionError) as error:
+            # The template's own arithmetic or filters failed ({{ 1 / 0 }}, {{ 1e308 * 10 ** 9 }}).
+            raise RenderError(f"template {name!r}: {type(error).__name__}: {error}") from error
 
     def has_text(self, name: str) -> bool:
         """Whether a text of that name was given (the console or [templates.texts]); no file

@@ -1,5 +1,10 @@
-"""Which keyword and regex rules a message matches, in time that does not grow with the
+r"""Which keyword and regex rules a message matches, in time that does not grow with the
 number of keyword rules: one Aho-Corasick pass finds every keyword of every rule at once.
+
+Regex rules run on RE2 (google-re2), whose matching time is linear in the message: a
+pattern like `预算\s*(\d+\s*)+元` that backtracks exponentially in Python's `re` cannot
+stall the event loop on a long message. Features RE2 cannot bound (backreferences,
+lookaround) are refused when the rules load, so `siyu check` names them.
 
 Build a `MessageMatcher` once per rules version (building costs about as much as matching
 a few thousand messages) and share it; it is read-only once built.
@@ -8,9 +13,11 @@ a few thousand messages) and share it; it is read-only once built.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 
 import ahocorasick
+import re2
 
 from handlers.keywords import normalise
 from handlers.rules import KeywordRule, RegexRule
@@ -18,12 +25,33 @@ from handlers.rules import KeywordRule, RegexRule
 MatchRule = KeywordRule | RegexRule
 
 
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # RE2 would print its own complaint to stderr
+    return options
+
+
+_OPTIONS = _re2_options()
+
+
 def valid_pattern(pattern: str) -> str | None:
-    """What is wrong with a regex rule's pattern, or None when it compiles."""
+    """What is wrong with a regex rule's pattern, or None when it compiles and matches in
+    linear time."""
     try:
-        re.compile(pattern, re.IGNORECASE)
-    except (re.error, OverflowError) as error:  # a huge repeat count raises OverflowError
+        with warnings.catch_warnings():  # "possible nested set" and the like: RE2 decides
+            warnings.simplefilter("ignore")
+            re.compile(pattern, re.IGNORECASE)  # Python's messages name the syntax error best
+    except (re.error, OverflowError, RecursionError) as error:  # a huge repeat count raises OverflowError
         return str(error)
+    try:
+        re2.compile(pattern, _OPTIONS)
+    except re2.error as error:
+        reason = error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) else error
+        return (
+            f"cannot be matched in bounded time ({reason}); backreferences, lookaround and "
+            "repeats over 1000 are not supported"
+        )
     return None
 
 
@@ -34,7 +62,7 @@ class MessageMatcher:
         self._rules = tuple(rules)
         # Per rule: how many distinct keywords must be seen for it to match (0: a regex rule).
         self._needed = [0] * len(self._rules)
-        self._regexes: list[tuple[int, re.Pattern[str]]] = []
+        self._regexes: list[tuple[int, re2._Regexp]] = []
         # Folded keyword -> every (rule index, keyword index) it stands for, so a keyword
         # shared by many rules is one automaton key and one hit.
         owners: dict[str, list[tuple[int, int]]] = {}
@@ -80,8 +108,8 @@ class MessageMatcher:
         return [self._rules[index] for index in sorted(matched)]
 
 
-def _compiled(rule: RegexRule) -> re.Pattern[str]:
+def _compiled(rule: RegexRule) -> re2._Regexp:
     problem = valid_pattern(rule.pattern)
     if problem is not None:
         raise ValueError(f"regex rule {rule.id!r}: invalid pattern {rule.pattern!r}: {problem}")
-    return re.compile(rule.pattern, re.IGNORECASE)
+    return re2.compile(rule.pattern, _OPTIONS)

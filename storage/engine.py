@@ -12,6 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
+# SQL parameters hold message texts, remarks and phone numbers: engines keep them out of
+# logs (SQLAlchemy's DEBUG lines) and out of error messages, unless the process asked
+# for them (`[log] sql_parameters`, through `reveal_sql_parameters`).
+_hide_parameters = True
+
+
+def reveal_sql_parameters(reveal: bool) -> None:
+    """Whether engines created from now on show SQL parameters in logs and errors."""
+    global _hide_parameters
+    _hide_parameters = not reveal
+
 
 class UnsupportedDatabase(ValueError):
     pass
@@ -61,11 +72,13 @@ def create_database_engine(
         # One connection: SQLite has one writer at a time, and writers that collide wait
         # in its busy handler, which sleeps 1-100 ms per try. Queueing for the one
         # connection in asyncio instead costs microseconds; WAL commits take ~0.1 ms.
-        engine = create_async_engine(async_url(url), pool_size=1, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(
+            async_url(url), pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=_hide_parameters
+        )
         event.listen(engine.sync_engine, "connect", _tune_sqlite if checkpoints else _tune_sqlite_no_checkpoints)
         return engine
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_timeout=60
+        async_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_timeout=60, hide_parameters=_hide_parameters
     )
 
 
@@ -90,10 +103,11 @@ SYNC_POOL_SIZE, SYNC_MAX_OVERFLOW = 2, 1
 
 def create_sync_engine(url: str) -> Engine:
     if is_sqlite(url):
-        engine = create_engine(sync_url(url))
+        engine = create_engine(sync_url(url), hide_parameters=_hide_parameters)
         event.listen(engine, "connect", _tune_sqlite)
         return engine
-    return create_engine(sync_url(url), pool_size=SYNC_POOL_SIZE, max_overflow=SYNC_MAX_OVERFLOW, pool_timeout=60)
+    return create_engine(sync_url(url), pool_size=SYNC_POOL_SIZE, max_overflow=SYNC_MAX_OVERFLOW, pool_timeout=60,
+                         hide_parameters=_hide_parameters)
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -415,3 +415,14 @@ class RuntimeLease(SQLModel, table=True):
     holder: str = Field(max_length=128)
     expires_at: datetime
     renewed_at: datetime = Field(default_factory=utcnow)
+
+
+class SeenCallback(SQLModel, table=True):
+    """A callback's signature triple (a digest of signature, timestamp and nonce), kept
+    for the replay window so that a second request with the same triple is refused by
+    every process; rows older than the window are pruned."""
+
+    __tablename__ = "seen_callbacks"
+    platform: str = Field(primary_key=True, max_length=16)
+    digest: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = Field(index=True)

@@ -9,6 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.dialects import insert_ignoring_conflicts
 from storage.tables import ORDERS
 
+# One order's amount, at most: ¥100,000,000 — far above any till, far below what the
+# BIGINT column holds, so an order that passed the door is never refused by the database.
+MAX_AMOUNT_CENTS = 100_000_000 * 100
+
 
 async def record_order(
     session: AsyncSession, order_no: str, member_id: int, amount_cents: int, ordered_at: datetime,

@@ -225,3 +225,28 @@ def test_siyu_version_names_the_installed_release(capsys: pytest.CaptureFixture[
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"siyu {version('siyu')}"
+
+
+HOSTILE_NAME = "ansi\x1b]0;PWNED\x07\x1b[31m[red]R[/red]\u202egnp.exe\x9b2J"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_member_show_escapes_what_a_member_wrote(config: Path, capsys: pytest.CaptureFixture[str], as_json: bool) -> None:
+    # Issue 14 item 13: a member's name reached the terminal raw (the window retitled,
+    # red text) and rich rendered its markup.
+    async def prepare(sessions):  # type: ignore[no-untyped-def]
+        async with sessions() as session, session.begin():
+            member = await resolve_member(session, "sandbox", "m1", HOSTILE_NAME, utcnow())
+            member.name = HOSTILE_NAME
+            return member.id
+
+    member_id = run(with_sessions("sqlite:///" + str(config.parent / "siyu.db"), prepare))
+    capsys.readouterr()
+    assert main(["member", "show", str(member_id), "--config", str(config), *(["--json"] if as_json else [])]) == 0
+    out = capsys.readouterr().out
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in out
+    if as_json:
+        assert json.loads(out)["name"] == HOSTILE_NAME  # still exact for a script
+    else:
+        assert "[red]R[/red]" in out and "\\x1b]0;PWNED\\x07" in out and "\\u202e" in out

@@ -126,6 +126,29 @@ def test_siyu_check_finds_an_unknown_template_variable(tmp_path: Path, capsys: p
     assert "persona.reply_template" in err and "nickname" in err
 
 
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("{{ 1 / 0 }}", "ZeroDivisionError"),
+        ("{{ 2.0 ** 5000 }}", "OverflowError"),
+        ("{{ 10 ** 100000 }}", "too large"),  # would compute a 100,000-digit number
+        ("{{ '好' * 10 ** 9 }}", "too many"),  # would build a 3 GB string
+    ],
+)
+def test_siyu_check_names_a_template_that_fails_when_rendered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, problem: str
+) -> None:
+    # Issue 14 item 15: these raised out of the renderer: a traceback here, a 500 or a
+    # failed row elsewhere.
+    templates = tmp_path / "templates" / "persona"
+    templates.mkdir(parents=True)
+    (templates / "reply.txt.j2").write_text(body + "，你好")
+    path = write(tmp_path, '[templates]\ndir = "templates"\n')
+    assert main(["check", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "persona.reply_template" in err and problem in err and "Traceback" not in err
+
+
 def test_siyu_config_env_variable_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "")
     monkeypatch.setenv("SIYU_CONFIG", str(path))
@@ -200,6 +223,8 @@ template = "faq/parking.txt.j2"
     [
         ('kind = "regex"\npattern = "预算(\\\\d+"', "tags.rules[0]: pattern is not a valid regular expression"),
         ('kind = "regex"\nkeywords = ["x"]\npattern = "x"', "tags.rules[0]: a regex rule does not take keywords"),
+        # Lookaround has no linear-time bound: refused, so no member message can stall the loop.
+        ('kind = "regex"\npattern = "蛋糕(?=券)"', "tags.rules[0]: pattern is not a valid regular expression: cannot be"),
         ('kind = "event"', "tags.rules[0]: an event rule needs event"),
         ('kind = "event"\nevent = "birthday"', "tags.rules[0].event:"),
         ('kind = "behaviour"\nmeasure = "messages"', "tags.rules[0]: a behaviour rule needs measure"),

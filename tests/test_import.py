@@ -403,3 +403,68 @@ def test_the_progress_bar_does_not_change_the_import(
     report = import_run.run_import(settings.storage.url, "members", path, {}, {}, zone=settings.zone, progress=True)
     assert (report.read, report.imported) == (6, 6)
     assert capsys.readouterr().out == ""  # the bar is on stderr
+
+
+def test_rejected_cells_that_a_spreadsheet_would_run_are_quoted(
+    engine: Engine, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 14 item 14: these cells came back verbatim in FILE.rejects.csv, where Excel
+    # or WPS would run them as formulas when the operator opens it.
+    import_members_for_orders(settings, tmp_path, capsys)
+    hostile = ['=HYPERLINK("http://evil","点我")', "@SUM(1+1)", "+1+1", "-2+3", "\t=1", "=cmd|' /C calc'!A0"]
+    rows = [ORDER_ROWS[0]] + [[f"X{n}", "M404", "-5", "2026-11-01 14:30", cell] for n, cell in enumerate(hostile)]
+    rows.append(["X9", "M404", "-5", "2026-11-01 14:30", "+86"])  # a plain number stays
+    report = run_json(settings, "orders", write_csv(tmp_path / "orders.csv", rows), capsys)
+    assert report["rejected"] == len(hostile) + 1
+    with (tmp_path / "orders.csv.rejects.csv").open(encoding="utf-8-sig", newline="") as file:
+        written = list(csv.reader(file))
+    assert [row[6] for row in written[1:]] == ["'" + cell for cell in hostile] + ["+86"]
+    assert [row[4] for row in written[1:]] == ["-5"] * (len(hostile) + 1)
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [
+        ("100000000.01", "over 100000000 yuan"),
+        ("9" * 5000, "over 100000000 yuan"),  # int() would raise past 4,300 digits
+        ("1e20", "bad amount"),
+        ("NaN", "bad amount"),
+        ("Infinity", "bad amount"),
+    ],
+)
+def test_an_order_amount_out_of_bounds_is_a_reject_not_a_crash(
+    engine: Engine, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], amount: str, reason: str
+) -> None:
+    import_members_for_orders(settings, tmp_path, capsys)
+    rows = [ORDER_ROWS[0], ["SO1", "M001", amount, "2026-11-01 14:30", ""], ["SO2", "M001", "100000000", "2026-11-01 14:30", ""]]
+    report = run_json(settings, "orders", write_csv(tmp_path / "orders.csv", rows), capsys)
+    assert (report["imported"], report["rejected"]) == (1, 1)
+    assert reason in report["rejects"][0]["reason"]
+    assert orders(engine)["SO2"]["amount_cents"] == 10_000_000_000
+
+
+def test_an_xlsx_that_breaks_mid_file_is_a_clear_error_and_nothing_is_stored(
+    engine: Engine, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["会员编号", "姓名"])
+    for n in range(1, 6):
+        sheet.append([f"1000{n}", f"会员{n}"])
+    good = tmp_path / "good.xlsx"
+    workbook.save(good)
+    path = tmp_path / "members.xlsx"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":  # row 4's number cell holds no number
+                data = data.replace(b'<c r="A4" t="inlineStr"><is><t>10003</t></is></c>', b'<c r="A4" t="n"><v>x</v></c>')
+                assert b'<v>x</v>' in data
+            target.writestr(item, data)
+    capsys.readouterr()
+    assert import_command(settings, "members", path, {}, True, False) == 1
+    err = capsys.readouterr().err
+    assert "row 4: not a readable .xlsx row" in err and "Traceback" not in err
+    assert members(engine) == {}

@@ -139,3 +139,20 @@ def test_matcher_agrees_with_a_plain_loop() -> None:
     assert min(sizes) == 0 and max(sizes) > 20
     fired = matcher.matching("面包蛋糕生日后发财ab1")
     assert any(isinstance(rule, KeywordRule) and rule.match == "all" for rule in fired)
+
+
+def test_a_backtracking_pattern_cannot_stall_on_a_long_message() -> None:
+    # With Python's re this search backtracks exponentially: 26 digits took 20 s, and 60
+    # would not finish before the test's timeout. RE2 answers in linear time.
+    rule = RegexRule(id="budget", tag="预算", pattern=r"预算\s*(\d+\s*)+元")
+    matcher = MessageMatcher([rule])
+    assert matcher.matching("预算" + "1" * 60 + "！") == []
+    assert matcher.matching("预算" + "1 " * 5000 + "元") == [rule]
+
+
+def test_patterns_without_a_time_bound_are_refused_with_the_reason() -> None:
+    for pattern in (r"(a)\1", r"蛋糕(?=券)", r"(?<!不)要", r"a{1,5000}"):
+        problem = valid_pattern(pattern)
+        assert problem is not None and "bounded time" in problem, pattern
+    with pytest.raises(ValueError, match=r"'lookahead'.*bounded time"):
+        MessageMatcher([RegexRule(id="lookahead", tag="t", pattern=r"蛋糕(?=券)")])

@@ -316,15 +316,16 @@ def oa_text(openid: str, text: str, msgid: int) -> str:
             f"<Content><![CDATA[{text}]]></Content><MsgId>{msgid}</MsgId></xml>")
 
 
-async def test_official_account_plaintext_and_safe_mode_messages_get_replies(corp: Corp) -> None:
+async def test_official_account_safe_mode_messages_get_replies_and_plaintext_is_refused(corp: Corp) -> None:
     corp.cloud.user_writes("oFollowerPlain01")
     corp.cloud.user_writes("oFollowerSafe001")
-    assert await corp.oa_post(oa_text("oFollowerPlain01", "你好", 1), key=None) == (200, "success")
+    # An encoding_aes_key is configured: a plaintext body is refused (tests/test_oa_safe_mode.py).
+    assert (await corp.oa_post(oa_text("oFollowerPlain01", "你好", 1), key=None))[0] == 403
     assert await corp.oa_post(oa_text("oFollowerSafe001", "想要吐司", 2)) == (200, "success")
     assert (await corp.oa_post(oa_text("oFollowerSafe001", "旧密钥", 3), key=OA_OLD_AES_KEY))[0] == 200
 
-    await eventually(lambda: _count_at_least(corp.cloud.deliveries(CUSTOM), 3))
-    assert sorted(d.to for d in corp.cloud.deliveries(CUSTOM)) == ["oFollowerPlain01", "oFollowerSafe001", "oFollowerSafe001"]
+    await eventually(lambda: _count_at_least(corp.cloud.deliveries(CUSTOM), 2))
+    assert sorted(d.to for d in corp.cloud.deliveries(CUSTOM)) == ["oFollowerSafe001", "oFollowerSafe001"]
 
 
 async def test_official_account_signatures_are_checked(corp: Corp) -> None:

@@ -10,6 +10,7 @@ went away is one INFO line, not an ERROR with a traceback. Light at import: `siy
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ JSON_FIELDS = ("asctime", "levelname", "name", "message", "request_id")
 JSON_NAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 # Loggers of libraries that write a line per job run or per request.
 CHATTY = ("apscheduler",)
+# Database drivers' loggers.
+DRIVERS = ("aiosqlite", "psycopg")
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -65,6 +68,38 @@ class _ClientGone(logging.Filter):
         return True
 
 
+class RedactQueries(logging.Filter):
+    """Access-log lines name the request, and a query can carry secrets: task-link
+    signatures, the official account's signature triple, OAuth codes, a searched phone
+    number. Each query value is replaced by `…` except those of a few harmless keys."""
+
+    SHOWN = frozenset({"page", "before", "lang", "status", "layer", "month", "view", "kind", "encrypt_type"})
+    _QUERY = re.compile(r"\?([^\s\"]*)")
+
+    @classmethod
+    def redact(cls, text: str) -> str:
+        return cls._QUERY.sub(lambda m: "?" + "&".join(cls._pair(p) for p in m.group(1).split("&")), text)
+
+    @classmethod
+    def _pair(cls, pair: str) -> str:
+        name, equals, _value = pair.partition("=")
+        return pair if not equals or name in cls.SHOWN else f"{name}=…"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self.redact(record.msg)
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in args)
+        for key, value in list(vars(record).items()):  # the access logger's extra fields
+            if key.startswith(("first_request_line", "request_header")):
+                if isinstance(value, str):
+                    setattr(record, key, self.redact(value))
+                elif isinstance(value, dict):
+                    setattr(record, key, {k: self.redact(v) if isinstance(v, str) else v for k, v in value.items()})
+        return True
+
+
 def _zoned(formatter: type[logging.Formatter], zone: ZoneInfo) -> type[logging.Formatter]:
     class Zoned(formatter):  # type: ignore[misc, valid-type]
         def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
@@ -98,7 +133,15 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
     for name in CHATTY:
         logging.getLogger(name).setLevel(settings.log.library_level)
     # The access log is on only when [server] access_log asks for it; then at INFO.
-    logging.getLogger("aiohttp.access").setLevel("INFO" if settings.server.access_log else settings.log.library_level)
+    access = logging.getLogger("aiohttp.access")
+    access.setLevel("INFO" if settings.server.access_log else settings.log.library_level)
+    if not any(isinstance(f, RedactQueries) for f in access.filters):
+        access.addFilter(RedactQueries())
+    from storage.engine import reveal_sql_parameters
+
+    reveal_sql_parameters(settings.log.sql_parameters)
+    for name in DRIVERS:  # their DEBUG lines repeat each statement with its parameters
+        logging.getLogger(name).setLevel(logging.NOTSET if settings.log.sql_parameters else logging.INFO)
     logging.getLogger("alembic").setLevel(max(logging.WARNING, level))
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, _ClientGone) for f in server.filters):

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bot.settings.model import Settings
 from bot.web.app import build_app
+from bot.web.limits import runner_options
 from storage.migrate import upgrade
 
 
@@ -30,6 +31,7 @@ def run_server(settings: Settings, port: int | None = None, announce: Callable[[
             access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,
             shutdown_timeout=settings.server.shutdown_timeout,
             print=announce_urls,
+            **runner_options(settings.server),
         )
     except OSError as error:
         print(f"siyu: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)

@@ -33,6 +33,7 @@ from bot.console.render import render
 from bot.settings.calendar_context import calendar_context
 from bot.settings.delivery import preview_policy
 from bot.settings.model import Settings
+from bot.shared import strict_json
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
 from scheduler.calendar import EntrySpec, occurrences, to_instant
@@ -220,8 +221,8 @@ async def validate(request: web.Request) -> web.Response:
     problems by field, and a preview when it reads as an entry."""
     operators_only(request)
     try:
-        body = await request.json()
-    except ValueError:
+        body = strict_json.loads(await request.read())
+    except strict_json.BadJson:
         raise web.HTTPBadRequest(text="a JSON object is expected") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="a JSON object is expected")

@@ -39,6 +39,7 @@ from bot.shared.member_edits import (
     scheme_and_layer_labels,
     wake_delivery,
 )
+from bot.shared.params import path_id, whole_number
 from handlers.member_card import care_days
 from handlers.tag_engine import tag_event, untag_event
 from scheduler.six_moments import LABELS as MOMENT_LABELS
@@ -91,7 +92,8 @@ def read_query(q: str) -> profile.MemberFilter:
 
 
 def page_number(raw: str | None) -> int:
-    return min(int(raw), MAX_PAGE) if raw and raw.isdigit() and int(raw) > 0 else 1
+    number = whole_number(raw)
+    return min(number, MAX_PAGE) if number else 1
 
 
 def page_link(q: str, tag: str, page: int, rule: SegmentRule | None = None) -> str:
@@ -194,7 +196,7 @@ def _localiser(zone: ZoneInfo):  # noqa: ANN202
 async def _member_for(request: web.Request, session: AsyncSession) -> Member:
     """The member of the path, if this viewer may read her; "not found" otherwise."""
     viewer: Viewer = request[VIEWER]
-    member = await session.get(Member, int(request.match_info["id"]))
+    member = await session.get(Member, path_id(request.match_info["id"]))
     if member is None or member.id is None or not await viewer.may_see_member(session, member):
         raise web.HTTPNotFound(text="no such member / 没有这个会员")
     return member
@@ -216,7 +218,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
             "assignments": [(a, readable_metrics(profile.metrics_of(a), zone))
                             for a in await profile.assignments_of(session, member.id)],
             "moves": await profile.moves_of(session, member.id),
-            "timeline": await profile.timeline(session, member.id, TIMELINE + 1, int(before) if before.isdigit() else None),
+            "timeline": await profile.timeline(session, member.id, TIMELINE + 1, whole_number(before)),
             "orders": await profile.orders_of(session, member.id, ORDERS),
             "plan": await plan_of(session, member.id),
             "tasks": await profile.open_tasks_about(session, member.id),
@@ -229,7 +231,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
         phone=masked_phone(member.phone), remark=mask_phones(member.remark, member.phone),
         events=[(e, mask_phones(e.text, member.phone)) for e in events[:TIMELINE]],
         more=f"/admin/members/{member.id}?before={events[TIMELINE - 1].id}#timeline" if len(events) > TIMELINE else None,
-        paged=before.isdigit(), groups=sorted({t.group for t in record["known_tags"] if t.group}),
+        paged=whole_number(before) is not None, groups=sorted({t.group for t in record["known_tags"] if t.group}),
         care=care_days(member, today), today=today, schemes=schemes, layers=layers, local=_localiser(zone),
         sources=SOURCES, speakers=SPEAKERS, moment_labels=MOMENT_LABELS, yuan=yuan, problem=problem,
         notice=NOTICES.get(request.query.get("done", "")),

@@ -21,6 +21,7 @@ from bot.console.render import render
 from bot.shared.access import Viewer
 from bot.shared.keys import DELIVERY, SESSIONS
 from bot.shared.live_config import live
+from bot.shared.params import path_id, whole_number
 from handlers.staff_changes import hand_over_and_tell
 from handlers.task_rates import Rates, TaskFact, rates
 from storage.models import Staff, utcnow
@@ -140,7 +141,7 @@ async def staff_page(request: web.Request, problem: str | None = None, status: i
     zone = live(request).settings.zone
     today = datetime.now(zone).date()
     asked = request.query.get("hand_over", "")
-    handing_id = handing_id if handing_id is not None else int(asked) if asked.isdigit() else None
+    handing_id = handing_id if handing_id is not None else whole_number(asked)
     async with request.config_dict[SESSIONS]() as session:
         entries = await staff_entries(session)
         if not viewer.is_operator:
@@ -183,7 +184,7 @@ async def hand_over_work(request: web.Request) -> web.Response:
     form = await request.post()
     chosen = str(form.get("to", "")).strip()
     async with request.config_dict[SESSIONS]() as session, session.begin():
-        leaving = await session.get(Staff, int(request.match_info["id"]))
+        leaving = await session.get(Staff, path_id(request.match_info["id"]))
         if leaving is None:
             raise web.HTTPNotFound(text="no such staff member / 没有这位店员")
         to, problem = await _receiver(session, leaving, chosen)
@@ -208,7 +209,7 @@ async def _receiver(session: AsyncSession, leaving: Staff, chosen: str) -> tuple
     if not chosen:
         to = await successor_of(session, leaving)
         return (to, None) if to is not None else (None, "这家门店没有在职店长，请选择交接给谁")
-    to = await session.get(Staff, int(chosen)) if chosen.isdigit() else None
+    to = await session.get(Staff, number) if (number := whole_number(chosen)) is not None else None
     if to is None or not to.active or to.id == leaving.id:
         return None, "请选择一位在职的其他同事"
     return to, None

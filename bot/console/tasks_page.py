@@ -13,6 +13,7 @@ from bot.console.render import render
 from bot.shared.access import Viewer
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
+from bot.shared.params import path_id
 from handlers.member_card import member_card
 from storage.models import Member, Staff, StaffTask, utcnow
 from storage.tasks import close_task, list_tasks
@@ -56,7 +57,7 @@ async def task_list(request: web.Request) -> web.Response:
 
 async def _task_for(request: web.Request, session) -> StaffTask:  # type: ignore[no-untyped-def]
     viewer: Viewer = request[VIEWER]
-    task = await session.get(StaffTask, int(request.match_info["id"]))
+    task = await session.get(StaffTask, path_id(request.match_info["id"]))
     if task is None:
         raise web.HTTPNotFound(text="no such task / 没有这个任务")
     if not await viewer.may_act_on_task(session, task):

@@ -172,13 +172,18 @@ def _xlsx(path: Path) -> Iterator[Source]:
 
         def rows() -> Iterator[tuple[int, list[str]]]:
             nonlocal done
-            for line, values in numbered:
-                done = line
-                if any(v is not None and v != "" for v in values):
-                    texts = [cell_text(v) for v in values]
-                    if len(texts) < width:
-                        texts += [""] * (width - len(texts))
-                    yield line, texts
+            try:
+                for line, values in numbered:
+                    done = line
+                    if any(v is not None and v != "" for v in values):
+                        texts = [cell_text(v) for v in values]
+                        if len(texts) < width:
+                            texts += [""] * (width - len(texts))
+                        yield line, texts
+            except ImportFileError:
+                raise
+            except Exception as error:  # openpyxl parses the sheet lazily: a broken row surfaces here
+                raise ImportFileError(f"row {done + 1}: not a readable .xlsx row: {error}") from None
 
         yield Source(header, rows(), lambda: done, sheet.max_row, "rows")
     finally:

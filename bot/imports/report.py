@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.imports.cells import safe_row
+
 SHOWN_REJECTS = 20
 
 @dataclass(frozen=True, order=True)
@@ -82,9 +84,9 @@ class Rejects:
         if self._writer is None:
             self._file = self._path.open("w", encoding="utf-8-sig", newline="")
             self._writer = csv.writer(self._file)
-            self._writer.writerow(["line", "reason", *self._header])
+            self._writer.writerow(safe_row(["line", "reason", *self._header]))
             self._report.rejects_file = self._path
-        self._writer.writerow([reject.line, reject.reason, *reject.values])
+        self._writer.writerow(safe_row([reject.line, reject.reason, *reject.values]))
         self._last_line = reject.line
 
     def close(self) -> None:
@@ -109,11 +111,11 @@ class Rejects:
             writer.writerow(next(reader))
             for row in reader:
                 while waiting is not None and waiting.line < int(row[0]):
-                    writer.writerow([waiting.line, waiting.reason, *waiting.values])
+                    writer.writerow(safe_row([waiting.line, waiting.reason, *waiting.values]))
                     waiting = next(late, None)
-                writer.writerow(row)
+                writer.writerow(row)  # written safe already
             while waiting is not None:
-                writer.writerow([waiting.line, waiting.reason, *waiting.values])
+                writer.writerow(safe_row([waiting.line, waiting.reason, *waiting.values]))
                 waiting = next(late, None)
         merged.replace(self._path)
 

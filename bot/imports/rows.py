@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
+from storage.orders import MAX_AMOUNT_CENTS
+
 
 class RowError(ValueError):
     """Why one row is rejected."""
@@ -213,9 +215,13 @@ def parse_cents(text: str) -> int:
         negative = False
     if dot and not (len(fraction) <= 2 and fraction.isdigit() and fraction.isascii()):
         raise RowError(f"bad amount {value!r} (yuan, at most 2 decimals)")
+    if len(whole.lstrip("0")) > 12:  # before int(): 5,000 digits would be slow, and past 4,300 an error
+        raise RowError(f"amount {value[:20]}… over {MAX_AMOUNT_CENTS // 100} yuan")
     cents = int(whole) * 100 + (int(fraction) * (10 if len(fraction) == 1 else 1) if fraction else 0)
     if negative and cents:
         raise RowError(f"negative amount {value}")
+    if cents > MAX_AMOUNT_CENTS:
+        raise RowError(f"amount {value} over {MAX_AMOUNT_CENTS // 100} yuan")
     return cents
 
 

@@ -115,6 +115,11 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     shutdown_timeout: float = Field(default=10.0, gt=0)
+    # A client that has not sent a whole request's headers this long after connecting (or
+    # after its last answer, on a kept-alive connection) is disconnected; one whose body
+    # is still arriving this long after its headers gets 408 (bot/web/limits.py).
+    header_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     access_log: bool = False
     # all: receive and work in one process. webhook: only verify, store and acknowledge
     # callbacks. worker: only handle, deliver and run scheduled jobs.
@@ -198,6 +203,13 @@ class OfficialAccountSettings(_Section):
     # working while a key change reaches every server.
     encoding_aes_key: AesKey | None = None
     previous_encoding_aes_key: AesKey | None = None
+    # With an encoding_aes_key, a callback without encrypt_type=aes is refused: the plain
+    # signature does not cover the body, so anyone holding one seen request could post any
+    # message. Only while switching the account from plaintext mode, set this to true.
+    accept_plaintext: bool = False
+    # A callback whose timestamp is further than this from our clock, or whose signature,
+    # timestamp and nonce were seen before within it, is refused (a replay).
+    replay_window_seconds: int = Field(default=300, ge=30, le=86400)
     api_base: HttpBase = "https://api.weixin.qq.com"
     callback_path: UrlPath = "/oa/callback"
     retry_max_seconds: float = Field(default=10.0, gt=0, le=300)
@@ -304,6 +316,9 @@ class LogSettings(_Section):
     format: Literal["text", "json"] = "text"
     # APScheduler's and aiohttp's own chatter (a line per job run, per request).
     library_level: LogLevel = "WARNING"
+    # SQL parameters (message texts, remarks, phone numbers) in SQLAlchemy's DEBUG lines
+    # and in database error messages. Off: only the statements are shown.
+    sql_parameters: bool = False
 
 
 class MetricsSettings(_Section):

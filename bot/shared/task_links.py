@@ -16,9 +16,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
+from bot.shared.params import whole_number
+
+MAX_UNTIL = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can hold
+
 
 def _signature(secret: bytes, path: str, staff_userid: str, until: int) -> str:
-    message = f"{path}\n{staff_userid}\n{until}".encode()
+    message = f"{path}\n{staff_userid}\n{until}".encode("utf-8", "surrogatepass")  # a query may hold anything
     return base64.urlsafe_b64encode(hmac.digest(secret, message, hashlib.sha256)).decode().rstrip("=")
 
 
@@ -32,11 +36,12 @@ def signed_link(base_url: str, secret: bytes, path: str, staff_userid: str, now:
 def link_holder(secret: bytes, path: str, query: Mapping[str, str], now: datetime) -> str | None:
     """The staff userid a link to `path` was signed for, if genuine and unexpired."""
     userid, until, given = query.get("as", ""), query.get("until", ""), query.get("sig", "")
-    if not (userid and until.isdigit() and given):
+    expiry = whole_number(until, MAX_UNTIL)  # "²" passes isdigit(); a huge one overflows datetime
+    if not (userid and expiry is not None and given):
         return None
-    expected = _signature(secret, path, userid, int(until))
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    expected = _signature(secret, path, userid, expiry)
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode()):
         return None
-    if datetime.fromtimestamp(int(until), timezone.utc) < now:
+    if datetime.fromtimestamp(expiry, timezone.utc) < now:
         return None
     return userid

@@ -35,6 +35,7 @@ from bot.shared.keys import (
 )
 from bot.shared.prompt_links import LINKS, plain_link_builder, prompt_link_builder
 from bot.web.api import add_api_routes
+from bot.web.limits import body_deadline
 from bot.web.metrics import add_metrics
 from bot.web.proxies import add_trusted_proxies
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
@@ -63,7 +64,10 @@ def build_app(settings: Settings) -> web.Application:
     `server.role` splits the work: "webhook" only receives (verify, store, acknowledge),
     "worker" only handles and delivers, "all" does both in one process.
     """
-    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[body_deadline(settings.server.body_timeout_seconds)],
+    )
     app[SETTINGS] = settings
     app[LOOPS] = Loops(stall_after=settings.server.loop_stall_seconds)
     add_trusted_proxies(app, settings.server.trusted_proxies)

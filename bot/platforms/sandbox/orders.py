@@ -16,6 +16,7 @@ from handlers.orders import ORDER_PLACED
 from bot.shared.keys import SESSIONS
 from handlers.updates import EventUpdate, from_payload
 from storage.models import InboxEntry, utcnow
+from storage.orders import MAX_AMOUNT_CENTS
 
 PLATFORM = "sandbox"
 ORDER_NO = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -35,17 +36,12 @@ def parse_order(body: Any) -> EventUpdate:
         raise BadOrder('"member" is required: the member\'s name in the sandbox (at most 64 characters)')
     if not isinstance(number, str) or not ORDER_NO.fullmatch(number):
         raise BadOrder('"order_no" is required: 1-64 letters, digits, "-" or "_"')
-    try:
-        cents = Decimal(str(amount)) * 100
-    except InvalidOperation:
-        raise BadOrder('"amount" must be a number of yuan, such as 38.5') from None
-    if isinstance(amount, bool) or cents < 0 or cents != cents.to_integral_value():
-        raise BadOrder('"amount" must be a non-negative number of yuan with at most two decimals')
+    cents = amount_cents(amount)
     if not isinstance(store, str) or len(store) > 64:
         raise BadOrder('"store" must be a store code')
     return EventUpdate(
         key=f"{PLATFORM}:order:{number}", platform=PLATFORM, sender=member.strip(), event=ORDER_PLACED,
-        occurred_at=utcnow(), detail={"order_no": number, "amount_cents": str(int(cents)), "store": store},
+        occurred_at=utcnow(), detail={"order_no": number, "amount_cents": str(cents), "store": store},
     )
 
 
@@ -57,6 +53,28 @@ async def recorded_amount(request: web.Request, key: str) -> int | None:
         return None
     update = from_payload(payload)
     return int(update.detail["amount_cents"]) if isinstance(update, EventUpdate) else None
+
+
+def amount_cents(amount: Any) -> int:
+    """Yuan (a JSON number or a string of one) into cents, refused unless finite, at most
+    two decimals, not negative and at most MAX_AMOUNT_CENTS. The exponent is checked before
+    any arithmetic: "1e999990" would otherwise build a million-digit integer."""
+    if isinstance(amount, bool) or not isinstance(amount, (int, float, Decimal, str)) or len(str(amount)) > 40:
+        raise BadOrder('"amount" must be a number of yuan, such as 38.5')
+    try:
+        value = Decimal(str(amount).strip())
+    except InvalidOperation:
+        raise BadOrder('"amount" must be a number of yuan, such as 38.5') from None
+    if not value.is_finite():
+        raise BadOrder('"amount" must be a finite number of yuan, such as 38.5')
+    if value and value.adjusted() > 12:  # far over the maximum; keeps the next steps cheap
+        raise BadOrder(f'"amount" must be at most {MAX_AMOUNT_CENTS // 100} yuan')
+    cents = value * 100
+    if cents < 0 or cents != cents.to_integral_value():
+        raise BadOrder('"amount" must be a non-negative number of yuan with at most two decimals')
+    if cents > MAX_AMOUNT_CENTS:
+        raise BadOrder(f'"amount" must be at most {MAX_AMOUNT_CENTS // 100} yuan')
+    return int(cents)
 
 
 async def post_order(request: web.Request) -> web.Response:

@@ -7,18 +7,20 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.shared import strict_json
+
 
 def json_error(status: type[web.HTTPException], message: str) -> web.HTTPException:
     return status(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
 
 
 async def json_body(request: web.Request) -> Any:
+    """The body, parsed strictly (`bot/shared/strict_json.py`): NaN, Infinity, huge
+    numbers, lone surrogates and deep nesting are a 400 that says which."""
     try:
-        return await request.json()
-    except json.JSONDecodeError as error:
-        raise bad_request(f"malformed JSON: {error.msg} at position {error.pos}") from None
-    except UnicodeDecodeError:
-        raise bad_request("the body must be UTF-8 JSON") from None
+        return strict_json.loads(await request.read())
+    except strict_json.BadJson as error:
+        raise bad_request(str(error)) from None
 
 
 def bad_request(message: str) -> web.HTTPException:

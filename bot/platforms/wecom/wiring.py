@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -114,7 +115,10 @@ def add_official_account_routes(app: web.Application, settings: OfficialAccountS
     keys = [k for k in (settings.encoding_aes_key, settings.previous_encoding_aes_key) if k is not None]
     token = settings.token.get_secret_value()
     cryptos = [CallbackCrypto(token, key.get_secret_value(), settings.app_id) for key in keys]
-    callback = OfficialAccountCallback(token, cryptos)
+    callback = OfficialAccountCallback(
+        token, cryptos, accept_plaintext=settings.accept_plaintext or not cryptos,
+        replay_window=timedelta(seconds=settings.replay_window_seconds),
+    )
     app.router.add_get(settings.callback_path, callback.verify_url)
     app.router.add_post(settings.callback_path, callback.receive)
 

@@ -34,6 +34,11 @@ def parse_fields(body: bytes | str) -> dict[str, str]:
     A child with children of its own (MemChangeList's <Item>s) becomes their texts joined
     by commas: no id on these platforms contains a comma.
     """
+    if isinstance(body, str):
+        try:
+            body = body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no XML document holds one
+            raise MalformedXml("not UTF-8 text") from None
     fields: dict[str, str] = {}
     items: list[str] = []
     text: list[str] = []

@@ -45,10 +45,12 @@ from bot.platforms.wecom.sidebar.session import (
 )
 from bot.platforms.wecom.tickets import Tickets
 from bot.settings.model import Settings, WeComSettings
+from bot.shared import strict_json
 from bot.shared.access import Viewer, staff_viewer
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
 from bot.shared.member_edits import add_tag_by_hand, remove_tag_by_hand, scheme_and_layer_labels, wake_delivery
+from bot.shared.params import path_id
 from storage.models import Member, StaffTask, utcnow
 from storage.tasks import close_task
 
@@ -293,8 +295,8 @@ async def group(request: web.Request) -> web.Response:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        data = await request.json()
-    except ValueError:
+        data = strict_json.loads(await request.read())  # NaN, lone surrogates, NUL, deep nesting: refused
+    except strict_json.BadJson:
         raise web.HTTPBadRequest(text='{"error":"bad_json","message":"请求不是 JSON"}', content_type="application/json") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text='{"error":"bad_json","message":"请求不是 JSON 对象"}', content_type="application/json")
@@ -307,7 +309,7 @@ async def close(request: web.Request) -> web.Response:
     if action == "skip" and not note:
         return _json({"error": "reason_needed", "message": "跳过需要写原因"}, 400)
     async with request.app[SESSIONS]() as session, session.begin():
-        task = await session.get(StaffTask, int(request.match_info["id"]))
+        task = await session.get(StaffTask, path_id(request.match_info["id"]))
         if task is None or not await viewer.may_act_on_task(session, task):
             return _json({"error": "not_found", "message": "没有这个任务，或它不是你的"}, 404)
         if task.status != "open":
@@ -317,7 +319,7 @@ async def close(request: web.Request) -> web.Response:
 
 
 async def _member(request: web.Request, session: Any) -> Member | None:
-    member = await session.get(Member, int(request.match_info["id"]))
+    member = await session.get(Member, path_id(request.match_info["id"]))
     return member if member is not None and request[VIEWER].may_read_member(member) else None
 
 
