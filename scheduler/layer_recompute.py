@@ -43,6 +43,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from scheduler.layer_rules import INTERACTIONS, OPERATORS, Condition, Layer, RfmSpec, Scheme, quantile_positions
 from storage.dialects import dialect_insert, upsert
+from storage.interactions import activity_since
 from storage.models import Interaction, LayerAssignment, LayerMove, LayerRun, Member, MemberTag, Order, Tag
 from storage.tasks import NewTask, create_tasks
 
@@ -158,6 +159,7 @@ def _changed(scheme: Scheme, rfm: RfmSpec, run: LayerRun, now: datetime, today: 
     for days in scheme.interaction_windows():
         shift = timedelta(days=days)
         parts.append(select(Interaction.member_id).where(Interaction.at > since - shift, Interaction.at <= now - shift))
+        parts.append(select(Order.member_id).where(Order.ordered_at > since - shift, Order.ordered_at <= now - shift))
     return union(*parts)
 
 
@@ -230,10 +232,11 @@ async def _fill_inputs(
         .where(Member.referrer_id.is_not(None)).group_by(Member.referrer_id).subquery()  # type: ignore[union-attr]
     )
     windows = sorted(scheme.interaction_windows())
+    acts = {n: activity_since(now - timedelta(days=n)).subquery() for n in windows}
     counted = {
-        n: select(Interaction.member_id, func.count().label("n"))
-        .where(Interaction.at >= now - timedelta(days=n), only(Interaction.member_id))
-        .group_by(Interaction.member_id).subquery()
+        n: select(acts[n].c.member_id, func.count().label("n"))
+        .where(only(acts[n].c.member_id))
+        .group_by(acts[n].c.member_id).subquery()
         for n in windows
     }
     joined = func.coalesce(Member.member_since, func.date(Member.created_at)) if session.bind.dialect.name == "sqlite" \

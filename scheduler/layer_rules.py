@@ -25,7 +25,7 @@ METRICS = {
     "paid_member": "a paid membership (true / false)",
     "days_since_joining": "days since member_since (or since she was first seen)",
     "referrals": "members she brought in",
-    "interactions_<N>d": "interactions (messages in and out, events) in the last N days",
+    "interactions_<N>d": "what she did in the last N days: her messages, events (link clicks, reactions) and orders; never our messages",
 }
 INTERACTIONS = re.compile(r"interactions_(\d{1,4})d")
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
