@@ -22,6 +22,7 @@ from storage.models import (
     StaffTask,
     Store,
 )
+from storage.outcome_models import LtvFit, LtvScore, OutcomeTouch
 
 
 def _table(model: type) -> Table:
@@ -43,3 +44,6 @@ ORDERS = _table(Order)
 TASKS = _table(StaffTask)
 TOUCHES = _table(SixMomentsTouch)
 ENGAGEMENT_DAYS = _table(EngagementDay)
+OUTCOME_TOUCHES = _table(OutcomeTouch)
+LTV_SCORES = _table(LtvScore)
+LTV_FITS = _table(LtvFit)

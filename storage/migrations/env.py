@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import storage.outreach_models  # noqa: F401
+import storage.outcome_models  # noqa: F401
 from storage.engine import create_sync_engine, is_sqlite
 
 config = context.config
