@@ -31,6 +31,7 @@ from bot.settings.care import CareSettings, SixMomentsSettings
 from bot.settings.console import ConsoleSettings
 from bot.settings.imports import ImportSettings
 from bot.settings.layers import LayersSettings
+from bot.settings.outcomes import OutcomesSettings
 from bot.settings.rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
 from bot.settings.wecom import GroupWelcomes, SidebarSettings
 
@@ -301,6 +302,7 @@ class Settings(_Section):
     console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    outcomes: OutcomesSettings = OutcomesSettings()
 
     @field_validator("timezone")
     @classmethod
