@@ -25,6 +25,7 @@ from storage.engine import SessionFactory
 from storage.interactions import record_interaction
 from storage.metrics import count_hold, record_send
 from storage.models import OutboxEntry, utcnow
+from storage.outcomes import record_touch, source_of
 from storage.tracing import request_id_in, traced
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ class DeliveryLoop:
         concurrency: int = 8,
         max_attempts: int = 8,
         poll_interval: timedelta = timedelta(seconds=5),
+        outcome_scheme: str = "value",
     ):
         self._sessions = sessions
+        self._outcome_scheme = outcome_scheme  # the layer scheme a touch records
         self._senders = dict(senders)
         self._clock = clock
         self._policy = policy
@@ -207,6 +210,9 @@ class DeliveryLoop:
                         session, row.member_id, "message_out", row.platform, now, row.body,
                         ref=f"outbox:{row.id}",
                     )
+                    if (source := source_of(row.dedupe_key, row.route, json.loads(row.meta or "{}"))) is not None:
+                        await record_touch(session, row.member_id, now, source, f"outbox:{row.id}",
+                                           staff_id=row.staff_id, scheme=self._outcome_scheme)
             elif result.status == "retry" and row.attempts < self._max_attempts:
                 delay = retry_delay(row.attempts, result.retry_after)
                 await outbox.retry_later(session, row.id, now + delay, result.detail)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import and_, case, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
-from storage.tables import LAYERS, MEMBER_TAGS, MEMBERS, ORDERS, OUTCOME_TOUCHES, STAFF, STORES
+from storage.tables import LAYERS, MEMBER_TAGS, MEMBERS, ORDERS, OUTCOME_TOUCHES, STAFF, STORES, TASKS
 
 Dimension = Literal["entry", "occasion", "channel", "staff", "store", "layer", "source"]
 DIMENSIONS: tuple[str, ...] = ("entry", "occasion", "channel", "staff", "store", "layer", "source")
@@ -103,6 +103,25 @@ async def record_holdouts(
     statement = insert_ignoring_conflicts(OUTCOME_TOUCHES, session.bind.dialect.name, ["ref"]).from_select(
         ["member_id", "at", "source_kind", "source_ref", "staff_id", "store_id", "layer", "held_out", "ref"], chosen)
     await session.execute(statement)
+
+
+async def sync_task_touches(session: AsyncSession, scheme: str = "value") -> int:
+    """Every staff task marked done for a member becomes a touch (once, `task:<id>`), in
+    one set-based insert; run before each report and by the daily outcomes job."""
+    k = TASKS.c
+    done = (
+        select(k.member_id, k.done_at, literal("staff"), func.substr(k.kind, 1, 64), k.staff_id, MEMBERS.c.store_id,
+               LAYERS.c.layer, literal(False), literal("task:") + func.cast(k.id, OUTCOME_TOUCHES.c.ref.type))
+        .select_from(TASKS.join(MEMBERS, MEMBERS.c.id == k.member_id)
+                     .outerjoin(LAYERS, and_(LAYERS.c.member_id == k.member_id, LAYERS.c.scheme == scheme)))
+        .where(k.status == "done", k.member_id.is_not(None), k.done_at.is_not(None),
+               ~exists().where(OUTCOME_TOUCHES.c.ref == literal("task:") + func.cast(k.id, OUTCOME_TOUCHES.c.ref.type)))
+    )
+    result = await session.execute(
+        insert_ignoring_conflicts(OUTCOME_TOUCHES, session.bind.dialect.name, ["ref"]).from_select(
+            ["member_id", "at", "source_kind", "source_ref", "staff_id", "store_id", "layer", "held_out", "ref"], done)
+        .returning(OUTCOME_TOUCHES.c.id))
+    return len(result.all())
 
 
 # ── The report ─────────────────────────────────────────────────────────────────────────

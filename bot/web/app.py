@@ -80,7 +80,9 @@ def build_app(settings: Settings) -> web.Application:
             app[SESSIONS], care, renderer, settings.zone, utcnow()
         )),
         CronJob("content-calendar", "* * * * *", lambda: run_calendar(
-            app[SESSIONS], calendar_options(settings.calendar, config.persona.template_variables()), renderer,
+            app[SESSIONS], calendar_options(settings.calendar, config.persona.template_variables(),
+                                             global_control=settings.outcomes.global_control,
+                                             outcome_scheme=settings.outcomes.scheme), renderer,
             settings.zone, utcnow(),
         )),
         CronJob("staff-digest", settings.tasks.digest_cron, lambda: send_digests(
@@ -123,7 +125,8 @@ def build_app(settings: Settings) -> web.Application:
             yield
 
     async def delivery(app: web.Application) -> AsyncIterator[None]:
-        loop = DeliveryLoop(app[SESSIONS], senders, policy=delivery_policy(settings))
+        loop = DeliveryLoop(app[SESSIONS], senders, policy=delivery_policy(settings),
+                            outcome_scheme=settings.outcomes.scheme)
         app[DELIVERY] = loop
         loop.start()
         yield

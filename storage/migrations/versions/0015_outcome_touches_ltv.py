@@ -1,4 +1,5 @@
-"""Outcomes: touches of members (and holdouts), lifetime-value scores and fits
+"""Outcomes: touches of members (and holdouts), a calendar entry's holdout share,
+lifetime-value scores and fits
 
 Revision ID: 0015
 Revises: 0008
@@ -16,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('calendar_entries') as batch:
+        batch.add_column(sa.Column('holdout', sa.Float(), server_default='0', nullable=False))
     op.create_table(
         'outcome_touches',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -64,3 +67,5 @@ def downgrade() -> None:
     op.drop_index('ix_outcome_touches_member_at', table_name='outcome_touches')
     op.drop_index('ix_outcome_touches_at', table_name='outcome_touches')
     op.drop_table('outcome_touches')
+    with op.batch_alter_table('calendar_entries') as batch:
+        batch.drop_column('holdout')
