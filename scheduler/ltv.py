@@ -17,14 +17,19 @@ orders on whole days fit as a few hundred thousand distinct rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
+from scipy.optimize import OptimizeResult, minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
 Array = NDArray[np.float64]
+# Bounds on the log of every parameter. Data with no sign of dropping out (or no
+# heterogeneity) push the maximum to a border (a → 0, r and α → ∞); the bounds keep the
+# scores finite there, where the fitted model is the Poisson or no-dropout limit anyway.
+LOG_LOW, LOG_HIGH = -9.0, 9.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +74,24 @@ def fit_bgnbd(x: Array, t_x: Array, T: Array) -> BgNbd:
     scale = float(np.average(uT, weights=weight)) or 1.0
 
     def negative(log_params: Array) -> float:
-        r, alpha, a, b = np.exp(log_params)
+        r, alpha, a, b = np.exp(np.clip(log_params, LOG_LOW, LOG_HIGH))
         return -float(np.dot(weight, bgnbd_log_likelihood(r, alpha, a, b, ux, ut, uT)))
 
     start = np.log([1.0, scale, 1.0, 1.0])
-    found = minimize(negative, start, method="Nelder-Mead",
-                     options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 4000, "maxfev": 8000})
-    found = minimize(negative, found.x, method="L-BFGS-B")  # polish
+    found = _minimise(negative, start)
     r, alpha, a, b = (float(v) for v in np.exp(found.x))
     return BgNbd(r, alpha, a, b, int(weight.sum()), -float(found.fun))
+
+
+def _minimise(negative: Callable[[Array], float], start: Array) -> OptimizeResult:
+    """Nelder-Mead from the start (robust on these surfaces), then L-BFGS-B to polish,
+    both within the bounds; the result's x is clipped to them."""
+    found = minimize(negative, start, method="Nelder-Mead",
+                     options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 4000, "maxfev": 8000})
+    bounds = [(LOG_LOW, LOG_HIGH)] * len(start)
+    found = minimize(negative, np.clip(found.x, LOG_LOW, LOG_HIGH), method="L-BFGS-B", bounds=bounds)
+    found.x = np.clip(found.x, LOG_LOW, LOG_HIGH)
+    return found
 
 
 def p_alive(m: BgNbd, x: Array, t_x: Array, T: Array) -> Array:
@@ -95,7 +109,7 @@ def expected_orders(m: BgNbd, t: float, x: Array, t_x: Array, T: Array) -> Array
     bracket = 1.0 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp
     ratio = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + t_x)))
     denominator = 1.0 + np.where(x > 0, a / np.maximum(b + x - 1, 1e-12) * ratio, 0.0)
-    return (a + b + x - 1) / (a - 1) * bracket / denominator
+    return np.nan_to_num((a + b + x - 1) / (a - 1) * bracket / denominator, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def gamma_gamma_log_likelihood(p: float, q: float, v: float, x: Array, mean: Array) -> Array:
@@ -112,12 +126,10 @@ def fit_gamma_gamma(x: Array, mean: Array) -> GammaGamma:
         raise ValueError("no repeat buyers to fit spend on")
 
     def negative(log_params: Array) -> float:
-        p, q, v = np.exp(log_params)
+        p, q, v = np.exp(np.clip(log_params, LOG_LOW, LOG_HIGH))
         return -float(np.dot(weight, gamma_gamma_log_likelihood(p, q, v, ux, um)))
 
-    found = minimize(negative, np.log([1.0, 1.0, float(np.average(um, weights=weight))]), method="Nelder-Mead",
-                     options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 4000, "maxfev": 8000})
-    found = minimize(negative, found.x, method="L-BFGS-B")
+    found = _minimise(negative, np.log([1.0, 1.0, float(np.average(um, weights=weight))]))
     p, q, v = (float(v) for v in np.exp(found.x))
     return GammaGamma(p, q, v, int(weight.sum()), -float(found.fun))
 

@@ -1,0 +1,83 @@
+"""Lifetime value in the database: each member's order history summarised as of a date
+(one aggregate statement), her scores written in bulk, the fits kept, one member read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.outcome_models import LtvFit, LtvScore
+from storage.tables import LAYERS, LTV_FITS, LTV_SCORES, MEMBERS, ORDERS
+
+CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    """Per member with an order before the date: id, orders, first and last order, spend (cents)."""
+
+    member_ids: list[int]
+    orders: list[int]
+    first: list[datetime]
+    last: list[datetime]
+    cents: list[int]
+
+
+async def order_summary(session: AsyncSession, before: datetime) -> OrderSummary:
+    o = ORDERS.c
+    rows = (await session.execute(
+        select(o.member_id, func.count(), func.min(o.ordered_at), func.max(o.ordered_at), func.sum(o.amount_cents))
+        .where(o.ordered_at < before).group_by(o.member_id)
+    )).all()
+    columns: list[Sequence[Any]] = list(zip(*rows)) if rows else [(), (), (), (), ()]
+    return OrderSummary(*(list(c) for c in columns))
+
+
+async def write_scores(session: AsyncSession, as_of: date, member_ids: Sequence[int], p_alive: Sequence[float],
+                       orders: Sequence[float], cents: Sequence[float], now: datetime) -> None:
+    """Replace every score with this fit's (members without an order keep none)."""
+    await session.execute(delete(LtvScore))
+    for start in range(0, len(member_ids), CHUNK):
+        await session.execute(LTV_SCORES.insert(), [
+            {"member_id": m, "as_of": as_of, "p_alive": p, "orders_90d": n, "clv_90d_cents": c, "scored_at": now}
+            for m, p, n, c in zip(member_ids[start:start + CHUNK], p_alive[start:start + CHUNK],
+                                  orders[start:start + CHUNK], cents[start:start + CHUNK], strict=True)
+        ])
+
+
+async def save_fit(session: AsyncSession, as_of: date, customers: int, params: dict[str, Any], now: datetime) -> None:
+    await session.execute(LTV_FITS.insert().values(as_of=as_of, fitted_at=now, customers=customers,
+                                                   params=json.dumps(params)))
+
+
+async def under(session: AsyncSession, threshold: float) -> set[int]:
+    """Members whose stored P(alive) is under `threshold`."""
+    rows = await session.execute(select(LTV_SCORES.c.member_id).where(LTV_SCORES.c.p_alive < threshold))
+    return set(rows.scalars().all())
+
+
+async def top_layer_under(
+    session: AsyncSession, scheme: str, layer: str, threshold: float
+) -> list[tuple[int, str | None, int | None, float]]:
+    """Members of `layer` whose P(alive) is under `threshold`: id, name, owner, P(alive)."""
+    rows = await session.execute(
+        select(MEMBERS.c.id, MEMBERS.c.name, MEMBERS.c.owner_staff_id, LTV_SCORES.c.p_alive)
+        .join(LTV_SCORES, LTV_SCORES.c.member_id == MEMBERS.c.id)
+        .join(LAYERS, (LAYERS.c.member_id == MEMBERS.c.id) & (LAYERS.c.scheme == scheme))
+        .where(LAYERS.c.layer == layer, LTV_SCORES.c.p_alive < threshold)
+    )
+    return [(int(i), n, o, float(p)) for i, n, o, p in rows.all()]
+
+
+async def latest_fit(session: AsyncSession) -> LtvFit | None:
+    return (await session.execute(select(LtvFit).order_by(LtvFit.id.desc()).limit(1))).scalar_one_or_none()  # type: ignore[union-attr]
+
+
+async def score_of(session: AsyncSession, member_id: int) -> LtvScore | None:
+    return await session.get(LtvScore, member_id)
