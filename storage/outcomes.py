@@ -23,6 +23,7 @@ from sqlalchemy import and_, case, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
+from storage.models import CalendarEntry
 from storage.tables import LAYERS, MEMBER_TAGS, MEMBERS, ORDERS, OUTCOME_TOUCHES, STAFF, STORES, TASKS
 
 Dimension = Literal["entry", "occasion", "channel", "staff", "store", "layer", "source"]
@@ -31,6 +32,7 @@ KINDS = ("entry", "occasion", "channel", "auto_reply", "staff")
 # Dimensions that are one source kind, grouped by its reference.
 KIND_OF: dict[str, str] = {"entry": "entry", "occasion": "occasion", "channel": "channel"}
 DEFAULT_WINDOW_DAYS = 7
+CALENDAR = CalendarEntry.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,3 +265,11 @@ async def _labels(session: AsyncSession, by: str, keys: list[str]) -> dict[str, 
         rows = await session.execute(select(STORES.c.id, STORES.c.name).where(STORES.c.id.in_(ids)))
         return {str(i): name for i, name in rows.all()}
     return {}
+
+
+async def entry_titles(session: AsyncSession, ids: list[str]) -> dict[str, str]:
+    """Calendar entries' titles by id (an entry deleted since keeps its id)."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(CALENDAR.c.id, CALENDAR.c.title).where(CALENDAR.c.id.in_(ids)))
+    return {i: title for i, title in rows.all() if title}

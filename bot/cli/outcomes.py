@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from bot.cli.output import print_json, print_table
 from bot.cli.sessions import open_sessions
 from bot.settings.model import Settings
-from bot.shared.outcomes_report import interval_text, outcomes_report, percent
+from bot.shared.outcomes_report import interval_text, names_for, outcomes_report, percent
 
 
 async def report(settings: Settings, by: str, start: date | None, end: date | None, as_json: bool) -> int:
@@ -17,7 +17,8 @@ async def report(settings: Settings, by: str, start: date | None, end: date | No
     start = start or end - timedelta(days=29)
     try:
         async with open_sessions(settings) as sessions:
-            found = await outcomes_report(sessions, settings.outcomes, settings.zone, by, start, end)
+            found = await outcomes_report(sessions, settings.outcomes, settings.zone, by, start, end,
+                                            names_for(settings, by))
     except ValueError as error:
         print(f"siyu: {error}", file=sys.stderr)
         return 1

@@ -52,6 +52,7 @@ NAV = (
     ("/admin/group-welcomes", "入群欢迎语", True),
     ("/admin/rules", "标签与分层", True),
     ("/admin/staff", "店员", True),
+    ("/admin/outcomes", "成效", True),
     ("/admin/tasks", "任务", False),
 )
 

@@ -56,6 +56,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
         calendar_page,
         group_welcomes_page,
         members_page,
+        outcomes_page,
         overview_page,
         rules_page,
         staff_page,
@@ -77,7 +78,8 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     console.router.add_static("/static/", STATIC)
     console.router.add_get("", home)
     console.router.add_get("/", home)
-    for page in (overview_page, members_page, calendar_page, group_welcomes_page, rules_page, staff_page, tasks_page):
+    for page in (overview_page, members_page, calendar_page, group_welcomes_page, rules_page, staff_page, tasks_page,
+                 outcomes_page):
         page.add_routes(console)
     if is_sqlite(settings.storage.url):
         console.cleanup_ctx.append(_own_connection(settings.storage.url))

@@ -12,10 +12,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.settings.model import Settings
 from bot.settings.outcomes import OutcomesSettings
 from scheduler.lift import Group, Lift, lift
 from storage.engine import SessionFactory
-from storage.outcomes import GroupFigures, SourceFigures, outcome_figures, sync_task_touches
+from storage.outcomes import GroupFigures, SourceFigures, entry_titles, outcome_figures, sync_task_touches
 
 NOT_ENOUGH = "数据不足"
 # What each source kind reads as, for the rows of --by source.
@@ -73,7 +74,9 @@ def _group(g: GroupFigures) -> tuple[GroupRow, Group]:
     return row, Group(g.members, g.converted, revenue, [c / 100 for c in g.revenues])
 
 
-def _label(by: str, figures: SourceFigures) -> str:
+def _label(by: str, figures: SourceFigures, names: dict[str, str]) -> str:
+    if by in ("entry", "layer", "channel") and figures.key in names:
+        return names[figures.key]
     if by == "occasion":
         key = figures.key
         return OCCASION_LABELS.get(key, key.removeprefix("festival-") if key.startswith("festival-") else key)
@@ -83,12 +86,12 @@ def _label(by: str, figures: SourceFigures) -> str:
     return figures.label or "—"
 
 
-def _row(by: str, figures: SourceFigures, outcomes: OutcomesSettings) -> OutcomeRow:
+def _row(by: str, figures: SourceFigures, outcomes: OutcomesSettings, names: dict[str, str]) -> OutcomeRow:
     reached, a = _group(figures.reached)
     held, b = _group(figures.held_out)
     found: Lift = lift(a, b, outcomes.min_members, outcomes.min_conversions)
     return OutcomeRow(
-        figures.key, _label(by, figures), reached, held, figures.credited_orders, figures.credited_cents / 100,
+        figures.key, _label(by, figures, names), reached, held, figures.credited_orders, figures.credited_cents / 100,
         found.enough, found.rate_difference, found.rate_interval, found.revenue_difference, found.revenue_interval,
         "" if found.enough else f"{NOT_ENOUGH}（{found.reason}）",
     )
@@ -102,7 +105,10 @@ def local_range(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datet
 
 async def outcomes_report(
     sessions: SessionFactory, outcomes: OutcomesSettings, zone: ZoneInfo, by: str, start: date, end: date,
+    names: dict[str, str] | None = None,
 ) -> OutcomesReport:
+    """`names`: what people read for a key where the database has no name (layer labels,
+    channel codes' labels); calendar entries read as their titles."""
     """Tasks done are made touches first (set-based, once each), then the figures."""
     if end < start:
         raise ValueError(f"the range ends ({end}) before it starts ({start})")
@@ -112,7 +118,18 @@ async def outcomes_report(
     windows = outcomes.window_days()
     async with sessions() as session:
         figures = await outcome_figures(session, by, begin, finish, windows, outcomes.attribution)
-    return OutcomesReport(by, start, end, outcomes.attribution, windows, [_row(by, f, outcomes) for f in figures])
+        known = dict(names or {})
+        if by == "entry":
+            known |= await entry_titles(session, [f.key for f in figures])
+    rows = [_row(by, f, outcomes, known) for f in figures]
+    return OutcomesReport(by, start, end, outcomes.attribution, windows, rows)
+
+
+def names_for(settings: Settings, by: str) -> dict[str, str]:
+    """Layer labels of the outcomes scheme; channel codes as their store or state."""
+    if by == "layer" and (scheme := settings.layers.scheme(settings.outcomes.scheme)) is not None:
+        return {layer.name: layer.label or layer.name for layer in scheme.layers}
+    return {}
 
 
 def percent(value: float | None) -> str:

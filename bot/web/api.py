@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.shared.keys import SESSIONS, SETTINGS
-from bot.shared.outcomes_report import outcomes_report
+from bot.shared.outcomes_report import names_for, outcomes_report
 from storage.engagement import COUNTERS, engagement_series, layer_counts
 from storage.outcomes import DIMENSIONS
 
@@ -83,7 +83,8 @@ def add_api_routes(app: web.Application, token: str) -> None:
             return _error(400, "from and to must be days like 2026-11-01")
         if end < start or (end - start).days >= MAX_DAYS:
             return _error(400, f"from must not be after to, and the range at most {MAX_DAYS} days")
-        report = await outcomes_report(request.app[SESSIONS], settings.outcomes, settings.zone, by, start, end)
+        report = await outcomes_report(request.app[SESSIONS], settings.outcomes, settings.zone, by, start, end,
+                                        names_for(settings, by))
         return web.json_response(report.to_json())
 
     app.router.add_get("/api/engagement", engagement)
