@@ -114,3 +114,21 @@ def test_outcomes_report_shows_reached_against_held_out(
     assert "before it starts" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["outcomes", "report", "--by", "weather", "--config", config])
+
+
+def test_the_weekly_digest_reads_as_a_short_note() -> None:
+    from bot.shared.outcomes_digest import digest_text
+    from bot.shared.outcomes_report import GroupRow, OutcomeRow, OutcomesReport
+
+    def row(label: str, enough: bool) -> OutcomeRow:
+        group = GroupRow(200, 60, 0.3, 4080.0, 20.4)
+        return OutcomeRow(label, label, group, GroupRow(100, 10, 0.1, 680.0, 6.8), 55, 3740.0, enough,
+                          0.2 if enough else None, (0.11, 0.28) if enough else None, None, None, "")
+
+    text = digest_text(OutcomesReport("source", date(2026, 11, 23), date(2026, 11, 29), "last",
+                                      {"entry": 7}, [row("关怀：生日", True), row("日历：新品", False)]),
+                       "https://ops.example.com/admin/outcomes")
+    assert text.splitlines()[0].startswith("成效周报 11-23 至 11-29")
+    assert "关怀：生日：触达 200 人，转化 30.0%，对照 10.0%，提升 20.0% [+11.0%, +28.0%]" in text
+    assert "日历：新品：触达 200 人，转化 30.0%，对照组数据不足" in text
+    assert text.endswith("详情：https://ops.example.com/admin/outcomes")

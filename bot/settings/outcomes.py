@@ -34,8 +34,12 @@ class OutcomesSettings(BaseModel):
     ltv_horizon_days: int = Field(default=90, ge=7, le=730)
     # ...and a top-layer member whose P(alive) falls under this gives her owner one task.
     at_risk_p_alive: float = Field(default=0.3, ge=0.0, le=1.0)
-    # When the weekly outcomes digest goes to operators (crontab line, top-level timezone).
+    # When the weekly outcomes digest goes out (crontab line, top-level timezone)...
     digest_cron: str = "0 9 * * 1"
+    # ...and to whom: staff userids on the staff platform (operators who are on WeCom).
+    digest_to: list[str] = []
+    # When the daily LTV fit runs: before the layer recompute, which reads its scores.
+    ltv_cron: str = "0 3 * * *"
 
     @field_validator("windows")
     @classmethod

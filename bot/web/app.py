@@ -31,6 +31,7 @@ from bot.settings.handlers import handler_config
 from bot.settings.model import Settings
 from bot.settings.templates import renderer_for
 from bot.shared.keys import DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, RENDERER, SESSIONS, SETTINGS
+from bot.shared.outcomes_digest import daily_ltv_fit, send_outcomes_digest
 from bot.shared.prompt_links import LINKS, prompt_link_builder
 from bot.web.api import add_api_routes
 from bot.web.metrics import add_metrics
@@ -89,6 +90,10 @@ def build_app(settings: Settings) -> web.Application:
             app[SESSIONS], renderer, settings.zone, utcnow(), config.staff_platform_for("wecom"),
             days_ahead=settings.tasks.digest_days_ahead, escalate_after_days=settings.tasks.escalate_after_days,
         )),
+        CronJob("outcomes-digest", settings.outcomes.digest_cron, lambda: send_outcomes_digest(
+            app[SESSIONS], settings, config.staff_platform_for("wecom"), utcnow()
+        )),
+        CronJob("ltv-fit", settings.outcomes.ltv_cron, lambda: daily_ltv_fit(app[SESSIONS], settings, utcnow())),
         CronJob("engagement-snapshot", settings.layers.engagement_cron, lambda: snapshot_recent(
             app[SESSIONS], [s.name for s in schemes], settings.zone, utcnow()
         )),
