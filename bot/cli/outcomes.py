@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from bot.cli.output import print_json, print_table
 from bot.cli.sessions import open_sessions
 from bot.settings.model import Settings
-from bot.shared.outcomes_report import interval_text, names_for, outcomes_report, percent
+from bot.shared.outcomes_report import NOT_ENOUGH, interval_text, names_for, outcomes_report, percent
 
 
 async def report(settings: Settings, by: str, start: date | None, end: date | None, as_json: bool) -> int:
@@ -25,16 +25,19 @@ async def report(settings: Settings, by: str, start: date | None, end: date | No
     if as_json:
         print_json(found.to_json())
         return 0
+    days = ", ".join(f"{kind} {n}" for kind, n in found.windows.items())
     title = (f"outcomes by {by}, {start} to {end} ({found.attribution}-touch credit; "
-             f"conversion: an order within {found.windows['entry']} days of a calendar touch, see [outcomes] windows)")
-    print_table(title, ("source", "reached", "conv.", "¥/member", "held out", "conv.", "¥/member",
-                        "lift (conv.)", "95% interval", "lift ¥/member", "95% interval", "credited orders"), [
-        (r.label, r.reached.members, percent(r.reached.rate), _yuan(r.reached.per_member_yuan),
-         r.held_out.members, percent(r.held_out.rate), _yuan(r.held_out.per_member_yuan),
-         percent(r.rate_lift) if r.enough else r.note, interval_text(r.rate_interval, True),
+             f"conversion: an order within N days of a touch — {days})")
+    print_table(title, ("source", "reached", "conv.", "held out", "conv.", "lift", "95% interval",
+                        "¥/member lift", "95% interval", "credited"), [
+        (r.label, r.reached.members, percent(r.reached.rate), r.held_out.members, percent(r.held_out.rate),
+         percent(r.rate_lift) if r.enough else NOT_ENOUGH, interval_text(r.rate_interval, True),
          _yuan(r.revenue_lift_yuan), interval_text(r.revenue_interval_yuan, False), r.credited_orders)
         for r in found.rows
     ])
+    if any(not r.enough for r in found.rows):
+        print(f"{NOT_ENOUGH}: each group needs {settings.outcomes.min_members} members and both together "
+              f"{settings.outcomes.min_conversions} conversions (outcomes.min_members, outcomes.min_conversions)")
     return 0
 
 
