@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from storage.outcomes import REVENUES_LIMIT
+
 Z95 = float(norm.ppf(0.975))
 RESAMPLES = 2000
-BOOTSTRAP_LIMIT = 20_000  # converters in a group above which the normal approximation is used
+BOOTSTRAP_LIMIT = REVENUES_LIMIT  # converters in a group above which the normal approximation is used
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,9 @@ class Group:
     converted: int
     revenue: float  # total, in yuan
     revenues: Sequence[float] = ()  # each converter's, in yuan; the others spent nothing
+    # The sum of the squares of every member's revenue (yuan²): enough for the normal
+    # interval when the revenues are not listed (large groups). None: from `revenues`.
+    squares: float | None = None
 
     @property
     def rate(self) -> float | None:
@@ -100,7 +105,7 @@ def revenue_interval(reached: Group, held: Group, seed: int = 17, resamples: int
 def _welch(reached: Group, held: Group) -> tuple[float, float]:
     def mean_var(g: Group) -> tuple[float, float]:
         mean = g.revenue / g.members
-        squares = float(np.sum(np.square(np.asarray(g.revenues, dtype=np.float64))))
+        squares = g.squares if g.squares is not None else float(np.sum(np.square(np.asarray(g.revenues, dtype=np.float64))))
         variance = max(squares / g.members - mean * mean, 0.0) * g.members / max(g.members - 1, 1)
         return mean, variance / g.members
 

@@ -19,7 +19,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, exists, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -32,6 +48,9 @@ KINDS = ("entry", "occasion", "channel", "auto_reply", "staff")
 # Dimensions that are one source kind, grouped by its reference.
 KIND_OF: dict[str, str] = {"entry": "entry", "occasion": "occasion", "channel": "channel"}
 DEFAULT_WINDOW_DAYS = 7
+# Converters in a group above which their revenues are not listed (the interval then
+# comes from the sums: at that size the bootstrap and the normal approximation agree).
+REVENUES_LIMIT = 20_000
 CALENDAR = CalendarEntry.__table__  # type: ignore[attr-defined]
 
 
@@ -137,7 +156,8 @@ class GroupFigures:
     members: int = 0
     converted: int = 0
     revenue_cents: int = 0
-    revenues: tuple[int, ...] = ()
+    revenues: tuple[int, ...] = ()  # listed for groups of at most REVENUES_LIMIT converters
+    revenue_squares: float = 0.0  # the sum of each member's revenue squared (cents²), for any size
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +168,15 @@ class SourceFigures:
     held_out: GroupFigures
     credited_orders: int = 0
     credited_cents: int = 0
+
+
+def _member_outcomes() -> Table:
+    return Table(
+        "siyu_member_outcomes", MetaData(),
+        Column("key", String(191)), Column("held_out", Boolean), Column("member_id", Integer),
+        Column("n", Integer), Column("cents", BigInteger),
+        prefixes=["TEMPORARY"],
+    )
 
 
 def _within(dialect: str, later: Any, earlier: Any, days: Any) -> Any:
@@ -200,23 +229,35 @@ async def outcome_figures(
         .select_from(first.outerjoin(ORDERS, and_(o.member_id == first.c.member_id,
                                                   _within(dialect, o.ordered_at, first.c.t0, first.c.days))))
         .group_by(first.c.key, first.c.held_out, first.c.member_id)
-        .subquery()
     )
-    totals = await session.execute(
-        select(per_member.c.key, per_member.c.held_out, func.count(),
-               func.sum(case((per_member.c.n > 0, 1), else_=0)), func.coalesce(func.sum(per_member.c.cents), 0))
-        .group_by(per_member.c.key, per_member.c.held_out)
-    )
-    spent = await session.execute(
-        select(per_member.c.key, per_member.c.held_out, per_member.c.cents).where(per_member.c.n > 0)
-    )
-    revenues: dict[tuple[str, bool], list[int]] = {}
-    for k, held, cents in spent.all():
-        revenues.setdefault((k, bool(held)), []).append(int(cents))
+    # Computed once into a temporary table, then summed and (for small groups) listed.
+    table = _member_outcomes()
+    connection = await session.connection()
+    await connection.run_sync(lambda c: table.drop(c, checkfirst=True))
+    await connection.run_sync(lambda c: table.create(c))
+    try:
+        await session.execute(table.insert().from_select(["key", "held_out", "member_id", "n", "cents"], per_member))
+        m = table.c
+        totals = (await session.execute(
+            select(m.key, m.held_out, func.count(), func.sum(case((m.n > 0, 1), else_=0)),
+                   func.coalesce(func.sum(m.cents), 0),
+                   func.coalesce(func.sum(func.cast(m.cents, Float) * func.cast(m.cents, Float)), 0.0))
+            .group_by(m.key, m.held_out)
+        )).all()
+        small = [(k, held) for k, held, _, converted, _, _ in totals if (converted or 0) <= REVENUES_LIMIT]
+        revenues: dict[tuple[str, bool], list[int]] = {}
+        if small:
+            spent = await session.execute(select(m.key, m.held_out, m.cents).where(
+                m.n > 0, or_(*(and_(m.key == k, m.held_out == held) for k, held in small))))
+            for k, held, cents in spent.all():
+                revenues.setdefault((k, bool(held)), []).append(int(cents))
+    finally:
+        await connection.run_sync(lambda c: table.drop(c, checkfirst=True))
     groups: dict[str, dict[bool, GroupFigures]] = {}
-    for k, held, members, converted, cents in totals.all():
+    for k, held, members, converted, cents, squares in totals:
         groups.setdefault(k, {})[bool(held)] = GroupFigures(
-            int(members), int(converted or 0), int(cents or 0), tuple(revenues.get((k, bool(held)), ())))
+            int(members), int(converted or 0), int(cents or 0), tuple(revenues.get((k, bool(held)), ())),
+            float(squares or 0.0))
     credited = await _credited(session, by, start, end, windows, attribution)
     labels = await _labels(session, by, list(groups))
     return [

@@ -71,7 +71,7 @@ def _group(g: GroupFigures) -> tuple[GroupRow, Group]:
     revenue = g.revenue_cents / 100
     row = GroupRow(g.members, g.converted, g.converted / g.members if g.members else None, revenue,
                    revenue / g.members if g.members else None)
-    return row, Group(g.members, g.converted, revenue, [c / 100 for c in g.revenues])
+    return row, Group(g.members, g.converted, revenue, [c / 100 for c in g.revenues], g.revenue_squares / 10_000)
 
 
 def _label(by: str, figures: SourceFigures, names: dict[str, str]) -> str:
