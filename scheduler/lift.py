@@ -87,9 +87,8 @@ def _resampled_means(group: Group, rng: np.random.Generator, resamples: int) -> 
         return np.zeros(resamples)
     hits = rng.binomial(n, k / n, size=resamples)  # how many converters each resample draws
     picks = rng.integers(0, k, size=int(hits.sum()))
-    sums = np.add.reduceat(values[picks], np.r_[0, np.cumsum(hits)[:-1]]) if picks.size else np.zeros(resamples)
-    sums = np.where(hits > 0, sums, 0.0)  # reduceat repeats a value for an empty slice
-    return sums / n
+    resample = np.repeat(np.arange(resamples), hits)  # which resample each pick belongs to
+    return np.bincount(resample, weights=values[picks], minlength=resamples) / n
 
 
 def revenue_interval(reached: Group, held: Group, seed: int = 17, resamples: int = RESAMPLES) -> tuple[float, float]:

@@ -58,3 +58,19 @@ def test_holdouts_are_deterministic_near_the_share_and_differ_by_year() -> None:
     # Not the same members held out of every birthday: about 10 % of them again, by chance.
     assert len(this_year & next_year) / len(this_year) < 0.15
     assert not any(held_out(m, "x", 1, 0.0) for m in members) and all(held_out(m, "x", 1, 1.0) for m in members)
+
+
+def test_the_bootstrap_handles_rare_converters_and_agrees_with_the_normal_interval_when_large() -> None:
+    from scheduler.lift import _welch, revenue_interval
+
+    rare = Group(5000, 2, 100.0, [50.0, 50.0])  # most resamples draw none of them
+    low, high = revenue_interval(rare, Group(5000, 1, 50.0, [50.0]))
+    assert low < 0.01 < high
+    rng = np.random.default_rng(3)
+    a = [float(v) for v in rng.gamma(3, 20, size=2000)]
+    b = [float(v) for v in rng.gamma(3, 20, size=1500)]
+    reached, held = Group(10_000, 2000, sum(a), a), Group(10_000, 1500, sum(b), b)
+    boot, normal = revenue_interval(reached, held), _welch(reached, held)
+    assert boot == pytest.approx(normal, abs=0.15)  # yuan per member, on a difference of about 3
+    squares = Group(10_000, 2000, sum(a), (), float(np.sum(np.square(a))))  # sums only: the same interval
+    assert _welch(squares, held) == pytest.approx(normal)
