@@ -84,12 +84,14 @@ def fit_bgnbd(x: Array, t_x: Array, T: Array) -> BgNbd:
 
 
 def _minimise(negative: Callable[[Array], float], start: Array) -> OptimizeResult:
-    """Nelder-Mead from the start (robust on these surfaces), then L-BFGS-B to polish,
-    both within the bounds; the result's x is clipped to them."""
-    found = minimize(negative, start, method="Nelder-Mead",
-                     options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 4000, "maxfev": 8000})
+    """L-BFGS-B within the bounds (about a hundred evaluations on these surfaces); when it
+    stops short, Nelder-Mead from there (slower, robust) and L-BFGS-B again to polish."""
     bounds = [(LOG_LOW, LOG_HIGH)] * len(start)
-    found = minimize(negative, np.clip(found.x, LOG_LOW, LOG_HIGH), method="L-BFGS-B", bounds=bounds)
+    found = minimize(negative, start, method="L-BFGS-B", bounds=bounds)
+    if not found.success:
+        found = minimize(negative, np.clip(found.x, LOG_LOW, LOG_HIGH), method="Nelder-Mead",
+                         options={"xatol": 1e-6, "fatol": 1e-6, "maxfev": 2000})
+        found = minimize(negative, np.clip(found.x, LOG_LOW, LOG_HIGH), method="L-BFGS-B", bounds=bounds)
     found.x = np.clip(found.x, LOG_LOW, LOG_HIGH)
     return found
 
