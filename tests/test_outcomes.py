@@ -117,3 +117,17 @@ async def test_an_unknown_dimension_is_refused(sessions: SessionFactory) -> None
     async with sessions() as session:
         with pytest.raises(ValueError, match="unknown dimension"):
             await outcome_figures(session, "weather", T0, T0, WINDOWS)
+
+
+async def test_a_welcome_is_a_touch_of_the_channel_code_she_came_by(sessions: SessionFactory) -> None:
+    from storage.tags import apply_tag, ensure_tag
+
+    [her] = await members(sessions, 1)
+    async with sessions() as session, session.begin():
+        tag = await ensure_tag(session, "静安海报", "渠道")
+        await apply_tag(session, her, tag, "platform", "channel:poster-jingan", T0)
+        await record_touch(session, her, T0, TouchSource("channel", ""), "outbox:9")
+    await buy(sessions, her, T0 + timedelta(days=1))
+    async with sessions() as session:
+        [row] = await outcome_figures(session, "channel", T0 - timedelta(days=1), T0 + timedelta(days=1), WINDOWS)
+    assert row.key == "poster-jingan" and row.reached.converted == 1
