@@ -149,8 +149,9 @@ def _changed(scheme: Scheme, rfm: RfmSpec, run: LayerRun, now: datetime, today: 
         select(Interaction.member_id).where(Interaction.id > run.last_interaction_id),
         select(MemberTag.member_id).where(MemberTag.last_seen > since),
         select(Member.id).where(Member.updated_at > since),
-        select(LTV_SCORES.c.member_id).where(LTV_SCORES.c.scored_at > since),  # a new fit
     ]
+    if scheme.uses_ltv():
+        parts.append(select(LTV_SCORES.c.member_id).where(LTV_SCORES.c.scored_at > since))  # a new fit
     order_days = {rfm.window_days, *_days_in(scheme, "recency_days")}
     if rfm.method == "thresholds":
         order_days |= set(rfm.recency_days)

@@ -267,3 +267,33 @@ def test_our_birthday_message_does_not_wake_a_dormant_member_but_her_reply_does(
     assert found[ids["点了链接"]][0] == "active"
     # An order 400 days ago is out of every window: she is neither active nor counted.
     assert found[ids["下了单"]][1]["interactions_90d"] == 0
+
+
+async def test_a_scheme_may_say_super_users_at_risk_by_their_chance_of_still_buying(sessions: SessionFactory) -> None:
+    from storage.outcome_models import LtvScore
+
+    ids = await seed(sessions, {"常客": [1, 2, 3], "淡了": [100, 110, 120], "没分": [5]})
+    async with sessions() as session, session.begin():
+        session.add_all([LtvScore(member_id=ids["常客"], as_of=TODAY, p_alive=0.92, orders_90d=3.1, clv_90d_cents=11_000,
+                                  scored_at=NOW - timedelta(hours=1)),
+                         LtvScore(member_id=ids["淡了"], as_of=TODAY, p_alive=0.18, orders_90d=0.2, clv_90d_cents=900,
+                                  scored_at=NOW - timedelta(hours=1))])
+    scheme = Scheme("risk", (
+        Layer("at_risk", "高价值流失风险", (Condition("frequency", ">=", 3), Condition("p_alive", "<", 0.3))),
+        Layer("valuable", "高价值", (Condition("clv_90d", ">=", 100),)),
+        Layer("rest", "其他"),
+    ))
+    await run(sessions, scheme)
+    found = await layers(sessions, "risk")
+    assert found == {ids["淡了"]: "at_risk", ids["常客"]: "valuable", ids["没分"]: "rest"}  # unscored: no value
+    async with sessions() as session:
+        metrics = json.loads((await session.execute(select(LayerAssignment.metrics).where(
+            LayerAssignment.member_id == ids["常客"], LayerAssignment.scheme == "risk"))).scalar_one())
+    assert metrics["p_alive"] == 0.92 and metrics["clv_90d"] == 110.0
+    # A new fit changes her scores: an incremental run takes her up.
+    async with sessions() as session, session.begin():
+        await session.execute(update(LtvScore).where(LtvScore.member_id == ids["常客"])
+                              .values(p_alive=0.1, scored_at=NOW + timedelta(minutes=3)))
+    report = await run(sessions, scheme, now=NOW + timedelta(minutes=5))
+    assert not report.full and report.members == 1
+    assert (await layers(sessions, "risk"))[ids["常客"]] == "at_risk"
