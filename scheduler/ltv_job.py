@@ -25,7 +25,6 @@ from storage.engine import SessionFactory
 from storage.ltv import OrderSummary, order_summary, save_fit, top_layer_under, under, write_scores
 from storage.tasks import NewTask, create_tasks
 
-DAY = 86_400.0
 FIT_SAMPLE = 100_000
 
 
@@ -50,16 +49,11 @@ class AtRisk:
     threshold: float
 
 
-def _seconds(moments: list[datetime]) -> np.ndarray:
-    return np.array([m.replace(tzinfo=m.tzinfo or timezone.utc).timestamp() for m in moments], dtype=np.float64)
-
-
-def fit_and_score(summary: OrderSummary, as_of: datetime, horizon_days: int) -> tuple[dict[str, Any], ltv.Scores]:
+def fit_and_score(summary: OrderSummary, horizon_days: int) -> tuple[dict[str, Any], ltv.Scores]:
     """The pure part: arrays in, parameters and scores out."""
-    end = as_of.timestamp()
-    first, last = _seconds(summary.first), _seconds(summary.last)
     x = np.asarray(summary.orders, dtype=np.float64) - 1
-    t_x, T = np.floor((last - first) / DAY) / 7, np.floor((end - first) / DAY) / 7
+    t_x = np.asarray(summary.first_to_last_days, dtype=np.float64) / 7
+    T = np.asarray(summary.first_to_date_days, dtype=np.float64) / 7
     mean_yuan = np.asarray(summary.cents, dtype=np.float64) / 100 / np.maximum(x + 1, 1)
     fit = np.arange(len(x))
     if len(x) > FIT_SAMPLE:
@@ -89,7 +83,7 @@ async def run_ltv_fit(
     report = FitReport(as_of, len(summary.member_ids), sum(1 for n in summary.orders if n > 1))
     if report.repeat_buyers == 0:
         raise ValueError("no member has ordered twice: there is nothing to fit yet")
-    params, scores = await asyncio.to_thread(fit_and_score, summary, end, horizon_days)
+    params, scores = await asyncio.to_thread(fit_and_score, summary, horizon_days)
     report.params = params
     async with sessions() as session, session.begin():
         before = await under(session, at_risk.threshold) if at_risk else set()

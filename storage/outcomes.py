@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -187,6 +187,13 @@ def _within(dialect: str, later: Any, earlier: Any, days: Any) -> Any:
     return and_(later > earlier, later <= earlier + func.make_interval(0, 0, 0, days))
 
 
+def _orders_between(start: datetime, end: datetime, windows: Mapping[str, int]) -> list[Any]:
+    """The orders any touch in [start, end) can reach, as a constant range: the planner
+    reads them through the ordered_at index instead of scanning every order."""
+    reach = timedelta(days=max([DEFAULT_WINDOW_DAYS, *windows.values()]))
+    return [ORDERS.c.ordered_at > start, ORDERS.c.ordered_at <= end + reach]
+
+
 def _window(windows: Mapping[str, int]) -> Any:
     column = OUTCOME_TOUCHES.c.source_kind
     return case(*((column == kind, days) for kind, days in windows.items()), else_=DEFAULT_WINDOW_DAYS)
@@ -227,7 +234,8 @@ async def outcome_figures(
         select(first.c.key, first.c.held_out, first.c.member_id,
                func.count(o.id).label("n"), func.coalesce(func.sum(o.amount_cents), 0).label("cents"))
         .select_from(first.outerjoin(ORDERS, and_(o.member_id == first.c.member_id,
-                                                  _within(dialect, o.ordered_at, first.c.t0, first.c.days))))
+                                                  _within(dialect, o.ordered_at, first.c.t0, first.c.days),
+                                                  *_orders_between(start, end, windows))))
         .group_by(first.c.key, first.c.held_out, first.c.member_id)
     )
     # Computed once into a temporary table, then summed and (for small groups) listed.
@@ -282,7 +290,8 @@ async def _credited(
                key.label("key"),
                func.row_number().over(partition_by=o.id, order_by=(order, t.id.desc())).label("n"))
         .select_from(OUTCOME_TOUCHES.join(ORDERS, and_(o.member_id == t.member_id,
-                                                      _within(dialect, o.ordered_at, t.at, _window(windows)))))
+                                                      _within(dialect, o.ordered_at, t.at, _window(windows)),
+                                                      *_orders_between(start, end, windows))))
         .where(t.held_out.is_(False), t.at >= start, t.at < end)
         .subquery()
     )
