@@ -56,14 +56,28 @@ async def order_summary(session: AsyncSession, before: datetime) -> OrderSummary
 
 async def write_scores(session: AsyncSession, as_of: date, member_ids: Sequence[int], p_alive: Sequence[float],
                        orders: Sequence[float], cents: Sequence[float], now: datetime) -> None:
-    """Replace every score with this fit's (members without an order keep none)."""
+    """Replace every score with this fit's (members without an order keep none). On
+    PostgreSQL one COPY (a million rows in seconds, where an INSERT per row takes a
+    minute); elsewhere inserts in chunks."""
     await session.execute(delete(LtvScore))
-    for start in range(0, len(member_ids), CHUNK):
-        await session.execute(LTV_SCORES.insert(), [
-            {"member_id": m, "as_of": as_of, "p_alive": p, "orders_90d": n, "clv_90d_cents": c, "scored_at": now}
-            for m, p, n, c in zip(member_ids[start:start + CHUNK], p_alive[start:start + CHUNK],
-                                  orders[start:start + CHUNK], cents[start:start + CHUNK], strict=True)
-        ])
+    rows = zip(member_ids, p_alive, orders, cents, strict=True)
+    if session.bind.dialect.name == "postgresql":
+        raw = await (await session.connection()).get_raw_connection()
+        async with raw.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            async with cursor.copy("COPY ltv_scores (member_id, as_of, p_alive, orders_90d, clv_90d_cents, scored_at)"
+                                   " FROM STDIN") as copy:
+                for m, p, n, c in rows:
+                    await copy.write_row((m, as_of, p, n, c, now))
+        return
+    batch: list[dict[str, Any]] = []
+    for m, p, n, c in rows:
+        batch.append({"member_id": m, "as_of": as_of, "p_alive": p, "orders_90d": n, "clv_90d_cents": c,
+                      "scored_at": now})
+        if len(batch) == CHUNK:
+            await session.execute(LTV_SCORES.insert(), batch)
+            batch = []
+    if batch:
+        await session.execute(LTV_SCORES.insert(), batch)
 
 
 async def save_fit(session: AsyncSession, as_of: date, customers: int, params: dict[str, Any], now: datetime) -> None:
