@@ -17,6 +17,7 @@ from storage.tables import LAYERS, LTV_FITS, LTV_SCORES, MEMBERS, ORDERS
 
 CHUNK = 10_000
 COPY_BLOCK = 50_000
+SUMMARY_IDS = 250_000  # member ids per aggregate
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +40,27 @@ def _days(dialect: str, later: Any, earlier: Any) -> Any:
 
 
 async def order_summary(session: AsyncSession, before: datetime) -> OrderSummary:
+    """One aggregate per range of member ids (each read through the member index, with
+    the database's parallel workers): a part at a time, never a million rows at once."""
     o = ORDERS.c
     dialect = session.bind.dialect.name
-    per_member = (
-        select(o.member_id.label("member_id"), func.count().label("n"), func.min(o.ordered_at).label("first"),
-               func.max(o.ordered_at).label("last"), func.sum(o.amount_cents).label("cents"))
-        .where(o.ordered_at < before).group_by(o.member_id).subquery()
-    )
-    m = per_member.c
-    result = await session.stream(select(
-        m.member_id, m.n, _days(dialect, m.last, m.first),
-        _days(dialect, literal(before, ORDERS.c.ordered_at.type), m.first), m.cents,
-    ))
+    low, high = (await session.execute(select(func.min(o.member_id), func.max(o.member_id)))).one()
     columns: list[list[int]] = [[], [], [], [], []]
-    async for part in result.partitions(50_000):  # a part at a time: no million Row objects at once
-        for column, values in zip(columns, zip(*part), strict=True):
+    if low is None:
+        return OrderSummary(*columns)
+    for start in range(int(low), int(high) + 1, SUMMARY_IDS):
+        per_member = (
+            select(o.member_id.label("member_id"), func.count().label("n"), func.min(o.ordered_at).label("first"),
+                   func.max(o.ordered_at).label("last"), func.sum(o.amount_cents).label("cents"))
+            .where(o.ordered_at < before, o.member_id >= start, o.member_id < start + SUMMARY_IDS)
+            .group_by(o.member_id).subquery()
+        )
+        m = per_member.c
+        part = (await session.execute(select(
+            m.member_id, m.n, _days(dialect, m.last, m.first),
+            _days(dialect, literal(before, ORDERS.c.ordered_at.type), m.first), m.cents,
+        ))).all()
+        for column, values in zip(columns, zip(*part), strict=False):
             column.extend(map(int, values))
     return OrderSummary(*columns)
 
