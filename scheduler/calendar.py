@@ -29,7 +29,7 @@ from storage.models import CalendarEntry
 CHANNELS = ("wecom_mass", "wecom_group_mass", "wecom_moments", "kf", "oa", "staff_task")
 MEMBER_MARKETING = frozenset({"wecom_mass", "kf", "oa"})  # reach members one by one: opt-out, quiet hours, caps
 ONE_TEXT = frozenset({"wecom_mass", "wecom_group_mass", "wecom_moments", "staff_task"})  # one text for many: no member name
-ENTRY_KEYS = ("id", "cron", "at", "audience", "template", "channel", "title", "paused", "images", "link")
+ENTRY_KEYS = ("id", "cron", "at", "audience", "template", "channel", "title", "paused", "images", "link", "holdout")
 EMPTY_AUDIENCE = 'audience is empty: say who (e.g. layers = ["super"]) or write audience = { everyone = true }'
 _ID = re.compile(r"[^\s:]{1,64}")
 _AT = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})")
@@ -49,18 +49,22 @@ class EntrySpec:
     resumed_at: datetime | None = field(default=None, compare=False)
     images: tuple[str, ...] = ()  # a Moments post's image files (in [calendar] media_dir)
     link: moments.MomentLink | None = None  # ...or its one link
+    # The share of the audience held out of each occurrence (never sent, recorded as held
+    # out) to measure what the entry brings; drawn per member and occurrence.
+    holdout: float = 0.0
 
     def row(self) -> CalendarEntry:
         return CalendarEntry(id=self.id, cron=self.cron, at=self.at, audience=self.audience.to_json(),
                              template=self.template, channel=self.channel, title=self.title, paused=self.paused,
-                             attachments=json.dumps(moments.attachments_json(self.images, self.link), ensure_ascii=False))
+                             attachments=json.dumps(moments.attachments_json(self.images, self.link), ensure_ascii=False),
+                             holdout=self.holdout)
 
     @classmethod
     def of(cls, row: CalendarEntry) -> EntrySpec:
         images, link = moments.attachments_of(json.loads(row.attachments or "{}"))
         return cls(row.id, row.template, row.channel, Audience.from_json(row.audience), row.cron,
                    row.at.astimezone(UTC) if row.at else None, row.title, row.paused,
-                   row.resumed_at.astimezone(UTC) if row.resumed_at else None, images, link)
+                   row.resumed_at.astimezone(UTC) if row.resumed_at else None, images, link, row.holdout or 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,10 @@ def parse_entry(item: Mapping[str, Any], context: CalendarContext) -> tuple[Entr
         problems.append("title: must be text of at most 128 characters")
     if not isinstance(paused, bool):
         problems.append("paused: must be true or false")
+    holdout = item.get("holdout", 0)
+    if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout <= 0.5:
+        problems.append("holdout: must be a share from 0 to 0.5 (e.g. 0.1 holds out 10 %)")
+        holdout = 0
     template = item.get("template")
     if not isinstance(template, str) or not template or len(template) > 128:
         problems.append("template: required: a template name such as calendar/new_season.txt.j2")
@@ -153,7 +161,7 @@ def parse_entry(item: Mapping[str, Any], context: CalendarContext) -> tuple[Entr
     if problems or audience is None:
         return None, problems
     return EntrySpec(str(entry_id), str(template), str(channel), audience, cron, at, title, paused,
-                     images=images, link=link), []
+                     images=images, link=link, holdout=float(holdout)), []
 
 
 def template_problems(template: str, channel: str, context: CalendarContext) -> list[str]:
@@ -287,6 +295,8 @@ def calendar_toml(entries: Sequence[EntrySpec], zone: ZoneInfo) -> str:
             lines.append(f"images = [{', '.join(_text(i) for i in entry.images)}]")
         if entry.link is not None:
             lines.append(f"link = {_inline({'title': entry.link.title, 'url': entry.link.url, 'cover': entry.link.cover})}")
+        if entry.holdout:
+            lines.append(f"holdout = {entry.holdout:g}")
         if entry.paused:
             lines.append("paused = true")
         lines.append("")

@@ -28,12 +28,14 @@ from content_templates.renderer import Renderer, RenderError
 from handlers.outbound import prompt_meta, task_page
 from scheduler import moments
 from scheduler.calendar import CalendarContext, EntrySpec, due, name_problems, occurrence_key, parse_calendar, variables
+from scheduler.holdout import held_out, in_global_control
 from storage import audiences
 from storage import calendar as store
 from storage.metrics import count_hold
 from storage.cursors import load_cursor, save_cursor
 from storage.engine import SessionFactory
 from storage.outbox import NewOutboxMessage, enqueue, mass_sends_since
+from storage.outcomes import TouchSource, record_holdouts
 from storage.segments import unknown_segment_names
 from storage.staff import active_staff_of_stores
 from storage.tags import tags_named_in
@@ -57,6 +59,8 @@ class CalendarOptions:
     wecom_mass_per_month: int | None = None  # customers who had this many are left out
     media_dir: Path = Path("media")  # a Moments post's image files
     moments_prompt_template: str = "calendar/moments_publish.txt.j2"
+    global_control: float = 0.0  # the brand-wide control group's share: no calendar marketing
+    outcome_scheme: str = "value"  # the layer scheme a holdout records
 
 
 @dataclass(slots=True)
@@ -65,6 +69,7 @@ class Fired:
     at: datetime
     channel: str
     members: int = 0  # members the rows and tasks reach
+    held_out: int = 0  # members held out (the entry's holdout share, the global control group)
     rows: int = 0  # outbox rows or staff tasks written (a rerun writes the same keys: no new ones)
     skipped: dict[str, int] = field(default_factory=dict)  # reason → members
     error: str | None = None
@@ -182,6 +187,7 @@ async def _to_members(
             return
         after = page[-1].member_id
         rows = []
+        held: list[int] = []
         for member in page:
             meta: dict[str, str] = {"entry": entry.id}
             if member.external_id is None:
@@ -195,6 +201,11 @@ async def _to_members(
                     report.skip("no_kf_conversation")
                     continue
                 meta["conversation"] = conversations[member.external_id]
+            # Held out after the skips, so both groups are members the entry could reach.
+            if in_global_control(member.member_id, options.global_control) or \
+                    held_out(member.member_id, f"entry:{entry.id}", key, entry.holdout):
+                held.append(member.member_id)
+                continue
             body = renderer.render(entry.template, variables(options.persona, member.name, member.store))
             rows.append(NewOutboxMessage(
                 f"{key}:m{member.member_id}", platform, member.external_id, "marketing", body,
@@ -202,6 +213,8 @@ async def _to_members(
             ))
         async with sessions() as session, session.begin():
             await enqueue(session, rows, now)
+            await record_holdouts(session, held, now, TouchSource("entry", entry.id), key, options.outcome_scheme)
+        report.held_out += len(held)
         report.members += len(rows)
         report.rows += len(rows)
 

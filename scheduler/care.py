@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content_templates.renderer import Renderer
 from scheduler.festivals import Festival, anniversary_keys, birthday_keys, festivals_between, occasion_year
+from scheduler.holdout import held_out, in_global_control
 from scheduler.six_moments import SixMomentsPlan, SixMomentsReport, run_six_moments
 from storage.care import (
     CareMember,
@@ -37,6 +38,7 @@ from storage.care import (
 )
 from storage.engine import SessionFactory
 from storage.outbox import NewOutboxMessage, enqueue
+from storage.outcomes import TouchSource, record_holdouts
 from storage.tasks import NewTask, create_tasks
 
 Render = Callable[[str, Mapping[str, Any]], str]
@@ -55,6 +57,7 @@ class CareRule:
     task: bool = False
     gift: bool = False
     occasions: frozenset[str] = frozenset()
+    holdout: float = 0.0  # the share of her layer held out of each occasion, to measure it
 
     def covers(self, occasion: str) -> bool:
         return occasion in self.occasions or (occasion.startswith("festival-") and "festival" in self.occasions)
@@ -92,6 +95,10 @@ class CarePlan:
     templates: CareTemplates = CareTemplates()
     persona: Mapping[str, Any] = field(default_factory=dict)
     six_moments: SixMomentsPlan | None = None
+    # The brand-wide control group (a share of all members, the same year after year):
+    # held out of care too unless `control_gets_care` (care is not marketing).
+    global_control: float = 0.0
+    control_gets_care: bool = True
 
     def rule_for(self, layer: str | None) -> CareRule:
         if layer is not None and layer in self.rules:
@@ -134,6 +141,7 @@ class CareReport:
     counts: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     already: int = 0  # found done by an earlier run (dedupe key present)
     unreachable: int = 0  # a message was due, but she has no platform identity
+    held_out: int = 0  # chosen not to be sent, to compare against (recorded as held out)
     samples: list[dict[str, Any]] = field(default_factory=list)
     six_moments: SixMomentsReport | None = None
     seconds: float = 0.0
@@ -239,7 +247,11 @@ async def scan(
         while (batch := await pending) is not None:
             outgoing: dict[str, Occurrence] = {}
             to_staff: dict[str, tuple[Occurrence, str]] = {}
+            held: dict[tuple[str, int], list[int]] = defaultdict(list)
             for o in batch:
+                if _held_out(config, o):
+                    held[(o.occasion, o.year)].append(o.member.id)
+                    continue
                 task_key = f"care-task:{o.occasion}:{o.year}:{o.member.id}"
                 if o.action == "task" or (o.member.direct is None and o.member.known):
                     if task_key not in tasks:  # a gift task (made first) covers her WeCom words too
@@ -248,6 +260,11 @@ async def scan(
                     outgoing[f"care:{o.occasion}:{o.year}:{o.member.id}"] = o
                 else:
                     report.unreachable += 1
+            report.held_out += sum(map(len, held.values()))
+            if not dry_run:
+                for (occasion, year), ids in held.items():
+                    await record_holdouts(session, ids, send_at, TouchSource("occasion", occasion),
+                                          f"care:{occasion}:{year}", config.scheme)
             done = await existing_keys(session, "outbox", list(outgoing))
             done |= await existing_keys(session, "tasks", list(to_staff))
             report.already += len(done)
@@ -274,6 +291,14 @@ async def scan(
         await enqueue(session, messages, now)
         await create_tasks(session, list(tasks.values()), now)
     return report
+
+
+def _held_out(config: CarePlan, o: Occurrence) -> bool:
+    """Held out of this occasion this year (salted by both: never the same members out of
+    every birthday), or in the global control group when that group gets no care."""
+    if not config.control_gets_care and in_global_control(o.member.id, config.global_control):
+        return True
+    return held_out(o.member.id, f"occasion:{o.occasion}", o.year, config.rule_for(o.member.layer).holdout)
 
 
 def _message(config: CarePlan, render: Render, key: str, o: Occurrence, send_at: datetime) -> NewOutboxMessage:

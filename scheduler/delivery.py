@@ -38,6 +38,7 @@ from storage.interactions import record_interaction
 from storage.loops import Loops
 from storage.metrics import WELCOME_CODE_EXPIRED, count_hold, record_send
 from storage.models import OutboxEntry, utcnow
+from storage.outcomes import record_touch, source_of
 from storage.tracing import request_id_in, traced
 
 log = logging.getLogger(__name__)
@@ -142,12 +143,14 @@ class DeliveryLoop:
         lease: timedelta = timedelta(seconds=60),
         owner: str | None = None,
         loops: Loops | None = None,
+        outcome_scheme: str = "value",
     ):
         """`concurrency`: sends in flight per route (`route_concurrency` overrides a
         route's; welcomes get `welcome_concurrency`). `lease`: how long a claim lasts
         unrenewed; renewed every third of it while this process lives."""
         self._sessions = sessions
         self._loops = loops or Loops()  # restarts the loop when it raises; /healthz reads its ticks
+        self._outcome_scheme = outcome_scheme  # the layer scheme a touch records
         self._senders = dict(senders)
         self._clock = clock
         self._policy = policy
@@ -405,6 +408,9 @@ class DeliveryLoop:
                         session, row.member_id, "staff_out" if by_staff else "message_out", row.platform, now, row.body,
                         ref=f"outbox:{row.id}",
                     )
+                    if (source := source_of(row.dedupe_key, row.route, json.loads(row.meta or "{}"))) is not None:
+                        await record_touch(session, row.member_id, now, source, f"outbox:{row.id}",
+                                           staff_id=row.staff_id, scheme=self._outcome_scheme)
                 return
             if result.status == "retry" and row.attempts < self._max_attempts:
                 if not welcome:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    Float,
     Integer,
     MetaData,
     String,
@@ -43,7 +44,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from scheduler.layer_rules import INTERACTIONS, OPERATORS, Condition, Layer, RfmSpec, Scheme, quantile_positions
 from storage.dialects import dialect_insert, upsert
+from storage.interactions import activity_since
 from storage.models import Interaction, LayerAssignment, LayerMove, LayerRun, Member, MemberTag, Order, Tag
+from storage.tables import LTV_SCORES
 from storage.tasks import NewTask, create_tasks
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,7 @@ def _tables(windows: Sequence[int]) -> tuple[Table, Table, Table]:
         Column("r", Integer), Column("f", Integer), Column("m", Integer),
         Column("paid", Boolean), Column("joined", Date), Column("referrals", Integer),
         Column("layer", String(32)),
+        Column("p_alive", Float), Column("orders_90d", Float), Column("clv_90d", Float),
         *(Column(f"i{n}", Integer) for n in sorted(windows)),
         prefixes=["TEMPORARY"],
     )
@@ -146,6 +150,8 @@ def _changed(scheme: Scheme, rfm: RfmSpec, run: LayerRun, now: datetime, today: 
         select(MemberTag.member_id).where(MemberTag.last_seen > since),
         select(Member.id).where(Member.updated_at > since),
     ]
+    if scheme.uses_ltv():
+        parts.append(select(LTV_SCORES.c.member_id).where(LTV_SCORES.c.scored_at > since))  # a new fit
     order_days = {rfm.window_days, *_days_in(scheme, "recency_days")}
     if rfm.method == "thresholds":
         order_days |= set(rfm.recency_days)
@@ -158,6 +164,7 @@ def _changed(scheme: Scheme, rfm: RfmSpec, run: LayerRun, now: datetime, today: 
     for days in scheme.interaction_windows():
         shift = timedelta(days=days)
         parts.append(select(Interaction.member_id).where(Interaction.at > since - shift, Interaction.at <= now - shift))
+        parts.append(select(Order.member_id).where(Order.ordered_at > since - shift, Order.ordered_at <= now - shift))
     return union(*parts)
 
 
@@ -230,10 +237,11 @@ async def _fill_inputs(
         .where(Member.referrer_id.is_not(None)).group_by(Member.referrer_id).subquery()  # type: ignore[union-attr]
     )
     windows = sorted(scheme.interaction_windows())
+    acts = {n: activity_since(now - timedelta(days=n)).subquery() for n in windows}
     counted = {
-        n: select(Interaction.member_id, func.count().label("n"))
-        .where(Interaction.at >= now - timedelta(days=n), only(Interaction.member_id))
-        .group_by(Interaction.member_id).subquery()
+        n: select(acts[n].c.member_id, func.count().label("n"))
+        .where(only(acts[n].c.member_id))
+        .group_by(acts[n].c.member_id).subquery()
         for n in windows
     }
     joined = func.coalesce(Member.member_since, func.date(Member.created_at)) if session.bind.dialect.name == "sqlite" \
@@ -243,17 +251,19 @@ async def _fill_inputs(
             Member.id, r.c.last_at, func.coalesce(r.c.freq, 0), func.coalesce(r.c.money, 0),
             _score(r.c.last_at, cuts.recency), _score(r.c.freq, cuts.frequency), _score(r.c.money, cuts.monetary),
             Member.paid_member, joined, func.coalesce(referrals.c.n, 0), literal(None),
+            LTV_SCORES.c.p_alive, LTV_SCORES.c.orders_90d, LTV_SCORES.c.clv_90d_cents / 100.0,
             *(func.coalesce(counted[n].c.n, 0) for n in windows),
         )
         .select_from(Member)
         .outerjoin(r, r.c.member_id == Member.id)
+        .outerjoin(LTV_SCORES, LTV_SCORES.c.member_id == Member.id)
         .outerjoin(referrals, referrals.c.member_id == Member.id)
         .where(only(Member.id))
     )
     for n in windows:
         statement = statement.outerjoin(counted[n], counted[n].c.member_id == Member.id)
     columns = ["member_id", "last_at", "freq", "money", "r", "f", "m", "paid", "joined", "referrals", "layer",
-               *(f"i{n}" for n in windows)]
+               "p_alive", "orders_90d", "clv_90d", *(f"i{n}" for n in windows)]
     await session.execute(inputs.insert().from_select(columns, statement))
     tag_ids = await _tag_ids(session, scheme.tags())
     layer = case(*((_condition(layer, inputs, tag_ids, now, today), layer.name) for layer in scheme.layers), else_=None)
@@ -306,7 +316,8 @@ def _metric(c: Condition, inputs: Table, now: datetime, today: date) -> ColumnEl
         return _compare(col.money, c.op, round(float(c.value) * 100))
     if (match := INTERACTIONS.fullmatch(c.metric)) is not None:
         return _compare(col[f"i{match.group(1)}"], c.op, c.value)
-    column = {"frequency": col.freq, "r_score": col.r, "f_score": col.f, "m_score": col.m, "referrals": col.referrals}
+    column = {"frequency": col.freq, "r_score": col.r, "f_score": col.f, "m_score": col.m, "referrals": col.referrals,
+              "p_alive": col.p_alive, "orders_90d": col.orders_90d, "clv_90d": col.clv_90d}
     return _compare(column[c.metric], c.op, c.value)
 
 
@@ -333,7 +344,7 @@ async def _apply(
     await session.execute(moves.insert().from_select(["member_id", "scheme", "from_layer", "to_layer", "moved_at"], changed))
     moved = (await session.execute(select(func.count()).where(moves.c.id > before))).scalar_one()
 
-    metrics = _metrics_json(session.bind.dialect.name, inputs, now)
+    metrics = _metrics_json(session.bind.dialect.name, inputs, now, ltv=scheme.uses_ltv())
     rows = select(inputs.c.member_id, literal(scheme.name), inputs.c.layer, metrics, literal(now)).where(
         inputs.c.layer.is_not(None)
     )
@@ -357,10 +368,12 @@ async def _apply(
     return moved, tasks
 
 
-def _metrics_json(dialect: str, inputs: Table, now: datetime) -> Any:
+def _metrics_json(dialect: str, inputs: Table, now: datetime, *, ltv: bool = False) -> Any:
     c = inputs.c
     pairs = {"frequency": c.freq, "monetary_cents": c.money, "r_score": c.r, "f_score": c.f, "m_score": c.m,
              "paid_member": c.paid, "referrals": c.referrals, "last_order_at": c.last_at}
+    if ltv:  # kept only where a scheme decides by them; the member page reads the scores themselves
+        pairs |= {"p_alive": c.p_alive, "orders_90d": c.orders_90d, "clv_90d": c.clv_90d}
     pairs |= {f"interactions_{name[1:]}d": c[name] for name in map(str, c.keys()) if name[:1] == "i" and name[1:].isdigit()}
     build = func.json_object if dialect == "sqlite" else func.json_build_object
     args: list[Any] = []

@@ -25,8 +25,12 @@ METRICS = {
     "paid_member": "a paid membership (true / false)",
     "days_since_joining": "days since member_since (or since she was first seen)",
     "referrals": "members she brought in",
-    "interactions_<N>d": "interactions (messages in and out, events) in the last N days",
+    "p_alive": "probability she is still a customer, 0-1 (BG/NBD; `siyu ltv fit`; none: not scored)",
+    "orders_90d": "expected orders in the LTV horizon (90 days by default)",
+    "clv_90d": "expected spend in the LTV horizon, in yuan",
+    "interactions_<N>d": "what she did in the last N days: her messages, events (link clicks, reactions) and orders; never our messages",
 }
+LTV_METRICS = ("p_alive", "orders_90d", "clv_90d")
 INTERACTIONS = re.compile(r"interactions_(\d{1,4})d")
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
@@ -75,6 +79,9 @@ class Scheme:
     def interaction_windows(self) -> set[int]:
         return {int(m.group(1)) for layer in self.layers for c in layer.conditions
                 if (m := INTERACTIONS.fullmatch(c.metric))}
+
+    def uses_ltv(self) -> bool:
+        return any(c.metric in LTV_METRICS for layer in self.layers for c in layer.conditions)
 
     def tags(self) -> set[str]:
         return {t for layer in self.layers for t in (*layer.tags_all, *layer.tags_any, *layer.tags_none)}

@@ -5,12 +5,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CompoundSelect
 
 from storage.dialects import insert_ignoring_conflicts
-from storage.models import Interaction
+from storage.models import Interaction, Order
 from storage.tables import INTERACTIONS
+
+# Activity is what the member does: her messages (replies to us included), her events
+# (adding us, reactions, link clicks) and her orders. Never what we send (message_out)
+# nor what staff write (staff_out): a care message must not "wake up" its audience.
+HER_KINDS = ("message_in", "event")
+# An order arriving through the inbox is also recorded as this event; counted once, as the order.
+ORDER_EVENT = "order_placed"
+
+
+def activity_since(since: datetime, until: datetime | None = None) -> CompoundSelect:
+    """One row (member_id, at) per act of hers at or after `since` (before `until` if given):
+    her interactions and her orders, as a set-based select to count or join."""
+    acts = select(Interaction.member_id.label("member_id"), Interaction.at.label("at")).where(  # type: ignore[attr-defined]
+        Interaction.kind.in_(HER_KINDS),  # type: ignore[attr-defined]
+        func.coalesce(Interaction.text, "") != ORDER_EVENT,
+        Interaction.at >= since,
+    )
+    orders = select(Order.member_id.label("member_id"), Order.ordered_at.label("at")).where(  # type: ignore[attr-defined]
+        Order.ordered_at >= since
+    )
+    if until is not None:
+        acts = acts.where(Interaction.at < until)
+        orders = orders.where(Order.ordered_at < until)
+    return union_all(acts, orders)
 
 
 async def record_interaction(

@@ -374,6 +374,8 @@ class CalendarEntry(SQLModel, table=True):
     # scan catching up after downtime must not send them.
     resumed_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+    # The share of the audience held out of each occurrence, to measure it (成效).
+    holdout: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
 
 
 class SixMomentsTouch(SQLModel, table=True):

@@ -24,6 +24,7 @@ from storage.models import (
     StaffTask,
     Store,
 )
+from storage.outcome_models import LtvFit, LtvScore, OutcomeTouch
 
 
 def _table(model: type) -> Table:
@@ -47,3 +48,6 @@ TOUCHES = _table(SixMomentsTouch)
 ENGAGEMENT_DAYS = _table(EngagementDay)
 SHARED_VALUES = _table(SharedValue)
 SEND_SLOTS = _table(SendSlot)
+OUTCOME_TOUCHES = _table(OutcomeTouch)
+LTV_SCORES = _table(LtvScore)
+LTV_FITS = _table(LtvFit)

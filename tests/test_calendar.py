@@ -646,3 +646,48 @@ def test_check_looks_at_a_moments_entrys_image_files(settings: Settings, tmp_pat
                         'images = ["spring/1.jpg"]\n', encoding="utf-8")
     (problem,) = calendar_cli.calendar_file_problems(settings, calendar)
     assert problem == f'{calendar}: entry "spring": images: "spring/1.jpg": no such file in {settings.calendar.media_dir}'
+
+
+async def test_an_entry_with_a_holdout_sends_to_the_rest_and_records_who_was_held_out(sessions: SessionFactory) -> None:
+    """holdout = 0.5 on the official-account entry (3 reachable members): the held out get
+    no row and are recorded as held out of this occurrence; the global control group
+    (everyone, at share 0.2 drawn stably) never gets calendar marketing."""
+    from dataclasses import replace
+
+    from scheduler.holdout import held_out, in_global_control
+    from storage.outcome_models import OutcomeTouch
+
+    ids = await seed(sessions)
+    entry = EntrySpec("new-season", "calendar/new_season.txt.j2", "oa", Audience(everyone=True), "0 10 * * fri",
+                      holdout=0.5)
+    await add_entry(sessions, entry)
+    (fired,) = (await run_calendar(sessions, OPTIONS, Renderer(), SHANGHAI, NOW)).fired
+    reachable = {ids["王芳"], ids["李娜"], ids["刘洋"]}
+    key = "cal:new-season:20261204T1000"
+    expected = {m for m in reachable if held_out(m, "entry:new-season", key, 0.5)}
+    sent = {r.member_id for r in await outbox(sessions)}
+    async with sessions() as session:
+        touches = (await session.execute(select(OutcomeTouch))).scalars().all()
+    assert {t.member_id for t in touches} == expected and sent == reachable - expected
+    assert fired.held_out == len(expected) and fired.members == len(reachable - expected)
+    assert all(t.held_out and (t.source_kind, t.source_ref) == ("entry", "new-season") for t in touches)
+    assert EntrySpec.of(entry.row()).holdout == 0.5  # kept in the database
+    control = {m for m in ids.values() if in_global_control(m, 0.9)}
+    gated = replace(OPTIONS, global_control=0.9)
+    await add_entry(sessions, EntrySpec("winter", "calendar/new_season.txt.j2", "oa", Audience(everyone=True),
+                                        "0 10 * * fri"))
+    await run_calendar(sessions, gated, Renderer(), SHANGHAI, NOW + timedelta(seconds=1), NOW - timedelta(minutes=1))
+    winter = {r.member_id for r in await outbox(sessions) if r.dedupe_key.startswith("cal:winter:")}
+    assert winter == reachable - control
+
+
+def test_a_holdout_outside_0_to_half_is_refused_in_a_calendar_file(context: CalendarContext) -> None:
+    from scheduler.calendar import parse_entry
+
+    item = {"id": "x", "cron": "0 10 * * fri", "channel": "oa", "template": "calendar/new_season.txt.j2",
+            "audience": {"everyone": True}}
+    spec, problems = parse_entry(item | {"holdout": 0.1}, context)
+    assert problems == [] and spec is not None and spec.holdout == 0.1
+    for bad in (0.9, -0.1, "ten", True):
+        _, problems = parse_entry(item | {"holdout": bad}, context)
+        assert any(p.startswith("holdout:") for p in problems), bad

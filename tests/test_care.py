@@ -380,3 +380,41 @@ async def test_care_run_prints_counts_and_samples(db_url: str, sessions: Session
     assert "birthday" in capsys.readouterr().out
     async with sessions() as session:
         assert (await session.execute(select(func.count()).select_from(OutboxEntry))).scalar_one() == 1
+
+
+async def test_a_holdout_share_is_never_sent_and_recorded_as_held_out(sessions: SessionFactory) -> None:
+    """Half of the ordinary layer held out of birthdays: about half get no message; they
+    are recorded as held out (once, whatever reruns); a global control group that gets no
+    care when so configured is held out too."""
+    from dataclasses import replace
+
+    from storage.outcome_models import OutcomeTouch
+
+    seed = Seed(sessions)
+    ids = [await seed.member(f"会员{n}", birthday=(11, 23)) for n in range(40)]
+    plan = replace(PLAN, other_rule=replace(PLAN.other_rule, holdout=0.5))
+    report = await scan(sessions, plan)
+    await scan(sessions, plan)  # a rerun holds out the same members, records nothing twice
+    sent = {r.member_id for r in (await outbox(sessions)).values()}
+    async with sessions() as session:
+        held = (await session.execute(select(OutcomeTouch))).scalars().all()
+    held_ids = {t.member_id for t in held}
+    assert len(held) == len(held_ids) == report.held_out
+    assert 10 <= len(held_ids) <= 30 and held_ids.isdisjoint(sent) and held_ids | sent == set(ids)
+    assert all((t.source_kind, t.source_ref, t.held_out, t.layer) == ("occasion", "birthday", True, "ordinary")
+               for t in held)
+    # Next year's birthday draws again: not the same members left out of every birthday.
+    from scheduler.holdout import held_out
+
+    next_year = {m for m in ids if held_out(m, "occasion:birthday", 2027, 0.5)}
+    assert next_year != held_ids
+    # Everyone in a global control group that gets no care: nothing is sent at all.
+    async with sessions() as session, session.begin():
+        await session.execute(OutboxEntry.__table__.delete())  # type: ignore[attr-defined]
+    everyone = replace(PLAN, global_control=0.2, control_gets_care=False)
+    from scheduler.holdout import in_global_control
+
+    control = {m for m in ids if in_global_control(m, 0.2)}
+    await run_care_scan(sessions, everyone, Renderer(), ZONE, NOW, day=TODAY)
+    sent = {r.member_id for r in (await outbox(sessions)).values()}
+    assert control and sent.isdisjoint(control) and sent == set(ids) - control

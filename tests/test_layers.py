@@ -226,3 +226,74 @@ def test_commands_on_a_database_behind_the_code_say_to_upgrade(tmp_path: Path, c
     upgrade(url, "0003")
     assert main(["layers", "recompute", "--config", str(write_config(tmp_path, url))]) == 1
     assert "run `siyu db upgrade" in capsys.readouterr().err
+
+
+def test_our_birthday_message_does_not_wake_a_dormant_member_but_her_reply_does(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Activity is what she does: a member whose only interaction is our birthday message
+    stays 沉睡 after `siyu layers recompute`, and her 近 30 天互动 is 0."""
+    from sqlalchemy import create_engine
+
+    from storage.engine import sync_url
+    from storage.models import Interaction
+    from tests.conftest import write_config
+
+    now = datetime.now(timezone.utc)
+    engine = create_engine(sync_url(db_url))
+    ids: dict[str, int] = {}
+    with engine.begin() as connection:
+        for name in ("只收到祝福", "回了一句", "点了链接", "下了单"):
+            ids[name] = connection.execute(Member.__table__.insert().values(  # type: ignore[attr-defined]
+                name=name, member_since=date(2024, 1, 1), created_at=now - timedelta(days=400),
+                updated_at=now - timedelta(days=400))).inserted_primary_key[0]
+        said = [("只收到祝福", "message_out", "生日快乐！"), ("回了一句", "message_out", "生日快乐！"),
+                ("回了一句", "message_in", "谢谢小禾"), ("点了链接", "event", "link_click")]
+        connection.execute(Interaction.__table__.insert(), [  # type: ignore[attr-defined]
+            {"member_id": ids[who], "kind": kind, "platform": "sandbox", "at": now - timedelta(days=3), "text": text,
+             "ref": f"t:{n}"} for n, (who, kind, text) in enumerate(said)])
+        connection.execute(Order.__table__.insert().values(  # type: ignore[attr-defined]
+            order_no="o-1", member_id=ids["下了单"], amount_cents=3800, ordered_at=now - timedelta(days=400)))
+    config = write_config(tmp_path, db_url)
+    assert main(["layers", "recompute", "--scheme", "lifecycle", "--config", str(config)]) == 0
+    with engine.connect() as connection:
+        rows = connection.execute(select(LayerAssignment.member_id, LayerAssignment.layer, LayerAssignment.metrics)
+                                  .where(LayerAssignment.scheme == "lifecycle")).all()
+    engine.dispose()
+    found = {member: (layer, json.loads(metrics)) for member, layer, metrics in rows}
+    assert found[ids["只收到祝福"]][0] == "dormant"
+    assert found[ids["只收到祝福"]][1]["interactions_30d"] == 0  # the member page's 近 30 天互动
+    assert found[ids["回了一句"]][0] == "active" and found[ids["回了一句"]][1]["interactions_30d"] == 1
+    assert found[ids["点了链接"]][0] == "active"
+    # An order 400 days ago is out of every window: she is neither active nor counted.
+    assert found[ids["下了单"]][1]["interactions_90d"] == 0
+
+
+async def test_a_scheme_may_say_super_users_at_risk_by_their_chance_of_still_buying(sessions: SessionFactory) -> None:
+    from storage.outcome_models import LtvScore
+
+    ids = await seed(sessions, {"常客": [1, 2, 3], "淡了": [100, 110, 120], "没分": [5]})
+    async with sessions() as session, session.begin():
+        session.add_all([LtvScore(member_id=ids["常客"], as_of=TODAY, p_alive=0.92, orders_90d=3.1, clv_90d_cents=11_000,
+                                  scored_at=NOW - timedelta(hours=1)),
+                         LtvScore(member_id=ids["淡了"], as_of=TODAY, p_alive=0.18, orders_90d=0.2, clv_90d_cents=900,
+                                  scored_at=NOW - timedelta(hours=1))])
+    scheme = Scheme("risk", (
+        Layer("at_risk", "高价值流失风险", (Condition("frequency", ">=", 3), Condition("p_alive", "<", 0.3))),
+        Layer("valuable", "高价值", (Condition("clv_90d", ">=", 100),)),
+        Layer("rest", "其他"),
+    ))
+    await run(sessions, scheme)
+    found = await layers(sessions, "risk")
+    assert found == {ids["淡了"]: "at_risk", ids["常客"]: "valuable", ids["没分"]: "rest"}  # unscored: no value
+    async with sessions() as session:
+        metrics = json.loads((await session.execute(select(LayerAssignment.metrics).where(
+            LayerAssignment.member_id == ids["常客"], LayerAssignment.scheme == "risk"))).scalar_one())
+    assert metrics["p_alive"] == 0.92 and metrics["clv_90d"] == 110.0
+    # A new fit changes her scores: an incremental run takes her up.
+    async with sessions() as session, session.begin():
+        await session.execute(update(LtvScore).where(LtvScore.member_id == ids["常客"])
+                              .values(p_alive=0.1, scored_at=NOW + timedelta(minutes=3)))
+    report = await run(sessions, scheme, now=NOW + timedelta(minutes=5))
+    assert not report.full and report.members == 1
+    assert (await layers(sessions, "risk"))[ids["常客"]] == "at_risk"

@@ -21,12 +21,15 @@ from bot.settings.calendar_context import calendar_context
 from bot.settings.care_plan import care_plan
 from bot.settings.model import Settings
 from bot.settings.templates import renderer_for
+from bot.shared.outcomes_digest import daily_ltv_fit
 from scheduler.calendar_run import load_calendar
 from scheduler.care import run_care_scan
 from scheduler.engagement import snapshot_engagement
+from scheduler.holdout import held_out
 from scheduler.layer_jobs import recompute_layers
 from storage.engine import SessionFactory, create_database_engine, session_factory
 from storage.models import Interaction, Member, MemberIdentity, Order, Staff, Store, utcnow
+from storage.outcome_models import OutcomeTouch
 
 DEMO_PASSWORD = "siyu-demo"  # the demo's console logins; a real brand hashes its own
 CHAT_DAYS = 14
@@ -341,7 +344,42 @@ async def seed(sessions: SessionFactory, today: date) -> DemoResult:
             for number, buyer in enumerate(buyers, start=1)
         )
         session.add_all(_recent_chats(rng, members, today))
-    return DemoResult(True, MEMBERS, ORDERS, members[0].name or "")
+        touches, extra = _care_history(rng, members, today)
+        session.add_all(touches)
+        session.add_all(extra)
+    return DemoResult(True, MEMBERS, ORDERS + len(extra), members[0].name or "")
+
+
+# Four weeks of care (the 成效 page's default range is the last 30 days), with a true effect the 成效 page can find: of the members a care
+# message reached, this share bought within the week after; of those held out, less.
+CARE_WEEKS = 4
+BUY_AFTER_CARE = 0.30
+BUY_WHEN_HELD_OUT = 0.15
+HOLDOUT = 0.2
+
+
+def _care_history(rng: random.Random, members: list[Member], today: date) -> tuple[list[OutcomeTouch], list[Order]]:
+    """Birthday and win-back care over the last four weeks: each occasion held out of 20 %
+    of its audience (drawn as the live scan draws), and the orders that followed — more
+    often after a message than without one."""
+    touches: list[OutcomeTouch] = []
+    orders: list[Order] = []
+    start = datetime.combine(today, datetime.min.time(), tzinfo=timezone.utc) - timedelta(days=7 * CARE_WEEKS)
+    for member in members:
+        assert member.id is not None
+        for occasion, share in (("birthday", 0.5), ("winback", 0.45)):
+            if rng.random() > share:
+                continue
+            at = start + timedelta(days=rng.randrange(1, 7 * CARE_WEEKS - 6), hours=2)
+            held = held_out(member.id, f"occasion:{occasion}", at.year, HOLDOUT)
+            touches.append(OutcomeTouch(member_id=member.id, at=at, source_kind="occasion", source_ref=occasion,
+                                        staff_id=member.owner_staff_id, store_id=member.store_id, held_out=held,
+                                        ref=f"demo:{occasion}:{member.id}"))
+            if rng.random() < (BUY_WHEN_HELD_OUT if held else BUY_AFTER_CARE):
+                orders.append(Order(order_no=f"DEMO-C{len(orders) + 1:05d}", member_id=member.id,
+                                    store_id=member.store_id, amount_cents=rng.choice((3600, 6800, 12800, 19800)),
+                                    ordered_at=at + timedelta(days=rng.uniform(0.2, 6.5))))
+    return touches, orders
 
 
 def _recent_chats(rng: random.Random, members: list[Member], today: date) -> list[Interaction]:
@@ -380,6 +418,8 @@ async def prepare_demo(settings: Settings) -> DemoResult:
         days = [today - timedelta(days=n) for n in range(13, -1, -1)]
         await snapshot_engagement(sessions, [s.name for s in schemes], days, settings.zone, now)
         await run_care_scan(sessions, care_plan(settings), renderer_for(settings), settings.zone, now)
+        if result.created:
+            await daily_ltv_fit(sessions, settings, now)  # P(alive) and expected value on member pages
         return result
     finally:
         await engine.dispose()

@@ -109,6 +109,16 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         from bot.cli.importing import import_command
 
         return import_command(settings, args.import_kind, args.file, dict(args.column), args.json, args.dry_run)
+    if args.command == "outcomes":
+        from bot.cli import outcomes
+
+        return run(outcomes.report(settings, args.by, args.start, args.end, args.json))
+    if args.command == "ltv":
+        from bot.cli import ltv
+
+        if args.ltv_command == "fit":
+            return run(ltv.fit(settings, args.as_of, args.json))
+        return run(ltv.show(settings, args.id, args.json))
     if args.command == "layers":
         from bot.cli import layers
 

@@ -78,6 +78,27 @@ def siyu_parser() -> argparse.ArgumentParser:
     layers_show_parser = layers.add_parser("show", parents=[common, listing], help="the pyramid and week over week")
     layers_show_parser.add_argument("--scheme", default=None, help="the scheme to show (default: the first)")
 
+    outcomes = commands.add_parser("outcomes", help="what the touches brought: conversions, lift vs holdout").add_subparsers(
+        dest="outcomes_command", required=True
+    )
+    report = outcomes.add_parser("report", parents=[common, listing],
+                                 help="reached vs held out per source, with the lift and its 95 % interval")
+    report.add_argument("--from", dest="start", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                        help="first day (default: 30 days before --to)")
+    report.add_argument("--to", dest="end", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                        help="last day (default: yesterday in the configured timezone)")
+    report.add_argument("--by", choices=("entry", "occasion", "channel", "staff", "store", "layer", "source"),
+                        default="entry", help="group by this (default: entry)")
+
+    ltv = commands.add_parser("ltv", help="lifetime value: BG/NBD and Gamma-Gamma").add_subparsers(
+        dest="ltv_command", required=True
+    )
+    fit = ltv.add_parser("fit", parents=[common, listing], help="fit on the orders before a day and score every member")
+    fit.add_argument("--as-of", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                     help="fit on orders before this day (default: today in the configured timezone)")
+    ltv_show = ltv.add_parser("show", parents=[common, listing], help="one member's P(alive) and expected value")
+    ltv_show.add_argument("id", help="our member id, or any platform id of the member")
+
     _add_import_parser(commands, common)
 
     care = commands.add_parser("care", help="care: birthdays, anniversaries, festivals, win-back").add_subparsers(

@@ -45,6 +45,7 @@ from handlers.tag_engine import tag_event, untag_event
 from scheduler.six_moments import LABELS as MOMENT_LABELS
 from storage import member_profile as profile
 from storage.care import plan_of
+from storage.ltv import score_of
 from storage.members import PHONE_TAIL_DIGITS, identities_of, mask_phones, masked_phone, phone_tail, store_and_owner
 from storage.models import Member, Staff, Store, utcnow
 from storage.segment_models import Segment
@@ -62,6 +63,7 @@ SPEAKERS = {"message_in": "会员说", "message_out": "自动回复", "staff_out
 METRIC_LABELS = {
     "frequency": "窗口内订单数", "monetary_cents": "窗口内消费", "r_score": "近度分 R", "f_score": "频度分 F",
     "m_score": "金额分 M", "paid_member": "付费会员", "referrals": "推荐人数", "last_order_at": "最近下单",
+    "p_alive": "仍是老客的概率", "orders_90d": "预计 90 天订单", "clv_90d": "预计 90 天消费",
 }
 SCORE_LABELS = {"r_min": "近度分 R 至少", "f_min": "频度分 F 至少", "m_min": "金额分 M 至少"}
 SEGMENT_NOTICES = {"saved": "细分已保存，可在内容日历的受众里按名称使用。", "deleted": "细分已删除。"}
@@ -223,6 +225,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
             "plan": await plan_of(session, member.id),
             "tasks": await profile.open_tasks_about(session, member.id),
             "known_tags": await profile.known_tags(session),
+            "ltv": await score_of(session, member.id),
         }
     schemes, layers = scheme_and_layer_labels(settings.layers.schemes)
     events = record.pop("timeline")
@@ -234,7 +237,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
         paged=whole_number(before) is not None, groups=sorted({t.group for t in record["known_tags"] if t.group}),
         care=care_days(member, today), today=today, schemes=schemes, layers=layers, local=_localiser(zone),
         sources=SOURCES, speakers=SPEAKERS, moment_labels=MOMENT_LABELS, yuan=yuan, problem=problem,
-        notice=NOTICES.get(request.query.get("done", "")),
+        notice=NOTICES.get(request.query.get("done", "")), horizon=settings.outcomes.ltv_horizon_days,
     )
 
 

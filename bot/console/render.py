@@ -53,6 +53,7 @@ NAV = (
     ("/admin/rules", "标签与分层", True),
     ("/admin/settings", "设置与文案", True),
     ("/admin/staff", "店员", True),
+    ("/admin/outcomes", "成效", True),
     ("/admin/tasks", "任务", False),
     ("/admin/handoffs", "转人工", False),
 )

@@ -78,6 +78,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
         conversations_page,
         group_welcomes_page,
         members_page,
+        outcomes_page,
         overview_page,
         rules_page,
         segments_page,
@@ -103,7 +104,7 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
     console.router.add_get("", home)
     console.router.add_get("/", home)
     for page in (overview_page, segments_page, conversations_page, members_page, calendar_page, group_welcomes_page,
-                 rules_page, config_page, staff_page, tasks_page):
+                 rules_page, config_page, staff_page, tasks_page, outcomes_page):
         page.add_routes(console)
     if is_sqlite(settings.storage.url):
         console.cleanup_ctx.append(_own_connection(settings.storage.url))

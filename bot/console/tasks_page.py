@@ -23,6 +23,7 @@ KIND_LABELS = {
     "care": "关怀礼物", "six_moments": "六次触达", "at_risk": "流失风险", "handoff_reply": "转人工回复",
     "churn_follow_up": "流失回访", "top_layer_welcome": "新晋顶层欢迎", "moments_post": "朋友圈/群发布",
     "mass_send_confirm": "群发确认", "welcome_by_hand": "手动欢迎",
+    "ltv_at_risk": "可能流失",
 }
 LIMIT = 500
 

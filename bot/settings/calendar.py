@@ -35,8 +35,11 @@ class CalendarSettings(BaseModel):
     media_dir: str = "media"
 
 
-def calendar_options(calendar: CalendarSettings, persona: Mapping[str, Any]) -> CalendarOptions:
+def calendar_options(
+    calendar: CalendarSettings, persona: Mapping[str, Any], *, global_control: float = 0.0, outcome_scheme: str = "value",
+) -> CalendarOptions:
     """What the every-minute calendar job needs: the persona's template variables (from
     `handler_config(settings).persona.template_variables()`) and the catch-up rules."""
     return CalendarOptions(dict(persona), timedelta(hours=calendar.catch_up_hours), calendar.catch_up_max,
-                           wecom_mass_per_month=calendar.wecom_mass_per_month or None, media_dir=Path(calendar.media_dir))
+                           wecom_mass_per_month=calendar.wecom_mass_per_month or None, media_dir=Path(calendar.media_dir),
+                           global_control=global_control, outcome_scheme=outcome_scheme)

@@ -64,6 +64,10 @@ class CareLayerSettings(_Section):
     task: bool = False  # a task for her owner, N days ahead, due on the day
     gift: bool = False  # the task is to send flowers or a cake, no condition attached
     occasions: list[str] = ["birthday"]
+    # The share of this layer held out of each occasion (never sent, recorded as held
+    # out) so the outcomes page can say what the care brought. Drawn per member and per
+    # occasion and year: nobody is left out of every birthday. 0 holds out nobody.
+    holdout: float = Field(default=0.0, ge=0.0, le=0.5)
 
     @field_validator("occasions")
     @classmethod
@@ -74,7 +78,7 @@ class CareLayerSettings(_Section):
         return occasions
 
     def rule(self) -> CareRule:
-        return CareRule(self.message, self.task, self.gift, frozenset(self.occasions))
+        return CareRule(self.message, self.task, self.gift, frozenset(self.occasions), self.holdout)
 
 
 class CareTemplateSettings(_Section):

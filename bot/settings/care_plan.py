@@ -33,6 +33,7 @@ def care_plan(settings: Settings) -> CarePlan:
         task_days_ahead=care.task_days_ahead, winback_days=care.winback_days, festivals=festivals,
         rules={name: layer.rule() for name, layer in care.layers.items()}, top_rule=care.top_layer.rule(),
         other_rule=care.other_layers.rule(), templates=care.templates.templates(), persona=persona,
+        global_control=settings.outcomes.global_control, control_gets_care=settings.outcomes.control_gets_care,
     )
     if not six.enabled:
         return plan

@@ -80,7 +80,10 @@ def settings_problems(settings: Settings) -> list[str]:
                         "gives it)" for tag in unknown_tags(scheme.scheme(), known_tags))
     problems.extend(f"{p}" for p in care_problems(settings, renderer.problems))
     crons = [("tags.sweep_cron", settings.tags.sweep_cron), ("layers.recompute_cron", settings.layers.recompute_cron),
-             ("layers.engagement_cron", settings.layers.engagement_cron), ("tasks.digest_cron", settings.tasks.digest_cron)]
+             ("layers.engagement_cron", settings.layers.engagement_cron), ("tasks.digest_cron", settings.tasks.digest_cron),
+             ("outcomes.digest_cron", settings.outcomes.digest_cron), ("outcomes.ltv_cron", settings.outcomes.ltv_cron)]
+    if settings.layers.scheme(settings.outcomes.scheme) is None:
+        problems.append(f"outcomes.scheme: no layer scheme {settings.outcomes.scheme!r}")
     wecom = settings.platforms.wecom
     if wecom is not None:
         crons.append(("platforms.wecom.reconcile_cron", wecom.reconcile_cron))

@@ -32,6 +32,7 @@ from bot.settings.care import CareSettings, SixMomentsSettings
 from bot.settings.console import ConsoleSettings
 from bot.settings.imports import ImportSettings
 from bot.settings.layers import LayersSettings
+from bot.settings.outcomes import OutcomesSettings
 from bot.settings.rules import HandOffSettings, ReplySettings, TagRulesFile, TagSettings
 from bot.settings.wecom import GroupWelcomes, SidebarSettings
 
@@ -352,6 +353,7 @@ class Settings(_Section):
     console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    outcomes: OutcomesSettings = OutcomesSettings()
 
     @field_validator("timezone")
     @classmethod

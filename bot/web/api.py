@@ -2,19 +2,26 @@
 
 GET /api/engagement?scheme=S&days=N — each layer's daily engagement for the N local days
 ending today (every day listed, empty where no snapshot ran), and the current pyramid.
+
+GET /api/outcomes?by=entry&from=YYYY-MM-DD&to=YYYY-MM-DD — the outcomes report (成效):
+per source, reached and held out, conversion and revenue per member, the lift and its
+95 % interval or 数据不足 (by: entry, occasion, channel, staff, store, layer, source;
+default the 30 local days ending yesterday).
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
+from bot.shared.outcomes_report import names_for, outcomes_report
 from storage.engagement import COUNTERS, engagement_series, layer_counts
+from storage.outcomes import DIMENSIONS
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -62,4 +69,24 @@ def add_api_routes(app: web.Application, token: str) -> None:
             "pyramid": pyramid,
         })
 
+    async def outcomes(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return _error(401, "missing or wrong bearer token")
+        settings = request.app[SETTINGS]
+        by = request.query.get("by", "entry")
+        if by not in DIMENSIONS:
+            return _error(400, f"by must be one of {', '.join(DIMENSIONS)}")
+        try:
+            end = date.fromisoformat(request.query["to"]) if "to" in request.query else \
+                datetime.now(settings.zone).date() - timedelta(days=1)
+            start = date.fromisoformat(request.query["from"]) if "from" in request.query else end - timedelta(days=29)
+        except ValueError:
+            return _error(400, "from and to must be days like 2026-11-01")
+        if end < start or (end - start).days >= MAX_DAYS:
+            return _error(400, f"from must not be after to, and the range at most {MAX_DAYS} days")
+        report = await outcomes_report(request.app[SESSIONS], settings.outcomes, settings.zone, by, start, end,
+                                        names_for(settings, by))
+        return web.json_response(report.to_json())
+
     app.router.add_get("/api/engagement", engagement)
+    app.router.add_get("/api/outcomes", outcomes)

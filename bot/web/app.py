@@ -33,6 +33,7 @@ from bot.shared.live_config import LIVE, LiveConfig
 from bot.shared.keys import (
     DELIVERY, DISPATCHER, ENGINE, HANDLERS, HTTP, INBOX, LOOPS, RENDERER, SCHEDULER, SESSIONS, SETTINGS,
 )
+from bot.shared.outcomes_digest import daily_ltv_fit, send_outcomes_digest
 from bot.shared.prompt_links import LINKS, plain_link_builder, prompt_link_builder
 from bot.web.api import add_api_routes
 from bot.web.limits import body_deadline
@@ -91,7 +92,9 @@ def build_app(settings: Settings) -> web.Application:
             app[SESSIONS], care_plan(live.settings), live.renderer, settings.zone, utcnow()
         )),
         CronJob("content-calendar", "* * * * *", lambda: run_calendar(
-            app[SESSIONS], calendar_options(live.settings.calendar, live.handlers.persona.template_variables()),
+            app[SESSIONS], calendar_options(live.settings.calendar, live.handlers.persona.template_variables(),
+                                             global_control=live.settings.outcomes.global_control,
+                                             outcome_scheme=live.settings.outcomes.scheme),
             live.renderer, settings.zone, utcnow(),
         )),
         CronJob("staff-digest", settings.tasks.digest_cron, lambda: send_digests(
@@ -99,6 +102,10 @@ def build_app(settings: Settings) -> web.Application:
             days_ahead=live.settings.tasks.digest_days_ahead,
             escalate_after_days=live.settings.tasks.escalate_after_days,
         )),
+        CronJob("outcomes-digest", settings.outcomes.digest_cron, lambda: send_outcomes_digest(
+            app[SESSIONS], live.settings, live.handlers.staff_platform_for("wecom"), utcnow()
+        )),
+        CronJob("ltv-fit", settings.outcomes.ltv_cron, lambda: daily_ltv_fit(app[SESSIONS], live.settings, utcnow())),
         CronJob("engagement-snapshot", settings.layers.engagement_cron, lambda: snapshot_recent(
             app[SESSIONS], [s.name for s in live.settings.layers.schemes], settings.zone, utcnow()
         )),
@@ -150,6 +157,7 @@ def build_app(settings: Settings) -> web.Application:
         loop = DeliveryLoop(
             app[SESSIONS], senders, policy=live.delivery, concurrency=d.route_concurrency,
             welcome_concurrency=d.welcome_concurrency, lease=timedelta(seconds=d.claim_seconds), loops=app[LOOPS],
+            outcome_scheme=settings.outcomes.scheme,
         )
         app[DELIVERY] = loop
         live.on_change(lambda now: loop.reconfigure(now.delivery))

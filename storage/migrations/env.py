@@ -9,6 +9,7 @@ import storage.console_models  # noqa: F401
 import storage.outreach_models  # noqa: F401
 import storage.config_models  # noqa: F401
 import storage.segment_models  # noqa: F401
+import storage.outcome_models  # noqa: F401
 from storage.engine import create_sync_engine, is_sqlite
 
 config = context.config
