@@ -72,7 +72,7 @@ def add_api_routes(app: web.Application, token: str) -> None:
     async def outcomes(request: web.Request) -> web.Response:
         if not authorized(request):
             return _error(401, "missing or wrong bearer token")
-        settings = request.app[SETTINGS]
+        settings = live(request).settings
         by = request.query.get("by", "entry")
         if by not in DIMENSIONS:
             return _error(400, f"by must be one of {', '.join(DIMENSIONS)}")
