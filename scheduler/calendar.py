@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
+
 from content_templates.renderer import Renderer, RenderError
 from scheduler import moments
 from scheduler.cron import cron_problem
-from scheduler.crontab import crontab_trigger
 from storage.audiences import AUDIENCE_LISTS, LIFECYCLE, Audience
 from storage.models import CalendarEntry
 
@@ -330,7 +331,7 @@ def occurrences(entry: EntrySpec, zone: ZoneInfo, start: datetime, end: datetime
         return []
     # APScheduler walks the wall clock as if it were UTC (where no clock jumps); each wall
     # time is then placed in the zone. The slack covers offsets changing in the window.
-    trigger = crontab_trigger(entry.cron, UTC)
+    trigger = CronTrigger.from_crontab(entry.cron, timezone=UTC)
     wall = start.astimezone(zone).replace(tzinfo=None) - timedelta(hours=3)
     last = end.astimezone(zone).replace(tzinfo=None) + timedelta(hours=3)
     found: set[datetime] = set()

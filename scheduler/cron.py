@@ -26,8 +26,6 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from scheduler.crontab import crontab_trigger
-
 from storage.engine import SessionFactory
 from storage.loops import Loops
 from storage.metrics import SCHEDULER_LEADER, record_job
@@ -52,7 +50,7 @@ class CronJob:
 def cron_problem(expression: str, zone: ZoneInfo) -> str | None:
     """What is wrong with a crontab line, or None when it is a valid one."""
     try:
-        crontab_trigger(expression, zone)
+        CronTrigger.from_crontab(expression, timezone=zone)
     except ValueError as error:
         return f"not a valid cron line ({error})"
     return None
@@ -85,7 +83,7 @@ class Scheduler:
         loops: Loops | None = None,
     ):
         self._jobs = list(jobs)
-        self._triggers = {job.name: crontab_trigger(job.cron, zone) for job in jobs}
+        self._triggers = {job.name: CronTrigger.from_crontab(job.cron, timezone=zone) for job in jobs}
         self._sessions = sessions
         self._leadership = leadership
         self._grace = timedelta(seconds=catch_up_seconds)
