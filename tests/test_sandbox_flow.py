@@ -200,7 +200,7 @@ async def test_healthz_answers_when_the_database_does(server: RunningServer) -> 
         assert response.status == 200
         body = await response.json()
     assert body["status"] == "ok" and body["problems"] == []
-    assert set(body["loops"]) == {"dispatcher", "delivery", "scheduler"}
+    assert set(body["loops"]) == {"dispatcher", "delivery", "scheduler", "config-watch"}
 
 
 async def test_one_word_opts_out_once_and_another_opts_back_in(server: RunningServer, sessions: SessionFactory) -> None:

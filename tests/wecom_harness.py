@@ -3,6 +3,7 @@ signed and encrypted by an independent implementation (wechatpy), as WeCom would
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -79,11 +80,17 @@ class Corp:
         a second and so, in a long session, out of a replay window."""
         return str(int(time.time()))
 
+    @staticmethod
+    def nonce() -> str:
+        """A fresh nonce per callback, as the platforms send: two callbacks in one second
+        must not share a signature triple, which the official account's replay guard refuses."""
+        return str(secrets.randbelow(10**10))
+
     def envelope(
         self, plaintext: str, *, corp: str = CORP, key: str = AES_KEY, timestamp: str | None = None
     ) -> tuple[dict[str, str], str]:
         """The query and body WeCom would POST for `plaintext`."""
-        timestamp, nonce = timestamp or self.stamp(), "1372623149"
+        timestamp, nonce = timestamp or self.stamp(), self.nonce()
         reply = parse_fields(WeChatCrypto(TOKEN, key, corp).encrypt_message(plaintext, nonce, timestamp))
         query = {"msg_signature": reply["MsgSignature"], "timestamp": timestamp, "nonce": nonce}
         body = f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{reply['Encrypt']}]]></Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>"
@@ -98,7 +105,7 @@ class Corp:
 
     async def oa_post(self, plaintext: str, *, key: str | None = OA_AES_KEY) -> tuple[int, str]:
         """A follower's message to the official account, in safe mode (or plaintext when key is None)."""
-        timestamp, nonce = self.stamp(), "1514711492"
+        timestamp, nonce = self.stamp(), self.nonce()
         from bot.platforms.wecom.crypto import sha1_signature
 
         query = {"signature": sha1_signature(OA_TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
