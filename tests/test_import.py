@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 import bot.imports.run as import_run
+from bot.imports.reader import ImportFileError
 from bot.cli.importing import import_command
 from bot.cli.parser import siyu_parser
 from bot.settings.model import ConfigError, Settings, load_settings
@@ -467,4 +468,8 @@ def test_an_xlsx_that_breaks_mid_file_is_a_clear_error_and_nothing_is_stored(
     assert import_command(settings, "members", path, {}, True, False) == 1
     err = capsys.readouterr().err
     assert "row 4: not a readable .xlsx row" in err and "Traceback" not in err
+    assert members(engine) == {}
+    # Rows are committed a chunk at a time: a break after the first chunk stores nothing either.
+    with pytest.raises(ImportFileError, match="row 4: not a readable .xlsx row"):
+        import_run.run_import(settings.storage.url, "members", path, {}, {}, zone=settings.zone, chunk_rows=1)
     assert members(engine) == {}

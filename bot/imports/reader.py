@@ -157,6 +157,7 @@ def _xlsx(path: Path) -> Iterator[Source]:
         if not workbook.worksheets:
             raise ImportFileError("the workbook has no sheet")
         sheet = workbook.worksheets[0]
+        _read_through(sheet)
         numbered = enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1)
         header: list[str] | None = None
         for _, values in numbered:
@@ -188,3 +189,16 @@ def _xlsx(path: Path) -> Iterator[Source]:
         yield Source(header, rows(), lambda: done, sheet.max_row, "rows")
     finally:
         workbook.close()
+
+
+def _read_through(sheet: Any) -> None:
+    """Parse the whole sheet once before anything is stored. openpyxl parses lazily and an
+    import commits a chunk of rows at a time, so a file broken at row 30,000 would
+    otherwise keep the rows before it; a second read costs far less than half an import."""
+    line = 0
+    try:
+        for line, _ in enumerate(sheet.iter_rows(values_only=True), start=1):
+            pass
+    except Exception as error:  # the same errors the import's own pass would meet
+        raise ImportFileError(f"row {line + 1}: not a readable .xlsx row: {error}") from None
+
