@@ -61,7 +61,9 @@ async def test_demo_serves_a_chat_where_a_message_gets_a_persona_reply_and_a_tag
     port = free_port()
     async with siyu(["demo", "--dir", "shop", "--port", str(port)], cwd=tmp_path) as process:
         printed = await read_until(process, "/healthz")
-        assert "seeded 500 members and 5121 orders" in printed  # 5,000 and those that followed care
+        # 5,000 orders and those that followed care, which depend on the brand's today.
+        seeded = re.search(r"seeded 500 members and (\d+) orders", printed)
+        assert seeded is not None and 5000 < int(seeded.group(1)) < 5500, printed
         base = f"http://127.0.0.1:{port}"
         assert f"{base}/sandbox" in printed
         async with aiohttp.ClientSession() as client:
@@ -99,7 +101,8 @@ async def test_demo_serves_a_chat_where_a_message_gets_a_persona_reply_and_a_tag
 
     # Run again: the same data is reused, not seeded twice.
     async with siyu(["demo", "--dir", "shop", "--port", str(port)], cwd=tmp_path) as process:
-        assert "reusing 500 members and 5121 orders" in await read_until(process, "/sandbox")
+        again = await read_until(process, "/sandbox")
+        assert f"reusing 500 members and {seeded.group(1)} orders" in again, again
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
             assert await process.wait() == 0
