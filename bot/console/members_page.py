@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.console.keys import VIEWER
+from bot.console.keys import VIEWER, operators_only
 from bot.console.render import render
 from bot.console.segment_form import UNOWNED, describe, read_rule, rule_query
 from bot.console.segments_page import NOTICES as BULK_NOTICES
@@ -277,9 +277,7 @@ async def change_opt_out(request: web.Request) -> web.Response:
     """An operator records her opt-out (said by phone, in the store…) or clears it at her
     own request, the way the opt-out handler does: the time, the "opted_out" event's tag
     rules, and the tag sync those bring."""
-    viewer: Viewer = request[VIEWER]
-    if not viewer.is_operator:
-        raise web.HTTPForbidden(text="operators only / 仅运营可见")
+    viewer = operators_only(request)
     action = str((await request.post()).get("action", ""))
     if action not in ("record", "clear"):
         raise web.HTTPBadRequest(text="action must be record or clear")

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.console import export_files
 from bot.console.i18n import translator
-from bot.console.keys import LANGUAGE, PHONE_EXPORTERS, VIEWER
+from bot.console.keys import LANGUAGE, PHONE_EXPORTERS, VIEWER, operators_only
 from bot.console.segment_form import read_rule, rule_query
 from bot.settings.model import Settings
 from bot.shared.access import Viewer
@@ -65,13 +65,6 @@ def schemes_of(settings: Settings) -> dict[str, list[str]]:
     return {s.name: list(dict.fromkeys(layer.name for layer in s.layers)) for s in settings.layers.schemes}
 
 
-def _operator(request: web.Request) -> Viewer:
-    viewer: Viewer = request[VIEWER]
-    if not viewer.is_operator:
-        raise web.HTTPForbidden(text="operators only / 仅运营可用")
-    return viewer
-
-
 async def live_count(request: web.Request) -> web.Response:
     """How many members the builder's current choices hold (in this viewer's scope)."""
     viewer: Viewer = request[VIEWER]
@@ -84,7 +77,7 @@ async def live_count(request: web.Request) -> web.Response:
 
 
 async def save(request: web.Request) -> web.Response:
-    viewer = _operator(request)
+    viewer = operators_only(request)
     form = await request.post()
     name = str(form.get("segment_name", "")).strip()
     if not name or len(name) > 64:
@@ -99,7 +92,7 @@ async def save(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    viewer = _operator(request)
+    viewer = operators_only(request)
     async with request.config_dict[SESSIONS]() as session, session.begin():
         segment = await session.get(Segment, int(request.match_info["id"]))
         if segment is not None:
@@ -127,7 +120,7 @@ async def _selection(session: AsyncSession, form: Mapping[str, Any], settings: S
 
 
 async def bulk_action(request: web.Request) -> web.StreamResponse:
-    viewer = _operator(request)
+    viewer = operators_only(request)
     form = await request.post()
     action = str(form.get("action", ""))
     if action not in ACTIONS:
