@@ -170,7 +170,6 @@ class DeliveryLoop:
         self._claimed: set[int] = set()  # every row this loop holds (in flight or waiting)
         self._running: set[asyncio.Task[None]] = set()
         self._next_reap = 0.0
-        self.last_tick = time.monotonic()
 
     def reconfigure(self, policy: DeliveryPolicy) -> None:
         """Quiet hours or caps changed in the console: asked from the next row on."""
@@ -211,7 +210,6 @@ class DeliveryLoop:
         failures = 0
         while not self._stopping:
             self._wakeup.clear()
-            self.last_tick = time.monotonic()
             try:
                 claimed = await self._fill()
                 self._loops.tick("delivery")
