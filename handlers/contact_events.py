@@ -13,7 +13,9 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 
+from content_templates.renderer import Renderer
 from handlers.actions import Action, FetchProfile, PromptStaff, Welcome
+from handlers.config import HandlerConfig
 from handlers.context import HandlerContext
 from handlers.outbound import task_page
 from handlers.tag_engine import sync_actions, tag_event
@@ -78,24 +80,30 @@ async def _welcome_new_contact(update: EventUpdate, ctx: HandlerContext) -> Sequ
     actions.extend(sync_actions(ctx.config, update.platform, update.sender, change))
     if code := detail.get("WelcomeCode"):
         store, _ = await store_and_owner(ctx.session, member)
-        text = ctx.renderer.render(
-            welcome_template(ctx, detail.get("State", "")),
-            {
-                "persona": ctx.config.persona.template_variables(),
-                "member": {"name": member.name},
-                "store": {"name": store.name} if store else None,
-                "channel_tags": list(channel.tags) if channel else [],
-            },
-        )
-        actions.insert(0, Welcome(code, text))  # first: WeCom takes it only within 20 s
+        text = welcome_text(ctx.renderer, ctx.config, detail.get("State", ""), member.name, store.name if store else None)
+        # First, with the key handlers/early_welcome.py gave it when it went ahead of the
+        # rest (then this one is dropped as a duplicate): WeCom takes it only within 20 s.
+        actions.insert(0, Welcome(code, text))
     return actions
 
 
-def welcome_template(ctx: HandlerContext, state: str) -> str:
+def welcome_text(
+    renderer: Renderer, config: HandlerConfig, state: str, member_name: str | None, store_name: str | None
+) -> str:
+    channel = config.channels.get(state)
+    return renderer.render(welcome_template(renderer, config, state), {
+        "persona": config.persona.template_variables(),
+        "member": {"name": member_name},
+        "store": {"name": store_name} if store_name else None,
+        "channel_tags": list(channel.tags) if channel else [],
+    })
+
+
+def welcome_template(renderer: Renderer, config: HandlerConfig, state: str) -> str:
     """The channel's own welcome (`persona/welcome/<channel code>.txt.j2`, written in the
     console) when there is one, else the persona's."""
     own = f"persona/welcome/{state}.txt.j2"
-    return own if state and CHANNEL_CODE.fullmatch(state) and ctx.renderer.has_text(own) else ctx.config.welcome_template
+    return own if state and CHANNEL_CODE.fullmatch(state) and renderer.has_text(own) else config.welcome_template
 
 
 async def _record_churn(update: EventUpdate, ctx: HandlerContext, reason: str) -> Sequence[Action]:

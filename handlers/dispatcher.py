@@ -5,7 +5,8 @@ row's own `done` mark commit together — so a crash mid-chain leaves the row pe
 the next start simply handles it again. A member's (platform, sender) rows are claimed
 together, by one process, and handled one after the other; different members run
 concurrently, up to `concurrency` at once, and a freed slot is filled at once — urgent
-members (a welcome code waiting) first, then whoever waited longest.
+members (a welcome code waiting) first, then whoever waited longest. Welcomes themselves
+go ahead of all that, in batches (handlers/early_welcome.py).
 
 Claims are leases: this process renews its own while it works; if it dies, another
 process takes the rows over once the lease has expired. The `done` mark only commits
@@ -21,7 +22,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from content_templates.renderer import Renderer
@@ -29,6 +30,7 @@ from handlers.actions import Action
 from handlers.chain import Handler, PlatformHandler, checked_chain
 from handlers.config import HandlerConfig
 from handlers.context import HandlerContext, PlatformContext
+from handlers.early_welcome import send_welcomes_early
 from handlers.outbound import outbox_rows
 from handlers.updates import MessageUpdate, Update, from_payload, kind_of
 from storage.engine import SessionFactory
@@ -66,6 +68,8 @@ class Dispatcher:
         renderer: Renderer,
         *,
         on_outbox: Callable[[], None] = lambda: None,
+        on_welcomes: Callable[[], None] | None = None,
+        welcomes_first: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 16,
         urgent_extra: int = 8,
@@ -82,6 +86,10 @@ class Dispatcher:
         self._config = config
         self._renderer = renderer
         self._on_outbox = on_outbox
+        # Welcomes queued ahead of the line are announced to delivery, and the backlog
+        # waits for them to be sent: on SQLite they share one connection.
+        self._on_welcomes = on_welcomes or on_outbox
+        self._welcomes_first = welcomes_first
         self._clock = clock
         self._concurrency = concurrency
         self._urgent_extra = urgent_extra
@@ -151,10 +159,13 @@ class Dispatcher:
                     await release_all_claims(session, self.owner)
 
     async def run_once(self) -> int:
-        """Claim the rows of as many members as there are free slots and start handling
-        each member's rows in order; returns how many rows were claimed. With every slot
-        busy, members with an urgent row still get up to `urgent_extra` more: a welcome
-        code must not wait for a member of the backlog to finish."""
+        """Queue the welcomes waiting (handlers/early_welcome.py), then claim the rows of
+        as many members as there are free slots and start handling each member's rows in
+        order; returns how many rows were claimed. With every slot busy, members with an
+        urgent row (one whose welcome could not go ahead: her earlier rows were in hand)
+        still get up to `urgent_extra` more."""
+        if self._urgent_waiting and await send_welcomes_early(self._sessions, self._config, self._renderer, self._clock()):
+            self._on_welcomes()
         urgent_only = len(self._members) >= self._concurrency
         free = self._concurrency + (self._urgent_extra if urgent_only else 0) - len(self._members)
         if free <= 0 or (urgent_only and not self._urgent_waiting):
@@ -189,6 +200,8 @@ class Dispatcher:
 
     async def _handle_in_order(self, entries: list[InboxEntry]) -> None:
         for entry in entries:
+            if self._welcomes_first is not None:
+                await self._welcomes_first()
             try:
                 carry_on = not self._stopping and await self._handle(entry)
             except Exception:  # even recording the failure failed: the database is away

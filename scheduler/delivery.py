@@ -29,8 +29,11 @@ from datetime import datetime, timedelta, timezone
 from secrets import token_hex
 from typing import Any, Literal, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from scheduler.gate import DeliveryPolicy, decide
 from scheduler.policy import ALWAYS_ALLOWED, retry_delay
+from scheduler.sent_records import GroupCommit
 from scheduler.welcome_missed import prompt_owner
 from storage import outbox
 from storage.engine import SessionFactory
@@ -170,6 +173,12 @@ class DeliveryLoop:
         self._claimed: set[int] = set()  # every row this loop holds (in flight or waiting)
         self._running: set[asyncio.Task[None]] = set()
         self._next_reap = 0.0
+        # Set while no welcome is in hand or known to wait in the outbox: the dispatcher
+        # holds its backlog until then, so the database serves welcomes first.
+        self._welcomes_settled = asyncio.Event()
+        self._sent = GroupCommit(sessions, self._record_sent)  # many sends recorded per transaction
+        self._welcomes_settled.set()
+        self._more_welcomes = False
 
     def reconfigure(self, policy: DeliveryPolicy) -> None:
         """Quiet hours or caps changed in the console: asked from the next row on."""
@@ -177,6 +186,25 @@ class DeliveryLoop:
 
     def wake(self) -> None:
         self._wakeup.set()
+
+    def expect_welcomes(self) -> None:
+        """Welcomes were just queued: claim them now, and count them as waiting meanwhile."""
+        self._more_welcomes = True
+        self._welcomes_settled.clear()
+        self._wakeup.set()
+
+    async def welcomes_settled(self, longest: float = 5.0) -> None:
+        """Return once no welcome is in hand or waiting (or after `longest` seconds, so a
+        platform that stalls welcomes holds nothing else back for long)."""
+        if not self._welcomes_settled.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._welcomes_settled.wait(), longest)
+
+    def _note_welcomes(self) -> None:
+        if self._more_welcomes or self._busy[WELCOME] > 0 or self._waiting.get(WELCOME):
+            self._welcomes_settled.clear()
+        else:
+            self._welcomes_settled.set()
 
     def start(self) -> None:
         self._task = self._loops.run("delivery", self._run)
@@ -279,12 +307,17 @@ class DeliveryLoop:
             rows = await outbox.claim_due(
                 session, now, room, self.owner, self._lease, skip_routes=self._full_routes(), room=self._room,
             )
+        welcome_room = min(self._room(WELCOME), room)
         for row in rows:
             assert row.id is not None
             self._claimed.add(row.id)
             self._waiting.setdefault(row.route, deque()).append(row)
+        if welcome_room > 0:  # (a full lane claimed nothing and learnt nothing)
+            # As many claimed as there was room for: more may be waiting behind them.
+            self._more_welcomes = sum(row.route == WELCOME for row in rows) >= welcome_room
         for route in {row.route for row in rows}:
             self._start_waiting(route)
+        self._note_welcomes()
         return len(rows)
 
     def _room(self, route: str) -> int:
@@ -310,6 +343,7 @@ class DeliveryLoop:
             self._busy[row.route] -= 1
             self._claimed.discard(row.id or 0)
             self._start_waiting(row.route)
+            self._note_welcomes()
             self._wakeup.set()  # a lane has room again
 
     async def _release_waiting(self) -> None:
@@ -393,23 +427,29 @@ class DeliveryLoop:
         log.debug("outbox row %s (%s): %s in %.0f ms %s", row.id, row.route, result.status, seconds * 1000, result.detail)
         return result
 
+    async def _record_sent(self, session: AsyncSession, sent: tuple[OutboxEntry, SendResult]) -> None:
+        row, result = sent
+        assert row.id is not None
+        now = self._clock()
+        if await outbox.mark_sent(session, row.id, now, result.platform_msg_id, self.owner) and (
+                row.member_id is not None and row.route in MESSAGE_ROUTES):
+            by_staff = '"by_staff"' in (row.meta or "")  # a person's reply from the console
+            await record_interaction(
+                session, row.member_id, "staff_out" if by_staff else "message_out", row.platform, now, row.body,
+                ref=f"outbox:{row.id}",
+            )
+            if (source := source_of(row.dedupe_key, row.route, json.loads(row.meta or "{}"))) is not None:
+                await record_touch(session, row.member_id, now, source, f"outbox:{row.id}",
+                                   staff_id=row.staff_id, scheme=self._outcome_scheme)
+
     async def _record(self, row: OutboxEntry, result: SendResult) -> None:
         assert row.id is not None
+        if result.status == "sent":
+            await self._sent.add((row, result))
+            return
         now = self._clock()
         welcome = row.route == WELCOME
         async with self._sessions() as session, session.begin():
-            if result.status == "sent":
-                if await outbox.mark_sent(session, row.id, now, result.platform_msg_id, self.owner) and (
-                        row.member_id is not None and row.route in MESSAGE_ROUTES):
-                    by_staff = '"by_staff"' in (row.meta or "")  # a person's reply from the console
-                    await record_interaction(
-                        session, row.member_id, "staff_out" if by_staff else "message_out", row.platform, now, row.body,
-                        ref=f"outbox:{row.id}",
-                    )
-                    if (source := source_of(row.dedupe_key, row.route, json.loads(row.meta or "{}"))) is not None:
-                        await record_touch(session, row.member_id, now, source, f"outbox:{row.id}",
-                                           staff_id=row.staff_id, scheme=self._outcome_scheme)
-                return
             if result.status == "retry" and row.attempts < self._max_attempts:
                 if not welcome:
                     delay = retry_delay(row.attempts, result.retry_after)

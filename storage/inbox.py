@@ -209,6 +209,42 @@ async def claim_entries(
     return sorted(rows, key=lambda row: row.id or 0)
 
 
+@dataclass(frozen=True, slots=True)
+class UrgentRow:
+    id: int
+    key: str
+    payload: str
+    received_at: datetime
+
+
+async def take_urgent(session: AsyncSession, now: datetime, limit: int) -> list[UrgentRow]:
+    """Pending urgent rows (a welcome code waiting) of members nobody is handling, oldest
+    first, for their urgent part alone; call inside a transaction that ends with
+    `mark_not_urgent`. Under the claim lock, so no process claims them meanwhile."""
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+    other = INBOX.alias("other")
+    busy = (
+        select(other.c.id)
+        .where(other.c.platform == INBOX.c.platform, other.c.sender == INBOX.c.sender,
+               other.c.status == "pending", other.c.claim_until >= now)
+        .exists()
+    )
+    statement = (
+        select(INBOX.c.id, INBOX.c.key, INBOX.c.payload, INBOX.c.received_at)
+        .where(INBOX.c.status == "pending", INBOX.c.urgent, ~busy)
+        .order_by(INBOX.c.id)  # one range of ix_inbox_status_urgent_id
+        .limit(limit)
+    )
+    return [UrgentRow(*row) for row in (await session.execute(statement)).all()]
+
+
+async def mark_not_urgent(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Their urgent part is done: the rest of their handling takes its turn in line."""
+    if ids:
+        await session.execute(update(INBOX).where(INBOX.c.id.in_(list(ids))).values(urgent=False))
+
+
 async def renew_claims(session: AsyncSession, owner: str, now: datetime, lease: timedelta) -> int:
     """Extend this process's live claims (it is still handling them)."""
     result = await session.execute(

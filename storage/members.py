@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Interaction, Member, MemberIdentity, Staff, Store
+from storage.tables import IDENTITIES, MEMBERS, STORES
 
 MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 # A mobile number as people write it: an optional +86 / 0086 / 86, then 11 digits (ASCII
@@ -59,6 +60,48 @@ async def resolve_member(
         if found is None:
             raise
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class KnownMember:
+    id: int
+    name: str | None
+    store_name: str | None
+
+
+async def resolve_members(
+    session: AsyncSession, platform: str, external_ids: Sequence[str], now: datetime
+) -> dict[str, KnownMember]:
+    """`resolve_member` for many identities at once, in a few set-based statements (the
+    welcome path takes hundreds a second). Call inside a transaction holding the inbox
+    claim lock, which keeps other processes from creating the same members meanwhile."""
+    wanted = list(dict.fromkeys(external_ids))
+    found = await _members_by_identity(session, platform, wanted)
+    missing = [external_id for external_id in wanted if external_id not in found]
+    if missing:
+        created = await session.execute(
+            insert(MEMBERS).returning(MEMBERS.c.id, sort_by_parameter_order=True),
+            [{"member_since": now.date(), "created_at": now, "updated_at": now} for _ in missing],
+        )
+        ids = [row[0] for row in created.all()]
+        await session.execute(insert(IDENTITIES), [
+            {"member_id": member_id, "platform": platform, "external_id": external_id, "created_at": now}
+            for member_id, external_id in zip(ids, missing, strict=True)
+        ])
+        found.update({external_id: KnownMember(member_id, None, None) for member_id, external_id in zip(ids, missing)})
+    return found
+
+
+async def _members_by_identity(
+    session: AsyncSession, platform: str, external_ids: Sequence[str]
+) -> dict[str, KnownMember]:
+    statement = (
+        select(IDENTITIES.c.external_id, MEMBERS.c.id, MEMBERS.c.name, STORES.c.name)
+        .join(MEMBERS, MEMBERS.c.id == IDENTITIES.c.member_id)
+        .outerjoin(STORES, STORES.c.id == MEMBERS.c.store_id)
+        .where(IDENTITIES.c.platform == platform, IDENTITIES.c.external_id.in_(list(external_ids)))
+    )
+    return {row[0]: KnownMember(*row[1:]) for row in (await session.execute(statement)).all()}
 
 
 async def find_member(session: AsyncSession, reference: str) -> Member | None:

@@ -24,6 +24,26 @@ async def store_by_code(session: AsyncSession, code: str) -> Store | None:
     return (await session.execute(select(Store).where(Store.code == code))).scalars().first()
 
 
+async def welcome_stores(
+    session: AsyncSession, userids: Sequence[str], codes: Sequence[str]
+) -> tuple[dict[str, tuple[int | None, str | None]], dict[str, tuple[int, str]]]:
+    """For a batch of welcomes: each staff userid's store (id, name) and each store code's
+    (id, name), in two statements."""
+    staff: dict[str, tuple[int | None, str | None]] = {}
+    if userids:
+        rows = await session.execute(
+            select(Staff.userid, Store.id, Store.name)
+            .outerjoin(Store, Store.id == Staff.store_id)  # type: ignore[arg-type]
+            .where(Staff.userid.in_(list(userids)))  # type: ignore[attr-defined]
+        )
+        staff = {userid: (store_id, name) for userid, store_id, name in rows.all()}
+    stores: dict[str, tuple[int, str]] = {}
+    if codes:
+        rows = await session.execute(select(Store.code, Store.id, Store.name).where(Store.code.in_(list(codes))))  # type: ignore[attr-defined]
+        stores = {code: (store_id, name) for code, store_id, name in rows.all()}
+    return staff, stores
+
+
 async def store_managers(session: AsyncSession) -> dict[str, Staff]:
     """Each store's manager (an active staff member with role manager), by store name."""
     statement = (

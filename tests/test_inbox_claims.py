@@ -8,6 +8,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -17,7 +18,10 @@ from storage.inbox import ClaimLost, InboxWriter, NewInboxEntry, claim_entries, 
 from storage.members import resolve_member
 from storage.models import InboxEntry, utcnow
 from storage.tags import add_interest, apply_tag, ensure_tag, interests_of, tags_of
-from tests.wecom_harness import Corp, contact_event
+from bot.web.app import build_app
+from tests.conftest import start_server, write_config
+from tests.fakes.wecom_cloud import FakeWeComCloud
+from tests.wecom_harness import Corp, contact_event, wecom_config
 
 LEASE = timedelta(seconds=30)
 
@@ -89,13 +93,21 @@ async def test_tag_hits_and_interest_counted_at_once_are_all_counted(sessions: S
     assert (view.hit_count, interests) == (11, {"面包": 22})
 
 
-async def test_a_welcome_code_is_stored_urgent_and_a_message_is_not(corp: Corp) -> None:
-    corp.cloud.add_contact("zhangsan", "wmUrgent", "王芳")
-    code = corp.cloud.issue_welcome_code("wmUrgent", "zhangsan")
-    assert (await corp.callback(contact_event("add_external_contact", "wmUrgent", WelcomeCode=code)))[0] == 200
-    assert (await corp.callback(contact_event("add_external_contact", "wmNoCode")))[0] == 200
-    assert (await corp.callback(contact_event("del_follow_user", "wmGone")))[0] == 200
-    async with corp.sessions() as session:
+async def test_a_welcome_code_is_stored_urgent_and_a_message_is_not(
+    cloud: FakeWeComCloud, db_url: str, tmp_path: Path, http: aiohttp.ClientSession, sessions: SessionFactory
+) -> None:
+    # A webhook-only process stores and acknowledges; nothing here handles the rows.
+    config = write_config(tmp_path, db_url, wecom_config(cloud.base_url) + '\n[server]\nrole = "webhook"\n')
+    running = await start_server(build_app(load_settings(config)), http)
+    corp = Corp(cloud, running, sessions)
+    try:
+        code = cloud.issue_welcome_code("wmUrgent", "zhangsan")
+        assert (await corp.callback(contact_event("add_external_contact", "wmUrgent", WelcomeCode=code)))[0] == 200
+        assert (await corp.callback(contact_event("add_external_contact", "wmNoCode")))[0] == 200
+        assert (await corp.callback(contact_event("del_follow_user", "wmGone")))[0] == 200
+    finally:
+        await running.stop()
+    async with sessions() as session:
         flags = dict((await session.execute(select(InboxEntry.sender, InboxEntry.urgent))).all())
     assert flags == {"wmUrgent": True, "wmNoCode": False, "wmGone": False}
 

@@ -173,6 +173,8 @@ def build_app(settings: Settings) -> web.Application:
             live.handlers,
             live.renderer,
             on_outbox=app[DELIVERY].wake,
+            on_welcomes=app[DELIVERY].expect_welcomes,
+            welcomes_first=app[DELIVERY].welcomes_settled,
             # Without a webhook in this process nothing wakes the dispatcher: look often.
             poll_interval=timedelta(seconds=5 if receives else 0.25),
             lease=timedelta(seconds=settings.storage.inbox_lease_seconds),
