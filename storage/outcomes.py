@@ -126,9 +126,19 @@ async def record_holdouts(
     await session.execute(statement)
 
 
+async def record_task_touch(session: AsyncSession, task: Any, scheme: str = "value") -> None:
+    """A staff task just marked done, as its touch (`task:<id>`, as sync_task_touches
+    writes it): at its done time, by its assignee, with the member's layer now."""
+    assert task.id is not None and task.member_id is not None and task.done_at is not None
+    await record_touch(session, task.member_id, task.done_at, TouchSource("staff", str(task.kind)[:64]),
+                       f"task:{task.id}", staff_id=task.staff_id, scheme=scheme)
+
+
 async def sync_task_touches(session: AsyncSession, scheme: str = "value") -> int:
-    """Every staff task marked done for a member becomes a touch (once, `task:<id>`), in
-    one set-based insert; run before each report and by the daily outcomes job."""
+    """The catch-up: every staff task marked done for a member that has no touch yet
+    (closed before touches were recorded on closing) becomes one (once, `task:<id>`), in
+    one set-based insert, with her layer now; run before each report and by the daily
+    outcomes job."""
     k = TASKS.c
     done = (
         select(k.member_id, k.done_at, literal("staff"), func.substr(k.kind, 1, 64), k.staff_id, MEMBERS.c.store_id,

@@ -54,8 +54,9 @@ def _read_image(path: str) -> tuple[str, bytes, str]:
 class MomentsFlow:
     def __init__(
         self, client: WeComClient, sessions: SessionFactory, corp_tags: CorpTags | None,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime], outcome_scheme: str = "value",
     ):
+        self._outcome_scheme = outcome_scheme  # the layer scheme a published post's task touch records
         self._client = client
         self._sessions = sessions
         self._corp_tags = corp_tags
@@ -184,7 +185,7 @@ class MomentsFlow:
                     publisher.published_at = now
                     task = await session.get(StaffTask, publisher.task_id) if publisher.task_id else None
                     if task is not None and task.status == "open":
-                        close_task(session, task, "done", "已在企业微信发表", now)
+                        await close_task(session, task, "done", "已在企业微信发表", now, self._outcome_scheme)
                 mine = reactions.get(userid, [])
                 publisher.likes = sum(r.kind == "like" for r in mine)
                 publisher.comments = sum(r.kind == "comment" for r in mine)

@@ -48,7 +48,7 @@ def add_wecom_routes(app: web.Application, settings: WeComSettings) -> None:
 
 def add_wecom_client(
     app: web.Application, settings: WeComSettings, senders: dict[str, Sender], jobs: list[CronJob],
-    links: LinkBuilder = no_links,
+    links: LinkBuilder = no_links, outcome_scheme: str = "value",
 ) -> None:
     """The WeCom client and sender; `links` makes staff prompts' console paths into URLs."""
     async def client(app: web.Application) -> AsyncIterator[None]:
@@ -61,7 +61,7 @@ def add_wecom_client(
         app[WECOM_CLIENT] = wecom
         senders["wecom"] = WeComSender(
             wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX], tag_sync_group=settings.tag_sync_group,
-            links=links, channels=settings.channels,
+            links=links, channels=settings.channels, outcome_scheme=outcome_scheme,
         )
         await _configured_group_tools(app[SESSIONS], settings)
         yield
