@@ -40,7 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
 from storage.models import CalendarEntry
-from storage.tables import LAYERS, MEMBER_TAGS, MEMBERS, ORDERS, OUTCOME_TOUCHES, STAFF, STORES, TASKS
+from storage.tables import (
+    IDENTITIES, LAYERS, MEMBER_TAGS, MEMBERS, ORDERS, OUTCOME_TOUCHES, STAFF, STORES, TASKS,
+)
 
 Dimension = Literal["entry", "occasion", "channel", "staff", "store", "layer", "source"]
 DIMENSIONS: tuple[str, ...] = ("entry", "occasion", "channel", "staff", "store", "layer", "source")
@@ -124,6 +126,50 @@ async def record_holdouts(
     statement = insert_ignoring_conflicts(OUTCOME_TOUCHES, session.bind.dialect.name, ["ref"]).from_select(
         ["member_id", "at", "source_kind", "source_ref", "staff_id", "store_id", "layer", "held_out", "ref"], chosen)
     await session.execute(statement)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A customer a platform says a send reached (a WeCom mass send she was sent, a
+    Moments post shown to her): by her id on that platform, when, and its touch's ref."""
+
+    external_id: str
+    at: datetime
+    ref: str
+
+
+RECEIVED_CHUNK = 500  # identities looked up per statement
+
+
+async def record_received(
+    session: AsyncSession, platform: str, source: TouchSource, staff_id: int | None, received: Sequence[Received],
+    scheme: str = "value",
+) -> int:
+    """One touch per customer who received a send we only learn of afterwards, once per
+    ref (reading the results again adds nothing); customers who are not our members
+    are passed over. Returns how many touches are new."""
+    added = 0
+    for n in range(0, len(received), RECEIVED_CHUNK):
+        chunk = {r.external_id: r for r in received[n:n + RECEIVED_CHUNK]}
+        known = (await session.execute(
+            select(IDENTITIES.c.external_id, MEMBERS.c.id, MEMBERS.c.owner_staff_id, MEMBERS.c.store_id, LAYERS.c.layer)
+            .select_from(IDENTITIES.join(MEMBERS, MEMBERS.c.id == IDENTITIES.c.member_id)
+                         .outerjoin(LAYERS, and_(LAYERS.c.member_id == MEMBERS.c.id, LAYERS.c.scheme == scheme)))
+            .where(IDENTITIES.c.platform == platform, IDENTITIES.c.external_id.in_(list(chunk)))
+        )).all()
+        if not known:
+            continue
+        rows = [
+            {"member_id": member_id, "at": chunk[external_id].at, "source_kind": source.kind, "source_ref": source.ref,
+             "staff_id": staff_id if staff_id is not None else owner, "store_id": store, "layer": layer,
+             "held_out": False, "ref": chunk[external_id].ref}
+            for external_id, member_id, owner, store, layer in known
+        ]
+        result = await session.execute(
+            insert_ignoring_conflicts(OUTCOME_TOUCHES, session.bind.dialect.name, ["ref"]).values(rows)
+            .returning(OUTCOME_TOUCHES.c.id))
+        added += len(result.all())
+    return added
 
 
 async def record_task_touch(session: AsyncSession, task: Any, scheme: str = "value") -> None:

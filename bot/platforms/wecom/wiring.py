@@ -18,6 +18,7 @@ from bot.platforms.wecom.keys import OA_CLIENT, WECOM_CLIENT
 from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS
 from bot.platforms.wecom.reconcile import reconcile_contacts
 from bot.platforms.wecom.routes import WeComCallback
+from bot.platforms.wecom.send_results import read_mass_send_results
 from bot.platforms.wecom.sender import WeComSender
 from bot.platforms.wecom.sidebar.routes import add_sidebar_routes
 from bot.platforms.wecom.sidebar.session import key_for
@@ -73,6 +74,11 @@ def add_wecom_client(
     jobs.append(CronJob(
         "wecom-moments-read", settings.moments_read_cron,
         lambda: queue_moment_reads(app[SESSIONS], utcnow(), settings.moments_read_days),
+    ))
+    jobs.append(CronJob(
+        "wecom-mass-results", settings.mass_results_cron,
+        lambda: read_mass_send_results(app[WECOM_CLIENT], app[SESSIONS], utcnow(), settings.mass_results_days,
+                                       outcome_scheme),
     ))
 
 
