@@ -280,7 +280,7 @@ async def contact(request: web.Request) -> web.Response:
         if member is None:
             return _json(NOT_FOUND, 404)
         found = await card.contact_card(session, viewer, member, sidebar.labels, zone, today,
-                                        sidebar.wecom.sidebar.messages)
+                                        sidebar.wecom.sidebar.messages, live(request).settings.outcomes.ltv_horizon_days)
     return _json(found)
 
 
