@@ -174,7 +174,8 @@ async def record_received(
 
 async def record_task_touch(session: AsyncSession, task: Any, scheme: str = "value") -> None:
     """A staff task just marked done, as its touch (`task:<id>`, as sync_task_touches
-    writes it): at its done time, by its assignee, with the member's layer now."""
+    writes it): at its done time, by its assignee (her owner if it had none), with the
+    member's layer now."""
     assert task.id is not None and task.member_id is not None and task.done_at is not None
     await record_touch(session, task.member_id, task.done_at, TouchSource("staff", str(task.kind)[:64]),
                        f"task:{task.id}", staff_id=task.staff_id, scheme=scheme)
@@ -187,7 +188,8 @@ async def sync_task_touches(session: AsyncSession, scheme: str = "value") -> int
     outcomes job."""
     k = TASKS.c
     done = (
-        select(k.member_id, k.done_at, literal("staff"), func.substr(k.kind, 1, 64), k.staff_id, MEMBERS.c.store_id,
+        select(k.member_id, k.done_at, literal("staff"), func.substr(k.kind, 1, 64),
+               func.coalesce(k.staff_id, MEMBERS.c.owner_staff_id), MEMBERS.c.store_id,
                LAYERS.c.layer, literal(False), literal("task:") + func.cast(k.id, OUTCOME_TOUCHES.c.ref.type))
         .select_from(TASKS.join(MEMBERS, MEMBERS.c.id == k.member_id)
                      .outerjoin(LAYERS, and_(LAYERS.c.member_id == k.member_id, LAYERS.c.scheme == scheme)))

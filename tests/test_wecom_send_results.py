@@ -77,6 +77,11 @@ async def test_a_mass_send_becomes_touches_of_those_it_reached_once_and_the_orde
         async with corp.sessions() as session:
             return (await session.execute(select(OutboxEntry.status))).scalar_one() == "sent"
     await eventually(sent)
+    # An older send WeCom no longer knows (invalid msgid): refused, logged, the others still read.
+    async with corp.sessions() as session, session.begin():
+        session.add(OutboxEntry(dedupe_key="cal:old:s:zhangsan", platform="wecom", recipient="zhangsan",
+                                staff_id=ids["zhangsan"], kind="marketing", route="mass_send", body="旧的", status="sent",
+                                meta=json.dumps({"chat_type": "single", "entry": "old", "msgid": "msgGoneLongAgo"})))
     client = corp.server.app[WECOM_CLIENT]
     # Not confirmed yet: every target is status 0, nobody is touched.
     assert await read_mass_send_results(client, corp.sessions, utcnow(), 7) == 0
@@ -91,8 +96,9 @@ async def test_a_mass_send_becomes_touches_of_those_it_reached_once_and_the_orde
 
     calls = len(corp.cloud.calls_to(SEND_RESULT))
     assert await read_mass_send_results(client, corp.sessions, utcnow(), 7) == 2
-    pages = corp.cloud.calls_to(SEND_RESULT)[calls:]
+    pages = [c for c in corp.cloud.calls_to(SEND_RESULT)[calls:] if c.json["msgid"] == task.msgid]
     assert [c.json.get("cursor", "") for c in pages] == ["", "1000"]  # 1,204 targets: two pages
+    assert any(c.json["msgid"] == "msgGoneLongAgo" for c in corp.cloud.calls_to(SEND_RESULT)[calls:])  # asked, refused
     assert await read_mass_send_results(client, corp.sessions, utcnow(), 7) == 0  # read again: nothing new
     found = await touches(corp)
     assert [(t.member_id, t.source_kind, t.source_ref, t.staff_id, t.layer, t.held_out) for t in found] == [

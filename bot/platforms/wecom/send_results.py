@@ -20,6 +20,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from bot.platforms.wecom.client import Json, WeComClient
+from bot.platforms.wecom.errors import WeComApiError
 from storage.engine import SessionFactory
 from storage.outbox import mass_sends_to_read
 from storage.outcomes import Received, TouchSource, record_received
@@ -75,7 +76,11 @@ async def read_mass_send_results(
     for send in sends:
         if send.chat_type != "single":
             continue
-        reached = await mass_send_receivers(client, send.msgid, send.sender)
+        try:
+            reached = await mass_send_receivers(client, send.msgid, send.sender)
+        except WeComApiError as error:  # one send WeCom will not answer for must not stop the others
+            log.warning("WeCom mass send %s (row %d): results not read: %s", send.msgid, send.outbox_id, error)
+            continue
         received = [Received(e, datetime.fromtimestamp(t, timezone.utc), f"mass:{send.msgid}:{e}")
                     for e, t in reached.items()]
         async with sessions() as session, session.begin():
