@@ -144,6 +144,8 @@ class HandlerConfig:
     handoff: HandOffPolicy = field(default_factory=HandOffPolicy)
     # Scheme id → (its label, layer id → label): what staff read instead of ids.
     layer_labels: Mapping[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
+    # The layer scheme a touch records (outcomes.scheme): a task closed by command is one.
+    outcome_scheme: str = "value"
     # Built once from the rules above, not per message.
     message_matcher: MessageMatcher = field(init=False, repr=False, compare=False)
     faq_matcher: MessageMatcher = field(init=False, repr=False, compare=False)

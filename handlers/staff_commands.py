@@ -94,7 +94,7 @@ async def _close(ctx: PlatformContext, staff: Staff, command: Command) -> dict[s
     if command.verb == "skip" and not command.text:
         return answer | {"problem": "no_reason"}
     status: Literal["done", "skipped"] = "done" if command.verb == "done" else "skipped"
-    close_task(ctx.session, task, status, command.text or None, ctx.now)
+    await close_task(ctx.session, task, status, command.text or None, ctx.now, ctx.config.outcome_scheme)
     return answer | {"status": status, "note": command.text}
 
 

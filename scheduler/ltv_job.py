@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as clock_time, timezone
+from datetime import date, datetime, time as clock_time, timezone, tzinfo
 from typing import Any
 
 import numpy as np
@@ -75,9 +75,12 @@ def fit_and_score(summary: OrderSummary, horizon_days: int) -> tuple[dict[str, A
 
 async def run_ltv_fit(
     sessions: SessionFactory, as_of: date, now: datetime, horizon_days: int = 90, at_risk: AtRisk | None = None,
+    zone: tzinfo = timezone.utc,
 ) -> FitReport:
+    """Fit on the orders placed before `as_of` began in the brand's `zone` (its local
+    midnight, not UTC's: in Shanghai an order at 00:30 belongs to that day)."""
     started = time.perf_counter()
-    end = datetime.combine(as_of, clock_time(0), timezone.utc)
+    end = datetime.combine(as_of, clock_time(0), zone).astimezone(timezone.utc)
     async with sessions() as session:
         summary = await order_summary(session, end)
     report = FitReport(as_of, len(summary.member_ids), sum(1 for n in summary.orders if n > 1))

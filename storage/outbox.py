@@ -266,6 +266,34 @@ async def mass_sends_since(session: AsyncSession, since: datetime) -> Counter[st
     return received
 
 
+@dataclass(frozen=True, slots=True)
+class SentMassSend:
+    """A mass send WeCom took (it has a msgid): whose share it is and what it was for."""
+
+    outbox_id: int
+    msgid: str
+    sender: str  # the staff member's userid, who confirms it in her client
+    staff_id: int | None
+    entry: str  # the calendar entry, "" if none
+    chat_type: str
+
+
+async def mass_sends_to_read(session: AsyncSession, since: datetime) -> list[SentMassSend]:
+    """Mass sends created since `since` that WeCom took (status sent, a msgid noted),
+    whose results are still worth reading back."""
+    statement = select(OutboxEntry).where(
+        OutboxEntry.route == "mass_send", OutboxEntry.status == "sent", OutboxEntry.created_at >= since,
+    ).order_by(OutboxEntry.id)  # type: ignore[arg-type]
+    found = []
+    for row in (await session.execute(statement)).scalars():
+        meta = json.loads(row.meta or "{}")
+        msgid = meta.get("msgid") or row.platform_msg_id
+        if row.id is not None and msgid:
+            found.append(SentMassSend(row.id, str(msgid), row.recipient, row.staff_id, str(meta.get("entry") or ""),
+                                      str(meta.get("chat_type") or "single")))
+    return found
+
+
 async def mass_send_msgids_taken(session: AsyncSession, msgids: Sequence[str], except_id: int) -> set[str]:
     """Which of these WeCom mass-send msgids other outbox rows already stand for."""
     statement = select(OutboxEntry.platform_msg_id).where(

@@ -40,7 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
 from storage.models import CalendarEntry
-from storage.tables import LAYERS, MEMBER_TAGS, MEMBERS, ORDERS, OUTCOME_TOUCHES, STAFF, STORES, TASKS
+from storage.tables import (
+    IDENTITIES, LAYERS, MEMBER_TAGS, MEMBERS, ORDERS, OUTCOME_TOUCHES, STAFF, STORES, TASKS,
+)
 
 Dimension = Literal["entry", "occasion", "channel", "staff", "store", "layer", "source"]
 DIMENSIONS: tuple[str, ...] = ("entry", "occasion", "channel", "staff", "store", "layer", "source")
@@ -126,12 +128,68 @@ async def record_holdouts(
     await session.execute(statement)
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A customer a platform says a send reached (a WeCom mass send she was sent, a
+    Moments post shown to her): by her id on that platform, when, and its touch's ref."""
+
+    external_id: str
+    at: datetime
+    ref: str
+
+
+RECEIVED_CHUNK = 500  # identities looked up per statement
+
+
+async def record_received(
+    session: AsyncSession, platform: str, source: TouchSource, staff_id: int | None, received: Sequence[Received],
+    scheme: str = "value",
+) -> int:
+    """One touch per customer who received a send we only learn of afterwards, once per
+    ref (reading the results again adds nothing); customers who are not our members
+    are passed over. Returns how many touches are new."""
+    added = 0
+    for n in range(0, len(received), RECEIVED_CHUNK):
+        chunk = {r.external_id: r for r in received[n:n + RECEIVED_CHUNK]}
+        known = (await session.execute(
+            select(IDENTITIES.c.external_id, MEMBERS.c.id, MEMBERS.c.owner_staff_id, MEMBERS.c.store_id, LAYERS.c.layer)
+            .select_from(IDENTITIES.join(MEMBERS, MEMBERS.c.id == IDENTITIES.c.member_id)
+                         .outerjoin(LAYERS, and_(LAYERS.c.member_id == MEMBERS.c.id, LAYERS.c.scheme == scheme)))
+            .where(IDENTITIES.c.platform == platform, IDENTITIES.c.external_id.in_(list(chunk)))
+        )).all()
+        if not known:
+            continue
+        rows = [
+            {"member_id": member_id, "at": chunk[external_id].at, "source_kind": source.kind, "source_ref": source.ref,
+             "staff_id": staff_id if staff_id is not None else owner, "store_id": store, "layer": layer,
+             "held_out": False, "ref": chunk[external_id].ref}
+            for external_id, member_id, owner, store, layer in known
+        ]
+        result = await session.execute(
+            insert_ignoring_conflicts(OUTCOME_TOUCHES, session.bind.dialect.name, ["ref"]).values(rows)
+            .returning(OUTCOME_TOUCHES.c.id))
+        added += len(result.all())
+    return added
+
+
+async def record_task_touch(session: AsyncSession, task: Any, scheme: str = "value") -> None:
+    """A staff task just marked done, as its touch (`task:<id>`, as sync_task_touches
+    writes it): at its done time, by its assignee (her owner if it had none), with the
+    member's layer now."""
+    assert task.id is not None and task.member_id is not None and task.done_at is not None
+    await record_touch(session, task.member_id, task.done_at, TouchSource("staff", str(task.kind)[:64]),
+                       f"task:{task.id}", staff_id=task.staff_id, scheme=scheme)
+
+
 async def sync_task_touches(session: AsyncSession, scheme: str = "value") -> int:
-    """Every staff task marked done for a member becomes a touch (once, `task:<id>`), in
-    one set-based insert; run before each report and by the daily outcomes job."""
+    """The catch-up: every staff task marked done for a member that has no touch yet
+    (closed before touches were recorded on closing) becomes one (once, `task:<id>`), in
+    one set-based insert, with her layer now; run before each report and by the daily
+    outcomes job."""
     k = TASKS.c
     done = (
-        select(k.member_id, k.done_at, literal("staff"), func.substr(k.kind, 1, 64), k.staff_id, MEMBERS.c.store_id,
+        select(k.member_id, k.done_at, literal("staff"), func.substr(k.kind, 1, 64),
+               func.coalesce(k.staff_id, MEMBERS.c.owner_staff_id), MEMBERS.c.store_id,
                LAYERS.c.layer, literal(False), literal("task:") + func.cast(k.id, OUTCOME_TOUCHES.c.ref.type))
         .select_from(TASKS.join(MEMBERS, MEMBERS.c.id == k.member_id)
                      .outerjoin(LAYERS, and_(LAYERS.c.member_id == k.member_id, LAYERS.c.scheme == scheme)))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.dialects import insert_ignoring_conflicts
 from storage.engagement import day_bounds
 from storage.models import Member, Staff, StaffTask, Store
+from storage.outcomes import record_task_touch
 from storage.tables import TASKS
 
 
@@ -93,11 +94,18 @@ async def in_store(session: AsyncSession, task: StaffTask, store_id: int | None)
     return assignee is not None and assignee.store_id == store_id
 
 
-def close_task(
-    session: AsyncSession, task: StaffTask, status: Literal["done", "skipped"], note: str | None, now: datetime
+async def close_task(
+    session: AsyncSession, task: StaffTask, status: Literal["done", "skipped"], note: str | None, now: datetime,
+    scheme: str = "value",
 ) -> None:
+    """Close the task; one done for a member is a touch, recorded here in the caller's
+    transaction with her layer in the outcomes `scheme` as it is now (not as it is when a
+    report runs: she may have moved since)."""
     task.status, task.note, task.done_at = status, note, now
     session.add(task)
+    if status == "done" and task.member_id is not None:
+        await session.flush()
+        await record_task_touch(session, task, scheme)
 
 
 @dataclass(frozen=True, slots=True)

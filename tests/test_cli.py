@@ -274,3 +274,40 @@ def test_the_demo_care_history_shows_a_real_effect_on_the_outcomes_page_figures(
     for row in rows.values():
         assert row.held_out.members >= 30 and row.reached.members > 2 * row.held_out.members
         assert row.reached.converted / row.reached.members > row.held_out.converted / row.held_out.members
+
+
+def test_member_show_gives_her_lifetime_value_once_a_fit_exists(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from storage.ltv import save_fit
+    from storage.outcome_models import LtvScore
+
+    async def prepare(sessions):  # type: ignore[no-untyped-def]
+        async with sessions() as session, session.begin():
+            member = await resolve_member(session, "sandbox", "王芳", "王芳", utcnow())
+            other = await resolve_member(session, "sandbox", "李娜", "李娜", utcnow())
+            return member.id, other.id
+
+    async def fit(sessions):  # type: ignore[no-untyped-def]
+        async with sessions() as session, session.begin():
+            await save_fit(session, TODAY, 120, {"unit": "week", "horizon_days": 90}, utcnow())
+            session.add(LtvScore(member_id=her, as_of=TODAY, p_alive=0.834, orders_90d=2.43, clv_90d_cents=21_650.0))
+
+    url = "sqlite:///" + str(config.parent / "siyu.db")
+    her, other = run(with_sessions(url, prepare))
+    assert main(["member", "show", str(her), "--json", "--config", str(config)]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["ltv"] is None and "siyu ltv fit" in card["ltv_missing"]
+    assert main(["member", "show", str(her), "--config", str(config)]) == 0
+    assert "lifetime value: none yet" in capsys.readouterr().out
+
+    run(with_sessions(url, fit))
+    assert main(["member", "show", str(her), "--json", "--config", str(config)]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["ltv"] == {"as_of": "2026-11-23", "p_alive": 0.834, "orders": 2.43, "spend_yuan": 216.5,
+                           "horizon_days": 90} and card["ltv_missing"] is None
+    assert main(["member", "show", str(her), "--config", str(config)]) == 0
+    text = capsys.readouterr().out
+    assert "83%" in text and "2.4" in text and "216.50" in text and "未来 90 天" in text
+    # A fit that ran before she had an order: none for her, and the reason says so.
+    assert main(["member", "show", str(other), "--json", "--config", str(config)]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["ltv"] is None and "还没有订单" in card["ltv_missing"]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import insert
 
 from storage.engine import SessionFactory
+from storage.ltv import save_fit
 from storage.models import Member, Order
 from storage.outcome_models import LtvScore, OutcomeTouch
 from tests.console_harness import ConsoleClient, ConsoleServer
@@ -21,7 +22,7 @@ LogIn = Callable[[str], Awaitable[ConsoleClient]]
 async def seed_touches(sessions: SessionFactory, console: ConsoleServer, day: date) -> None:
     """A birthday care occasion: 200 members reached, 100 held out; 30 % of the reached
     bought in the week after, 10 % of the held out."""
-    from datetime import time, timezone
+    from datetime import time
 
     at = datetime.combine(day, time(2, 0), timezone.utc)
     async with sessions() as session, session.begin():
@@ -78,5 +79,12 @@ async def test_the_member_page_shows_her_chance_of_still_buying_and_expected_val
     page = await (await log_in("ops")).get(f"/admin/members/{wangfang}")
     assert re.search(r'data-testid="p-alive">83%<', page)
     assert re.search(r'data-testid="clv">¥216\.50<', page)
+    assert re.search(r'data-testid="orders-expected">2\.4<', page)
+    assert "未来 90 天预计下单几次" in page and "是估算，不是承诺" in page  # said plainly what it means
     other = await (await log_in("ops")).get(f"/admin/members/{console.brand.members['李娜']}")
     assert 'data-testid="member-ltv"' not in other  # never scored: nothing made up
+    assert 'data-testid="ltv-none"' in other and "终身价值还没有算过" in other
+    async with sessions() as session, session.begin():
+        await save_fit(session, date.today(), 40, {"unit": "week", "horizon_days": 90}, datetime.now(timezone.utc))
+    other = await (await log_in("ops")).get(f"/admin/members/{console.brand.members['李娜']}")
+    assert "最近一次估算时她还没有订单" in other

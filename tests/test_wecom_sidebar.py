@@ -173,3 +173,32 @@ async def test_tasks_and_tags_from_the_sidebar(sidebar: SidebarServer) -> None:
         marks = (await session.execute(select(OutboxEntry.meta).where(OutboxEntry.route == "mark_tag"))).scalars().all()
         assert {json.dumps(json.loads(m), ensure_ascii=False) for m in marks} >= {
             '{"add": [["", "栗子蛋糕"]], "remove": []}', '{"add": [], "remove": [["口味偏好", "面包控"]]}'}
+
+
+async def test_the_card_gives_her_lifetime_value_in_plain_words_or_says_there_is_none(sidebar: SidebarServer) -> None:
+    from datetime import date, datetime, timezone
+
+    from storage.ltv import save_fit
+    from storage.outcome_models import LtvScore
+
+    async def card() -> dict:
+        async with await sidebar.signed_in("zhangsan") as client, client.get(sidebar.url + "/api/contact/" + WANG) as answer:
+            assert answer.status == 200
+            return (await answer.json())["value"]
+
+    assert card_none(await card()) == "还没有估算（尚未运行过 siyu ltv fit）"
+    async with sidebar.sessions() as session, session.begin():
+        await save_fit(session, date(2026, 11, 23), 80, {"unit": "week", "horizon_days": 60}, datetime.now(timezone.utc))
+    assert card_none(await card()) == "还没有估算（最近一次估算时她还没有订单）"
+    async with sidebar.sessions() as session, session.begin():
+        session.add(LtvScore(member_id=sidebar.brand.wang, as_of=date(2026, 11, 23), p_alive=0.834, orders_90d=1.96,
+                             clv_90d_cents=123_456.0))
+    value = await card()
+    assert value | {"explained": ""} == {"p_alive": "83%", "orders": "2.0", "spend": "¥1,234.56", "days": 60,
+                                         "as_of": "2026-11-23", "explained": ""}  # the fit's horizon, not the setting's
+    assert "未来 60 天预计下单几次、花多少钱" in value["explained"] and "不是承诺" in value["explained"]
+
+
+def card_none(value: dict) -> str | None:
+    assert set(value) == {"none"}, value
+    return value["none"]

@@ -72,6 +72,7 @@ async def test_a_staff_member_sees_the_card_marks_the_task_done_and_inserts_the_
     await expect(page.get_by_test_id("tags")).to_contain_text("面包控")
     await expect(page.get_by_test_id("task-words")).to_have_text(WORDS)
     await expect(page.get_by_test_id("messages")).to_contain_text("138****5678")
+    await expect(page.get_by_test_id("value-none")).to_contain_text("还没有估算")  # no LTV fit yet
     await page.screenshot(path=screenshot_path(tmp_path, "wecom-sidebar.png"), full_page=True)
 
     # The page configured the JS-SDK with our signatures over its own URL.
@@ -90,6 +91,21 @@ async def test_a_staff_member_sees_the_card_marks_the_task_done_and_inserts_the_
     await expect(page.get_by_test_id("tasks")).to_contain_text("没有待办")
     async with sidebar.sessions() as session:
         assert (await session.get(StaffTask, sidebar.brand.task)).status == "done"
+
+
+@ON_SQLITE
+async def test_the_card_shows_her_lifetime_value_explained(sidebar: SidebarServer, browser: Browser) -> None:
+    from datetime import date
+
+    from storage.outcome_models import LtvScore
+    async with sidebar.sessions() as session, session.begin():
+        session.add(LtvScore(member_id=sidebar.brand.wang, as_of=date(2026, 11, 23), p_alive=0.834, orders_90d=2.43,
+                             clv_90d_cents=21_650.0))
+    page = await open_sidebar(browser, sidebar, "zhangsan")
+    await expect(page.get_by_test_id("value-p-alive")).to_have_text("还会回来买的可能性：83%")
+    await expect(page.get_by_test_id("value-orders")).to_have_text("未来 90 天预计下单：2.4 次")
+    await expect(page.get_by_test_id("value-spend")).to_have_text("未来 90 天预计消费：¥216.50")
+    await expect(page.get_by_test_id("value-explained")).to_contain_text("是估算，不是承诺")
 
 
 @ON_SQLITE

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.cli.output import print_json, print_table
 from bot.cli.sessions import open_sessions
+from bot.shared.member_value import member_value
 from bot.settings.model import Settings
 from handlers.care_dates import next_care_moment
 from storage.care import plan_of
@@ -29,6 +30,7 @@ async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
         interests = await interests_of(session, member.id)
         interactions = await count_interactions(session, member.id)
         plan = await plan_of(session, member.id)
+        found = await member_value(session, member.id, settings.outcomes.ltv_horizon_days)
     birthday = None
     if member.birth_month and member.birth_day:
         birthday = {
@@ -72,11 +74,15 @@ async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
              "task_id": t.task_id, "task_status": status}
             for t, status in plan
         ],
+        # Lifetime value from the latest `siyu ltv fit` (null, with why, when there is none).
+        "ltv": found.value.to_json() if found.value else None,
+        "ltv_missing": None if found.value else found.missing,
     }
     if as_json:
         print_json(card)
         return 0
-    profile = [(k, v) for k, v in card.items() if k not in ("tags", "identities", "interests", "six_moments")]
+    profile = [(k, v) for k, v in card.items()
+               if k not in ("tags", "identities", "interests", "six_moments", "ltv", "ltv_missing")]
     if (care := card["next_care"]) is not None:
         profile = [(k, f"{care['occasion']} {care['date']} (in {care['in_days']} days)" if k == "next_care" else v)
                    for k, v in profile]
@@ -88,6 +94,15 @@ async def member_show(settings: Settings, reference: str, as_json: bool) -> int:
         ("tag", "group", "source", "first seen", "last seen", "hits"),
         [(t.name, t.group, f"{t.source}:{t.source_ref}", t.first_seen, t.last_seen, t.hit_count) for t in tags],
     )
+    if (value := found.value) is not None:
+        print_table(f"lifetime value (终身价值) as of {value.as_of}", ("", "value"), [
+            ("P(alive) 仍会回购的概率", f"{value.p_alive:.0%}"),
+            (f"expected orders, {value.horizon_days} days", f"{value.orders:.1f}"),
+            (f"expected spend, {value.horizon_days} days (yuan)", f"{value.spend_yuan:.2f}"),
+        ])
+        print(value.explanation())
+    else:
+        print(f"lifetime value: none yet — {found.missing}")
     if card["six_moments"]:
         print_table(
             "six moments (六次互动)",

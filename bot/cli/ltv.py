@@ -26,7 +26,7 @@ async def fit(settings: Settings, as_of: date | None, as_json: bool) -> int:
     try:
         async with open_sessions(settings) as sessions:
             found = await run_ltv_fit(sessions, as_of, utcnow(), settings.outcomes.ltv_horizon_days,
-                                      at_risk_of(settings))
+                                      at_risk_of(settings), settings.zone)
     except ValueError as error:
         print(f"siyu: {error}", file=sys.stderr)
         return 1

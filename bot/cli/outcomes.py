@@ -4,16 +4,17 @@ conversion and revenue per member in each, the lift and its 95 % interval (or æ•
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from bot.cli.output import print_json, print_table
 from bot.cli.sessions import open_sessions
 from bot.settings.model import Settings
-from bot.shared.outcomes_report import NOT_ENOUGH, interval_text, names_for, outcomes_report, percent
+from bot.shared.outcomes_report import NOT_ENOUGH, interval_text, last_days, names_for, outcomes_report, percent
+from storage.models import utcnow
 
 
 async def report(settings: Settings, by: str, start: date | None, end: date | None, as_json: bool) -> int:
-    end = end or (datetime.now(settings.zone).date() - timedelta(days=1))
+    end = end or last_days(utcnow(), settings.zone)[1]  # the brand's yesterday
     start = start or end - timedelta(days=29)
     try:
         async with open_sessions(settings) as sessions:

@@ -112,7 +112,7 @@ async def send_reply(request: web.Request) -> web.Response:
             for task in (await session.execute(select(StaffTask).where(
                     StaffTask.member_id == member.id, StaffTask.kind == HANDOFF, StaffTask.status == "open"))).scalars():
                 if await viewer.may_act_on_task(session, task):
-                    close_task(session, task, "done", "console reply", now)
+                    await close_task(session, task, "done", "console reply", now, live(request).settings.outcomes.scheme)
     log.info("console: %s replied to member %s on %s", viewer.login, member.id, route.platform)
     wake_delivery(request)
     raise web.HTTPFound(f"/admin/members/{member.id}/conversation?done=replied#reply")

@@ -32,6 +32,7 @@ from bot.console.segments_page import schemes_of, segment_choices
 from bot.shared.access import Viewer
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
+from bot.shared.member_value import member_value
 from bot.shared.member_edits import (
     add_tag_by_hand,
     queue_sync,
@@ -45,7 +46,6 @@ from handlers.tag_engine import tag_event, untag_event
 from scheduler.six_moments import LABELS as MOMENT_LABELS
 from storage import member_profile as profile
 from storage.care import plan_of
-from storage.ltv import score_of
 from storage.members import PHONE_TAIL_DIGITS, identities_of, mask_phones, masked_phone, phone_tail, store_and_owner
 from storage.models import Member, Staff, Store, utcnow
 from storage.segment_models import Segment
@@ -225,7 +225,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
             "plan": await plan_of(session, member.id),
             "tasks": await profile.open_tasks_about(session, member.id),
             "known_tags": await profile.known_tags(session),
-            "ltv": await score_of(session, member.id),
+            "ltv": await member_value(session, member.id, settings.outcomes.ltv_horizon_days),
         }
     schemes, layers = scheme_and_layer_labels(settings.layers.schemes)
     events = record.pop("timeline")
@@ -237,7 +237,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
         paged=whole_number(before) is not None, groups=sorted({t.group for t in record["known_tags"] if t.group}),
         care=care_days(member, today), today=today, schemes=schemes, layers=layers, local=_localiser(zone),
         sources=SOURCES, speakers=SPEAKERS, moment_labels=MOMENT_LABELS, yuan=yuan, problem=problem,
-        notice=NOTICES.get(request.query.get("done", "")), horizon=settings.outcomes.ltv_horizon_days,
+        notice=NOTICES.get(request.query.get("done", "")),
     )
 
 

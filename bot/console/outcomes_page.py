@@ -4,14 +4,15 @@ member in each, the lift with its 95 % interval, or "not enough data". Operators
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from aiohttp import web
 
 from bot.console.keys import operators_only
 from bot.console.render import render
 from bot.shared.keys import SESSIONS, SETTINGS
-from bot.shared.outcomes_report import interval_text, names_for, outcomes_report, percent
+from bot.shared.outcomes_report import interval_text, last_days, names_for, outcomes_report, percent
+from storage.models import utcnow
 
 BY = {"entry": "内容日历", "occasion": "关怀", "channel": "活码", "staff": "店员", "store": "门店", "layer": "分层"}
 MAX_DAYS = 366
@@ -36,7 +37,7 @@ async def outcomes_page(request: web.Request) -> web.Response:
     by = request.query.get("by", "entry")
     if by not in BY:
         by = "entry"
-    yesterday = datetime.now(settings.zone).date() - timedelta(days=1)
+    yesterday = last_days(utcnow(), settings.zone)[1]  # the brand's yesterday
     end = _day(request.query.get("to"), yesterday)
     start = _day(request.query.get("from"), (end or yesterday) - timedelta(days=29))
     problem = ""

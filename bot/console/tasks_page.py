@@ -102,7 +102,7 @@ async def _close(request: web.Request, status: Literal["done", "skipped"]) -> we
         task = await _task_for(request, session)
         already = task.status != "open"
         if not already:
-            close_task(session, task, status, note or None, utcnow())
+            await close_task(session, task, status, note or None, utcnow(), live(request).settings.outcomes.scheme)
     if already:  # another tab or a retry got there first
         return await task_page(request, problem="这个任务已经处理过了", status=409)
     if request[VIEWER].by_link:  # the link ends with the task: answer here, not by a redirect to it

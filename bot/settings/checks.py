@@ -88,6 +88,7 @@ def settings_problems(settings: Settings) -> list[str]:
     if wecom is not None:
         crons.append(("platforms.wecom.reconcile_cron", wecom.reconcile_cron))
         crons.append(("platforms.wecom.moments_read_cron", wecom.moments_read_cron))
+        crons.append(("platforms.wecom.mass_results_cron", wecom.mass_results_cron))
     for key, line in crons:
         if problem := cron_problem(line, settings.zone):
             problems.append(f"{key}: {problem}")

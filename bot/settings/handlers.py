@@ -47,6 +47,7 @@ def handler_config(settings: Settings) -> HandlerConfig:
         replies=reply_policy(settings.replies),
         handoff=hand_off_policy(settings.handoff),
         layer_labels={s.name: (s.label or s.name, s.layer_labels()) for s in settings.layers.schemes},
+        outcome_scheme=settings.outcomes.scheme,
     )
 
 

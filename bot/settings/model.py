@@ -186,6 +186,10 @@ class WeComSettings(_Section):
     # often, for this many days after a post.
     moments_read_cron: str = "*/30 * * * *"
     moments_read_days: int = Field(default=7, ge=1, le=30)
+    # Mass sends from the calendar (staff confirm them in the client): who they reached is
+    # read back this often, for this many days after a send; each customer reached is a touch.
+    mass_results_cron: str = "15 * * * *"
+    mass_results_days: int = Field(default=7, ge=1, le=30)
 
     @field_validator("channels")
     @classmethod

@@ -5,10 +5,12 @@ link; and the daily LTV fit the layer recompute then reads. Once per person per 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bot.settings.model import Settings
-from bot.shared.outcomes_report import OutcomesReport, interval_text, names_for, outcomes_report, percent
+from bot.shared.outcomes_report import (
+    OutcomesReport, interval_text, last_days, names_for, outcomes_report, percent,
+)
 from bot.shared.prompt_links import console_base_url
 from scheduler.ltv_job import AtRisk, FitReport, run_ltv_fit
 from storage.engine import SessionFactory
@@ -39,8 +41,7 @@ async def send_outcomes_digest(sessions: SessionFactory, settings: Settings, pla
     recipients = settings.outcomes.digest_to
     if platform is None or not recipients:
         return 0
-    end = now.astimezone(settings.zone).date() - timedelta(days=1)
-    start = end - timedelta(days=6)
+    start, end = last_days(now, settings.zone, 7)  # the brand's last seven whole days
     report = await outcomes_report(sessions, settings.outcomes, settings.zone, "source", start, end,
                                    names_for(settings, "source"))
     base = console_base_url(settings)
@@ -56,7 +57,7 @@ async def daily_ltv_fit(sessions: SessionFactory, settings: Settings, now: datet
     at_risk = AtRisk(settings.outcomes.scheme, scheme.top(), settings.outcomes.at_risk_p_alive) if scheme else None
     try:
         return await run_ltv_fit(sessions, now.astimezone(settings.zone).date(), now,
-                                 settings.outcomes.ltv_horizon_days, at_risk)
+                                 settings.outcomes.ltv_horizon_days, at_risk, settings.zone)
     except ValueError as error:  # no repeat buyer yet: nothing to fit, nothing wrong
         log.info("ltv fit skipped: %s", error)
         return None

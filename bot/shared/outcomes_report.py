@@ -97,6 +97,13 @@ def _row(by: str, figures: SourceFigures, outcomes: OutcomesSettings, names: dic
     )
 
 
+def last_days(now: datetime, zone: ZoneInfo, days: int = 30) -> tuple[date, date]:
+    """The default range: the `days` whole days up to yesterday — the brand's yesterday
+    in its zone, not UTC's (at 01:00 in Shanghai, UTC is still on the day before)."""
+    end = now.astimezone(zone).date() - timedelta(days=1)
+    return end - timedelta(days=days - 1), end
+
+
 def local_range(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     begin = datetime.combine(start, time(0), zone).astimezone(timezone.utc)
     finish = datetime.combine(end + timedelta(days=1), time(0), zone).astimezone(timezone.utc)

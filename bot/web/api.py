@@ -19,8 +19,9 @@ from aiohttp import web
 
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
-from bot.shared.outcomes_report import names_for, outcomes_report
+from bot.shared.outcomes_report import last_days, names_for, outcomes_report
 from storage.engagement import COUNTERS, engagement_series, layer_counts
+from storage.models import utcnow
 from storage.outcomes import DIMENSIONS
 
 DEFAULT_DAYS = 30
@@ -78,7 +79,7 @@ def add_api_routes(app: web.Application, token: str) -> None:
             return _error(400, f"by must be one of {', '.join(DIMENSIONS)}")
         try:
             end = date.fromisoformat(request.query["to"]) if "to" in request.query else \
-                datetime.now(settings.zone).date() - timedelta(days=1)
+                last_days(utcnow(), settings.zone)[1]
             start = date.fromisoformat(request.query["from"]) if "from" in request.query else end - timedelta(days=29)
         except ValueError:
             return _error(400, "from and to must be days like 2026-11-01")

@@ -229,7 +229,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([database, http])
     if works:
         if platforms.wecom is not None:
-            add_wecom_client(app, platforms.wecom, senders, jobs, links)
+            add_wecom_client(app, platforms.wecom, senders, jobs, links, settings.outcomes.scheme)
         if platforms.oa is not None:
             add_official_account_client(app, platforms.oa, senders)
         app.cleanup_ctx.extend([delivery, dispatcher])

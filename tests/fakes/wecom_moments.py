@@ -36,6 +36,10 @@ class Moment:
     body: Json
     senders: dict[str, bool]  # userid -> published
     reactions: list[Json] = field(default_factory=list)  # {kind, userid (publisher), external_userid, create_time}
+    # Per publisher, once she published: the customers she chose to show it to, and
+    # those it reached (fewer if one deleted her since).
+    chosen: dict[str, list[str]] = field(default_factory=dict)
+    reached: dict[str, list[str]] = field(default_factory=dict)
     deleted: bool = False
 
 
@@ -145,6 +149,27 @@ class MomentsAndGroups:
             return [{"external_userid": r["external_userid"], "create_time": r["create_time"]} for r in mine if r["kind"] == kind]
         return {"errcode": 0, "errmsg": "ok", "comment_list": listed("comment"), "like_list": listed("like")}
 
+    def _publisher(self, body: Json) -> tuple[Moment, str]:
+        moment = self._moment(body)
+        userid = str(body.get("userid", "")).lower()
+        if userid not in moment.senders:
+            raise Refusal(40003, "invalid userid")
+        return moment, userid
+
+    def get_moment_customer_list(self, app: str, query: Json, body: Json) -> Json:
+        """The customers a publisher chose to show the post to (doc 93333): {userid,
+        external_userid}, pages of limit ≤1000; empty until she publishes."""
+        moment, userid = self._publisher(body)
+        rows = [{"userid": userid, "external_userid": e} for e in moment.chosen.get(userid, [])]
+        return self._page(body, rows, 1000, "customer_list")
+
+    def get_moment_send_result(self, app: str, query: Json, body: Json) -> Json:
+        """The customers the post reached as she published it (doc 93333): {external_userid},
+        pages of limit ≤5000; empty until she publishes."""
+        moment, userid = self._publisher(body)
+        rows = [{"external_userid": e} for e in moment.reached.get(userid, [])]
+        return self._page(body, rows, 5000, "customer_list")
+
     def get_moment_list(self, app: str, query: Json, body: Json) -> Json:
         start, end = body.get("start_time"), body.get("end_time")
         if not isinstance(start, int) or not isinstance(end, int) or not 0 <= end - start <= MOMENT_LIST_SPAN:
@@ -168,9 +193,16 @@ class MomentsAndGroups:
         more = start + limit < len(rows)
         return {"errcode": 0, "errmsg": "ok", "next_cursor": str(start + limit) if more else "", key: page}
 
-    def staff_publishes(self, moment_id: str, userid: str) -> None:
-        """She taps 发表 in her client."""
-        self.moments[moment_id].senders[userid.lower()] = True
+    def staff_publishes(self, moment_id: str, userid: str, customers: list[str] | None = None) -> None:
+        """She taps 发表 in her client, showing it to `customers` (default: all of hers in
+        the post's tags); it reaches those still her customers."""
+        moment, userid = self.moments[moment_id], userid.lower()
+        moment.senders[userid] = True
+        tags = set((moment.body.get("visible_range") or {}).get("external_contact_list", {}).get("tag_list") or [])
+        mine = [f.external_userid for f in self.follows if f.userid == userid and (not tags or tags & set(f.tags))]
+        chosen = list(dict.fromkeys(customers if customers is not None else mine))
+        moment.chosen[userid] = chosen
+        moment.reached[userid] = [e for e in chosen if e in mine]
 
     def customer_reacts(self, moment_id: str, userid: str, external_userid: str, kind: str = "like") -> None:
         """A customer likes or comments on the post as `userid` published it."""

@@ -93,6 +93,7 @@ class MassTemplate:
     # Per target once confirmed (get_groupmsg_send_result's status): 1 sent,
     # 2 no longer her customer, 3 over the customer's receiving cap.
     results: dict[str, int] = field(default_factory=dict)
+    sent_at: dict[str, int] = field(default_factory=dict)  # target -> send_time (status 1 only)
     confirmed: bool = False
 
 
@@ -357,6 +358,35 @@ class WeComState:
             {"userid": t.sender, "status": 2 if t.confirmed else 0} for t in tasks
         ]}
 
+    def get_groupmsg_send_result(self, app: str, query: Json, body: Json) -> Json:
+        """One staff member's share of a mass send, target by target (doc 93338):
+        status 0 not sent (she has not confirmed), 1 sent (with send_time), 2 not her
+        customer any more, 3 over the customer's receiving cap; `external_userid` for a
+        send to customers, `chat_id` for one to groups; pages of limit ≤1000 (default
+        500) with next_cursor, empty on the last page."""
+        msgid, userid = body.get("msgid"), str(body.get("userid") or "").lower()
+        tasks = [t for t in self.mass_templates if t.msgid == msgid]
+        if not tasks:
+            raise Refusal(40058, "invalid msgid")
+        if not userid:
+            raise Refusal(40058, "userid is required")
+        limit = body.get("limit", 500)
+        if not isinstance(limit, int) or not 0 < limit <= 1000:
+            raise Refusal(40058, "limit: 1..1000")
+        rows: list[Json] = []
+        for task in (t for t in tasks if t.sender == userid):
+            key = "external_userid" if task.chat_type == "single" else "chat_id"
+            for target in task.targets:
+                status = task.results.get(target, 0)
+                row: Json = {key: target, "userid": task.sender, "status": status}
+                if status == 1:
+                    row["send_time"] = task.sent_at[target]
+                rows.append(row)
+        offset = int(body.get("cursor") or 0)
+        more = offset + limit < len(rows)
+        return {"errcode": 0, "errmsg": "ok", "next_cursor": str(offset + limit) if more else "",
+                "send_list": rows[offset:offset + limit]}
+
     def _mass_groups(self, sender: str, chat_ids: Any) -> dict[str, list[str]]:
         if not sender:
             raise Refusal(40058, "sender is required for a group mass send")
@@ -402,9 +432,15 @@ class WeComState:
                     task.results[target] = 3
                     continue
                 task.results[target] = 1
+                task.sent_at[target] = int(self.clock())
                 self._deliver(path, target, task.body, task.sender)
                 delivered.append(self.delivered[path][-1])
         return delivered
+
+    def customer_received_mass(self, external_userid: str) -> None:
+        """She received another mass message (of any member of the corp) just now: it
+        counts against her receiving cap."""
+        self._mass_received[external_userid].append(self.clock())
 
     def _may_receive_mass(self, external_userid: str) -> bool:
         now = datetime.fromtimestamp(self.clock(), CHINA)

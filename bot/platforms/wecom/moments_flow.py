@@ -5,8 +5,9 @@
 - `moment_result`: follow the job until WeCom has the post (retried while it runs), then
   give each staff member WeCom asked to publish it a task and a prompt;
 - `moment_read` (queued by the scheduler): who published (their tasks close as done),
-  whether the post still exists, and the likes and comments, recorded as the reacting
-  members' interactions (engagement).
+  whether the post still exists, the likes and comments, recorded as the reacting
+  members' interactions (engagement), and the customers it reached, each a touch of
+  the calendar entry (send_results).
 
 There is no idempotency key on add_moment_task: a send retried after a lost answer may
 create a second post for staff to publish, as a mass send may.
@@ -26,6 +27,7 @@ from typing import Any
 from bot.platforms.wecom import moments as api
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.corp_tags import CorpTags, TagNameTooLong
+from bot.platforms.wecom.send_results import moment_receivers
 from handlers.outbound import prompt_meta, task_page
 from scheduler.delivery import OutboundMessage, SendResult
 from storage.engine import SessionFactory
@@ -34,6 +36,7 @@ from storage.members import member_by_identity
 from storage.models import StaffTask
 from storage.moments import publishers_of
 from storage.outbox import NewOutboxMessage, enqueue
+from storage.outcomes import Received, TouchSource, record_received
 from storage.outreach_models import MomentPost, MomentPublisher
 from storage.staff import staff_by_userid
 from storage.tasks import NewTask, close_task, create_task
@@ -54,8 +57,9 @@ def _read_image(path: str) -> tuple[str, bytes, str]:
 class MomentsFlow:
     def __init__(
         self, client: WeComClient, sessions: SessionFactory, corp_tags: CorpTags | None,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime], outcome_scheme: str = "value",
     ):
+        self._outcome_scheme = outcome_scheme  # the layer scheme a published post's task touch records
         self._client = client
         self._sessions = sessions
         self._corp_tags = corp_tags
@@ -164,12 +168,13 @@ class MomentsFlow:
             return SendResult.sent("the post was deleted in WeCom")
         published = await api.publishers(self._client, post.moment_id)
         reactions = {u: await api.reactions(self._client, post.moment_id, u) for u, done in published.items() if done}
-        await self._record(post, published, reactions, listed, now)
+        reached = {u: await moment_receivers(self._client, post.moment_id, u) for u, done in published.items() if done}
+        await self._record(post, published, reactions, listed, now, reached)
         return SendResult.sent(f"{sum(published.values())} of {len(published)} published")
 
     async def _record(
         self, post: MomentPost, published: Mapping[str, bool], reactions: Mapping[str, list[api.Reaction]],
-        listed: bool, now: datetime,
+        listed: bool, now: datetime, reached: Mapping[str, list[str]],
     ) -> None:
         assert post.id is not None and post.moment_id is not None
         async with self._sessions() as session, session.begin():
@@ -184,13 +189,23 @@ class MomentsFlow:
                     publisher.published_at = now
                     task = await session.get(StaffTask, publisher.task_id) if publisher.task_id else None
                     if task is not None and task.status == "open":
-                        close_task(session, task, "done", "已在企业微信发表", now)
+                        await close_task(session, task, "done", "已在企业微信发表", now, self._outcome_scheme)
                 mine = reactions.get(userid, [])
                 publisher.likes = sum(r.kind == "like" for r in mine)
                 publisher.comments = sum(r.kind == "comment" for r in mine)
                 session.add(publisher)
                 for reaction in mine:
                     await self._engagement(session, post, userid, reaction)
+                if reached.get(userid) and publisher.published_at is not None:
+                    await self._touches(session, post, userid, publisher.published_at, reached[userid])
+
+    async def _touches(self, session: Any, post: MomentPost, userid: str, at: datetime, customers: list[str]) -> None:
+        """The customers the post reached as she published it, each a touch of its calendar
+        entry by her, once per post (WeCom gives no time: when we saw she had published)."""
+        staff = await staff_by_userid(session, userid)
+        await record_received(
+            session, PLATFORM, TouchSource("entry", post.entry[:64]), staff.id if staff else None,
+            [Received(e, at, f"moment:{post.moment_id}:{e}") for e in customers], self._outcome_scheme)
 
     async def _engagement(self, session: Any, post: MomentPost, userid: str, reaction: api.Reaction) -> None:
         """A customer's like or comment, as an interaction of the member she is (once)."""

@@ -67,6 +67,7 @@ class WeComSender:
         tag_sync_group: str | None = None,
         links: LinkBuilder = no_links,
         channels: Mapping[str, ChannelSettings] | None = None,
+        outcome_scheme: str = "value",
     ):
         self._client = client
         self._sessions = sessions
@@ -75,7 +76,7 @@ class WeComSender:
         self._clock = clock
         self._links = links
         self.corp_tags = CorpTags(client, sessions, tag_sync_group) if tag_sync_group else None
-        self.moments = MomentsFlow(client, sessions, self.corp_tags, clock)
+        self.moments = MomentsFlow(client, sessions, self.corp_tags, clock, outcome_scheme)
         self.groups = GroupFlow(client, sessions, clock)
         self._channels = channels
 

@@ -18,6 +18,7 @@ from bot.platforms.wecom.keys import OA_CLIENT, WECOM_CLIENT
 from bot.platforms.wecom.ratelimit import APP_MESSAGE_LIMITS
 from bot.platforms.wecom.reconcile import reconcile_contacts
 from bot.platforms.wecom.routes import WeComCallback
+from bot.platforms.wecom.send_results import read_mass_send_results
 from bot.platforms.wecom.sender import WeComSender
 from bot.platforms.wecom.sidebar.routes import add_sidebar_routes
 from bot.platforms.wecom.sidebar.session import key_for
@@ -48,7 +49,7 @@ def add_wecom_routes(app: web.Application, settings: WeComSettings) -> None:
 
 def add_wecom_client(
     app: web.Application, settings: WeComSettings, senders: dict[str, Sender], jobs: list[CronJob],
-    links: LinkBuilder = no_links,
+    links: LinkBuilder = no_links, outcome_scheme: str = "value",
 ) -> None:
     """The WeCom client and sender; `links` makes staff prompts' console paths into URLs."""
     async def client(app: web.Application) -> AsyncIterator[None]:
@@ -61,7 +62,7 @@ def add_wecom_client(
         app[WECOM_CLIENT] = wecom
         senders["wecom"] = WeComSender(
             wecom, app[SESSIONS], settings.agent_id, lambda: app[INBOX], tag_sync_group=settings.tag_sync_group,
-            links=links, channels=settings.channels,
+            links=links, channels=settings.channels, outcome_scheme=outcome_scheme,
         )
         await _configured_group_tools(app[SESSIONS], settings)
         yield
@@ -73,6 +74,11 @@ def add_wecom_client(
     jobs.append(CronJob(
         "wecom-moments-read", settings.moments_read_cron,
         lambda: queue_moment_reads(app[SESSIONS], utcnow(), settings.moments_read_days),
+    ))
+    jobs.append(CronJob(
+        "wecom-mass-results", settings.mass_results_cron,
+        lambda: read_mass_send_results(app[WECOM_CLIENT], app[SESSIONS], utcnow(), settings.mass_results_days,
+                                       outcome_scheme),
     ))
 
 

@@ -1,6 +1,6 @@
 """What the sidebar shows, as JSON: the member in a single chat (who she is, her layers
-and last move, tags and why, care days, six-moments plan, open tasks with suggested
-words, last messages) and the members we know in a customer group, each within the
+and last move, her lifetime value, tags and why, care days, six-moments plan, open tasks
+with suggested words, last messages) and the members we know in a customer group, each within the
 store rules of the staff member looking (`Viewer`): anyone else is "not found", so the
 card never tells that a member exists."""
 
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.shared.access import Viewer
+from bot.shared.member_value import ValueFound, member_value
 from handlers.member_card import care_days, suggested_words
 from scheduler.six_moments import LABELS as MOMENT_LABELS
 from storage import member_profile as profile
@@ -59,8 +60,18 @@ def _day(moment: datetime | date | None, zone: ZoneInfo) -> str | None:
     return (moment.astimezone(zone) if isinstance(moment, datetime) else moment).strftime("%Y-%m-%d")
 
 
+def _value(found: ValueFound) -> dict[str, Any]:
+    """Her lifetime value as staff read it: figures in words, what they mean, or why none."""
+    value = found.value
+    if value is None:
+        return {"none": found.missing}
+    return {"p_alive": f"{value.p_alive:.0%}", "orders": f"{value.orders:.1f}", "spend": f"¥{value.spend_yuan:,.2f}",
+            "days": value.horizon_days, "as_of": value.as_of.isoformat(), "explained": value.explanation()}
+
+
 async def contact_card(
-    session: AsyncSession, viewer: Viewer, member: Member, labels: Labels, zone: ZoneInfo, today: date, messages: int
+    session: AsyncSession, viewer: Viewer, member: Member, labels: Labels, zone: ZoneInfo, today: date, messages: int,
+    horizon_days: int = 90,
 ) -> dict[str, Any]:
     assert member.id is not None
     store, owner = await store_and_owner(session, member)
@@ -87,6 +98,7 @@ async def contact_card(
         "plan": [{"label": touch.label or MOMENT_LABELS.get(touch.kind, touch.kind), "due": touch.due_date.isoformat(),
                   "status": TASK_STATUS.get(status, status)} for touch, status in await plan_of(session, member.id)],
         "tasks": tasks,
+        "value": _value(await member_value(session, member.id, horizon_days)),
         "messages": [{"at": e.at.astimezone(zone).strftime("%m-%d %H:%M"), "who": SPEAKERS.get(e.kind, e.kind),
                       "text": mask_phones(e.text, member.phone)[:200]}
                      for e in await profile.timeline(session, member.id, messages)] if messages else [],

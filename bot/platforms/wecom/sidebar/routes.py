@@ -280,7 +280,7 @@ async def contact(request: web.Request) -> web.Response:
         if member is None:
             return _json(NOT_FOUND, 404)
         found = await card.contact_card(session, viewer, member, sidebar.labels, zone, today,
-                                        sidebar.wecom.sidebar.messages)
+                                        sidebar.wecom.sidebar.messages, live(request).settings.outcomes.ltv_horizon_days)
     return _json(found)
 
 
@@ -314,7 +314,8 @@ async def close(request: web.Request) -> web.Response:
             return _json({"error": "not_found", "message": "没有这个任务，或它不是你的"}, 404)
         if task.status != "open":
             return _json({"error": "closed", "message": "这个任务已经处理过了", "status": task.status}, 409)
-        close_task(session, task, "done" if action == "done" else "skipped", note or None, utcnow())
+        await close_task(session, task, "done" if action == "done" else "skipped", note or None, utcnow(),
+                         live(request).settings.outcomes.scheme)
     return _json({"id": task.id, "status": task.status})
 
 

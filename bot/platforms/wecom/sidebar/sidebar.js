@@ -142,6 +142,7 @@
     if (d.last_move) head.push(el("div", { "class": "sub", "data-testid": "last-move",
       text: "最近变动：" + d.last_move.scheme + " " + (d.last_move.from || "新") + " → " + d.last_move.to + "（" + d.last_move.at + "）" }));
     main.appendChild(section(null, "member", head));
+    main.appendChild(drawValue(d.value));
     main.appendChild(section("待办", "tasks", [d.tasks.length ? el("ul", {}, d.tasks.map(drawTask)) : el("p", { "class": "empty", text: "没有待办" })]));
     main.appendChild(drawTags(m.id, d.tags));
     main.appendChild(section("关怀日", "care", [d.care.length ? el("ul", {}, d.care.map(function (c) {
@@ -153,6 +154,15 @@
     main.appendChild(section("最近消息", "messages", [d.messages.length ? el("ul", {}, d.messages.map(function (msg) {
       return el("li", { "class": "msg" }, [el("b", { text: msg.at + " " + msg.who + "：" }), document.createTextNode(msg.text)]);
     })) : el("p", { "class": "empty", text: "还没有消息" })]));
+  }
+  function drawValue(v) {
+    if (v.none) return section("价值估算", "value", [el("p", { "class": "empty", "data-testid": "value-none", text: v.none })]);
+    return section("价值估算", "value", [
+      el("ul", {}, [
+        el("li", { "data-testid": "value-p-alive", text: "还会回来买的可能性：" + v.p_alive }),
+        el("li", { "data-testid": "value-orders", text: "未来 " + v.days + " 天预计下单：" + v.orders + " 次" }),
+        el("li", { "data-testid": "value-spend", text: "未来 " + v.days + " 天预计消费：" + v.spend })]),
+      el("p", { "class": "sub", "data-testid": "value-explained", text: v.explained + "（" + v.as_of + " 估算）" })]);
   }
   function drawTask(t) {
     var reason = el("input", { placeholder: "跳过的原因（必填）", maxlength: "500", "data-testid": "skip-reason" });
