@@ -16,14 +16,16 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as clock_time, timezone, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scheduler import ltv
 from storage.engine import SessionFactory
 from storage.ltv import OrderSummary, order_summary, save_fit, top_layer_under, under, write_scores
 from storage.tasks import NewTask, create_tasks
+
+if TYPE_CHECKING:
+    from scheduler import ltv
 
 FIT_SAMPLE = 100_000
 
@@ -51,6 +53,8 @@ class AtRisk:
 
 def fit_and_score(summary: OrderSummary, horizon_days: int) -> tuple[dict[str, Any], ltv.Scores]:
     """The pure part: arrays in, parameters and scores out."""
+    from scheduler import ltv  # SciPy's optimisers load when a fit runs, not when the server starts
+
     x = np.asarray(summary.orders, dtype=np.float64) - 1
     t_x = np.asarray(summary.first_to_last_days, dtype=np.float64) / 7
     T = np.asarray(summary.first_to_date_days, dtype=np.float64) / 7

@@ -74,3 +74,11 @@ def test_the_bootstrap_handles_rare_converters_and_agrees_with_the_normal_interv
     assert boot == pytest.approx(normal, abs=0.15)  # yuan per member, on a difference of about 3
     squares = Group(10_000, 2000, sum(a), (), float(np.sum(np.square(a))))  # sums only: the same interval
     assert _welch(squares, held) == pytest.approx(normal)
+
+
+def test_the_95_percent_quantile_is_the_standard_normal_s() -> None:
+    from scipy.stats import norm
+
+    from scheduler.lift import Z95
+
+    assert Z95 == float(norm.ppf(0.975))  # written out so the server starts without SciPy
