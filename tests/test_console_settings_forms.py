@@ -6,12 +6,14 @@ stored), and staff are turned away."""
 from __future__ import annotations
 
 import html
+from html.parser import HTMLParser
 import re
 from collections.abc import Awaitable, Callable
 from datetime import time
 
 from sqlalchemy import select
 
+from bot.settings.care_plan import care_plan
 from bot.shared.live_config import LIVE
 from storage.config_docs import history
 from storage.engine import SessionFactory
@@ -206,7 +208,96 @@ async def test_the_expert_mode_keeps_the_toml_editor(console: ConsoleServer, log
 
 async def test_staff_cannot_see_or_save_the_forms(console: ConsoleServer, log_in: LogIn) -> None:
     staff = await log_in("liuyang")
-    for name in ("persona", "replies", "handoff", "opt_out", "delivery"):
+    for name in ("persona", "replies", "handoff", "opt_out", "delivery", "care"):
         await staff.get(f"/admin/settings/{name}", expect=403)
     await staff.post("/admin/settings/persona", {"name": "小麦"}, expect=403)
     await staff.post("/admin/settings/handoff", {"keywords": "x"}, expect=403)
+
+
+class _Fields(HTMLParser):
+    """The fields a page's settings form would post as it stands (ticked boxes only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._in_form = False
+        self._select: str | None = None
+        self._area: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._in_form = a.get("data-testid") == "settings-form"
+        elif self._in_form and tag == "input" and "name" in a:
+            if a.get("type") != "checkbox" or "checked" in a:
+                self.fields.append((a["name"], a.get("value", "")))
+        elif self._in_form and tag == "select":
+            self._select = a.get("name")
+        elif self._in_form and tag == "option" and self._select and "selected" in a:
+            self.fields.append((self._select, a.get("value", "")))
+        elif self._in_form and tag == "textarea":
+            self._area = a.get("name")
+            self.fields.append((self._area or "", ""))
+
+    def handle_data(self, data: str) -> None:
+        if self._area:
+            name, text = self.fields[-1]
+            self.fields[-1] = (name, text + data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._area = None
+
+
+def form_fields(page: str) -> list[tuple[str, str]]:
+    parser = _Fields()
+    parser.feed(page)
+    return parser.fields
+
+
+async def post_fields(client: ConsoleClient, path: str, fields: list[tuple[str, str]], expect: int = 200) -> str:
+    data = [(k, v) for k, v in fields if k != "csrf"] + [("csrf", await client.csrf())]
+    async with client.http.post(client.base + path, data=data) as response:
+        text = await response.text()
+        assert response.status == expect, f"POST {path}: {response.status}\n{text[:500]}"
+        return text
+
+
+async def test_care_by_layer_label_with_occasions_and_a_held_out_share(
+    console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
+) -> None:
+    ops = await log_in("ops")
+    page = await ops.get("/admin/settings/care")
+    assert "超级用户（最高层）" in page and ">核心用户</h3>" in page and 'value="core"' in page
+    fields = form_fields(page)
+    core = next(k.split("-")[1] for k, v in fields if k.endswith("-layer") and v == "core")
+    top = next(k.split("-")[1] for k, v in fields if k.endswith("-which") and v == "top")
+    assert (f"rules-{top}-occasions", "anniversary") in fields and (f"rules-{core}-own", "on") not in fields
+    changed = [(k, v) for k, v in fields if not k.startswith((f"rules-{core}-", f"rules-{top}-holdout"))]
+    changed += [(f"rules-{core}-which", "layer"), (f"rules-{core}-layer", "core"), (f"rules-{core}-own", "on"),
+                (f"rules-{core}-message", "on"), (f"rules-{core}-occasions", "birthday"),
+                (f"rules-{core}-occasions", "festival-中秋"), (f"rules-{core}-holdout", ""), (f"rules-{top}-holdout", "10")]
+    before = await versions(sessions, "care")
+    saved = await post_fields(ops, "/admin/settings/care", changed)
+    assert f"已保存为第 {before[0] + 1} 版" in saved
+    care = console.server.app[LIVE].settings.care
+    assert care.layers["core"].occasions == ["birthday", "festival-中秋"] and care.layers["core"].message
+    assert care.top_layer.holdout == 0.1 and care.top_layer.gift and set(care.layers) == {"core"}
+    plan = care_plan(console.server.app[LIVE].settings)  # what the next care scan works with
+    assert plan.rule_for("core").covers("festival-中秋") and not plan.rule_for("important").covers("festival-中秋")
+    shown = form_fields(saved)
+    assert (f"rules-{core}-own", "on") in shown and (f"rules-{core}-occasions", "festival-中秋") in shown
+
+    def but(fields: list[tuple[str, str]], **changes: str) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in fields if k not in changes] + list(changes.items())
+
+    refused = await post_fields(ops, "/admin/settings/care", but(shown, **{f"rules-{top}-holdout": "80"}), expect=400)
+    assert field_problems(refused, f"rules-{top}-holdout") == ["请填 0 到 50 之间的百分数"]
+    assert value_of(refused, f"rules-{top}-holdout") == "80"
+    refused = await post_fields(ops, "/admin/settings/care", but(shown, send_time="9点"), expect=400)
+    assert field_problems(refused, "send_time") == ["「9点」不是 10:00 这样的时间"] and value_of(refused, "send_time") == "9点"
+    assert await versions(sessions, "care") == [before[0] + 1, *before]

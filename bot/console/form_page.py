@@ -26,6 +26,9 @@ from storage.config_docs import history
 from storage.staff_messages import active_staff
 
 TEXTS_SAVED = "回答的文字已保存为消息文案第 {texts_version} 版。"
+OCCASIONS = (("birthday", "生日"), ("anniversary", "入会纪念日"), ("winback", "流失挽回"), ("festival", "所有节日"))
+CARE_TEXTS = (("birthday", "生日的消息"), ("anniversary", "入会纪念日的消息"), ("festival", "节日的消息"),
+              ("winback", "流失挽回的消息"), ("task", "给店员的任务"))
 
 
 async def form_editor(request: web.Request, name: str) -> web.Response:
@@ -55,7 +58,10 @@ async def form_page(request: web.Request, name: str, values: Mapping[str, Any], 
                   texts_saved=TEXTS_SAVED if request.query.get("texts_version", "").isdigit() else None,
                   zone=settings.zone, tags=sorted(configured_tags(settings)), staff=staff,
                   schemes=[(s.name, s.label or s.name) for s in settings.layers.schemes],
-                  layer_labels={s.name: s.layer_labels() for s in settings.layers.schemes})
+                  layer_labels={s.name: s.layer_labels() for s in settings.layers.schemes},
+                  occasions=[*OCCASIONS, *((f"festival-{f.name}", f.name) for f in settings.care.festivals)],
+                  care_texts=[(label, "/admin/settings/texts?" + urlencode({"name": getattr(settings.care.templates, key)}))
+                              for key, label in CARE_TEXTS])
 
 
 async def save_form(request: web.Request, name: str, form: Mapping[str, Any]) -> web.StreamResponse:

@@ -1,11 +1,11 @@
 """Per-field forms for the settings sections operators touch most (persona, FAQ, hand-off
-and opt-out words, the delivery policy), as plain functions: a section shown as form
+and opt-out words, the delivery policy, care by layer), as plain functions: a section shown as form
 values, what the operator typed back into the section's document (the same dict the
 TOML editor would make), and the checker's problems back to the fields they are about.
 
-The form never judges a value by rules of its own beyond "this box is required": the
-document goes through `siyu check`'s checks like any other edit. Keys the form does not
-show (reply_template, route_concurrency, an FAQ entry's pattern…) are kept from the
+The form never judges a value by rules of its own beyond "this box is required" (and a
+share typed in per cent): the document goes through `siyu check`'s checks like any other edit. Keys the form does not
+show (reply_template, route_concurrency, an FAQ entry's pattern, festivals…) are kept from the
 document in force; ids (FAQ ids, layer names, staff userids) travel as hidden values.
 """
 
@@ -19,12 +19,13 @@ from typing import Any
 from bot.console.calendar_form import names
 from bot.settings.model import Settings
 
-FORMS = ("persona", "replies", "handoff", "opt_out", "delivery")
+FORMS = ("persona", "replies", "handoff", "opt_out", "delivery", "care")
 GENERAL = ""  # a problem about no one field of the form
 ROWS: dict[str, tuple[str, ...]] = {  # row groups: each row's fields
     "tips": ("tag", "text"),
     "faq": ("id", "keywords", "match", "answer"),
     "caps": ("layer", "cap"),
+    "rules": ("which", "layer", "own", "message", "task", "gift", "occasions", "holdout"),  # care per layer
 }
 SCALARS: dict[str, tuple[str, ...]] = {
     "persona": ("name", "title", "signature", "default_line"),
@@ -32,14 +33,18 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "handoff": ("keywords", "angry_words", "question_markers", "unanswered", "last_messages", "default_staff"),
     "opt_out": ("stop_words", "resume_words"),
     "delivery": ("quiet_hours", "quiet_start", "quiet_end", "cap_scheme", "default_weekly_cap"),
+    "care": ("scheme", "send_time", "task_days_ahead", "winback_days"),
 }
-GROUPS: dict[str, tuple[str, ...]] = {"persona": ("tips",), "replies": ("faq",), "delivery": ("caps",)}
+GROUPS: dict[str, tuple[str, ...]] = {"persona": ("tips",), "replies": ("faq",), "delivery": ("caps",), "care": ("rules",)}
 WORD_LISTS = frozenset({"keywords", "angry_words", "question_markers", "stop_words", "resume_words"})
-NUMBERS = frozenset({"max_replies", "per_minutes", "last_messages", "default_weekly_cap"})
+NUMBERS = frozenset({"max_replies", "per_minutes", "last_messages", "default_weekly_cap", "task_days_ahead",
+                     "winback_days"})
+RULE_FLAGS = ("message", "task", "gift")
 FLAGS = frozenset({"quiet_hours"})
-_ROW_FIELD = re.compile(r"^(tips|faq|caps)-(\d{1,3})-(\w+)$")
+_ROW_FIELD = re.compile(r"^(tips|faq|caps|rules)-(\d{1,3})-(\w+)$")
 _ITEM = re.compile(r"^(?P<group>\w+)(?:\[(?P<index>\d+)\]|\.(?P<key>[^.\[]+))?(?:\.(?P<sub>\w+))?")
 _INTEGER = re.compile(r"-?\d{1,9}")
+_DECIMAL = re.compile(r"\d{1,3}(?:\.\d{1,4})?")
 
 Source = Callable[[str], "str | None"]  # a template's text by name (None: no such template)
 Values = dict[str, Any]  # field → text; a row group → list of rows (field → text)
@@ -84,7 +89,27 @@ def values_of(name: str, settings: Settings, source: Source) -> Values:
                 "cap_scheme": d.cap_scheme,
                 "default_weekly_cap": "" if d.default_weekly_cap is None else str(d.default_weekly_cap),
                 "caps": [{"layer": layer, "cap": str(d.weekly_caps.get(layer, ""))} for layer in layers]}
+    if name == "care":
+        return _care_values(settings)
     raise KeyError(name)
+
+
+def _care_values(settings: Settings) -> Values:
+    """Care by layer of its scheme, top first: the top layer's rule, each other layer's
+    own rule where it has one (else it follows the rule for every other layer), then that."""
+    care = settings.care
+    scheme = settings.layers.scheme(care.scheme)
+    order = scheme.order() if scheme is not None else []
+
+    def row(which: str, layer: str, own: bool, rule: Any) -> dict[str, str]:
+        return {"which": which, "layer": layer, "own": "on" if own else "", "occasions": ",".join(rule.occasions),
+                "holdout": f"{rule.holdout * 100:g}", **{f: "on" if getattr(rule, f) else "" for f in RULE_FLAGS}}
+
+    rows = [row("top", order[0], True, care.top_layer)] if order else []
+    rows += [row("layer", layer, layer in care.layers, care.layers.get(layer, care.other_layers)) for layer in order[1:]]
+    rows.append(row("other", "", True, care.other_layers))
+    return {"scheme": care.scheme, "send_time": care.send_time, "task_days_ahead": str(care.task_days_ahead),
+            "winback_days": str(care.winback_days), "rules": rows}
 
 
 # -- what the operator typed --------------------------------------------------------------------
@@ -101,7 +126,8 @@ def posted_values(name: str, form: Mapping[str, Any]) -> Values:
         for key in form:
             found = _ROW_FIELD.fullmatch(str(key))
             if found and found.group(1) == group and (found.group(3) in ROWS[group] or found.group(3) == "remove"):
-                rows.setdefault(int(found.group(2)), {})[found.group(3)] = str(form.get(key, ""))[:20000]
+                many = form.getall(key) if found.group(3) == "occasions" and hasattr(form, "getall") else [form.get(key, "")]
+                rows.setdefault(int(found.group(2)), {})[found.group(3)] = ",".join(map(str, many))[:20000]
         values[group] = [{f: row.get(f, "") for f in (*ROWS[group], "remove")} for _n, row in sorted(rows.items())]
     return values
 
@@ -151,7 +177,31 @@ def body_of(name: str, values: Values, held: Mapping[str, Any] | None, source: S
                 caps[layer] = _number(row["cap"])
             built.rows["caps"][layer] = n
         body["weekly_caps"] = caps
+    elif name == "care":
+        _care_rules(values, built)
     return built
+
+
+def _care_rules(values: Values, built: Built) -> None:
+    layers: dict[str, Any] = {}
+    built.rows["rules"] = {}
+    for n, row in enumerate(values.get("rules", [])):
+        which, layer = row.get("which", ""), row.get("layer", "").strip()
+        key = {"top": "top_layer", "other": "other_layers"}.get(which, f"layers.{layer}")
+        if which == "layer" and (not layer or not row.get("own")):
+            continue  # it follows the rule for every other layer
+        holdout = row.get("holdout", "").strip() or "0"
+        if not _DECIMAL.fullmatch(holdout) or float(holdout) > 50:
+            built.problems.append(f"rules-{n}-holdout: must be a per cent from 0 to 50")
+        rule = {"occasions": [o for o in row.get("occasions", "").split(",") if o],
+                "holdout": float(holdout) / 100 if _DECIMAL.fullmatch(holdout) else 0.0,
+                **{f: row.get(f) == "on" for f in RULE_FLAGS}}
+        if which == "layer":
+            layers[layer] = rule
+        else:
+            built.body[key] = rule
+        built.rows["rules"][key] = n
+    built.body["layers"] = layers
 
 
 def _tips(values: Values, built: Built) -> None:
@@ -223,6 +273,10 @@ def field_of(name: str, problem: str, rows: Mapping[str, Mapping[str, int]]) -> 
         return f"tips-{rows['tips'][entry]}-text"
     if name == "delivery" and item == "weekly_caps" and entry in rows.get("caps", {}):
         return f"caps-{rows['caps'][entry]}-cap"
+    if name == "care" and item in ("top_layer", "other_layers", "layers"):
+        where, what = (item, entry) if item != "layers" else (f"layers.{entry}", sub)
+        if where in rows.get("rules", {}):
+            return f"rules-{rows['rules'][where]}-{what if what in ('holdout', 'occasions') else 'occasions'}"
     return GENERAL
 
 
@@ -233,5 +287,5 @@ def with_blank_rows(name: str, values: Values) -> Values:
     for group in GROUPS.get(name, ()):
         fields = (*ROWS[group], "remove")
         rows = [{f: str(row.get(f, "")) for f in fields} for row in values.get(group, [])]
-        shown[group] = rows if group == "caps" else [*rows, dict.fromkeys(fields, "")]
+        shown[group] = rows if group in ("caps", "rules") else [*rows, dict.fromkeys(fields, "")]
     return shown

@@ -33,3 +33,18 @@
     if (first) first.focus();
   });
 })();
+
+// Care: a layer without its own rule follows "every other layer"; its boxes wait, greyed,
+// until "own rule" is ticked (disabled boxes are not posted, and the server ignores them anyway).
+(function () {
+  function follow(own) {
+    const row = own.closest(".form-row");
+    row.querySelectorAll("input:not([type=hidden])").forEach((field) => {
+      if (field !== own) field.disabled = !own.checked;
+    });
+  }
+  document.querySelectorAll("input[type=checkbox][name$='-own']").forEach(follow);
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("input[type=checkbox][name$='-own']")) follow(event.target);
+  });
+})();
