@@ -17,7 +17,7 @@ from bot.settings.care_plan import care_plan
 from bot.shared.live_config import LIVE
 from storage.config_docs import history
 from storage.engine import SessionFactory
-from storage.models import StaffTask
+from storage.models import Member, StaffTask
 from tests.console_harness import ConsoleClient, ConsoleServer
 from tests.test_replies_flow import replies_to
 from tests.test_tagging_flow import say
@@ -162,7 +162,9 @@ async def test_hand_off_and_opt_out_words_take_effect_without_a_restart(
     saved = await ops.post("/admin/settings/opt_out", {"stop_words": "退订\n别发了", "resume_words": "订阅"})
     assert f"已保存为第 {before[0] + 1} 版" in saved
     await say(console.server, sessions, "王芳", "别发了")
-    assert "退订" in await ops.get(f"/admin/members/{console.brand.members['王芳']}")
+    async with sessions() as session:
+        member = await session.get(Member, console.brand.members["王芳"])
+    assert member is not None and member.opted_out_at is not None
     empty = await ops.post("/admin/settings/opt_out", {"stop_words": " \n", "resume_words": "订阅"}, expect=400)
     assert field_problems(empty, "stop_words") and await versions(sessions, "opt_out") == [before[0] + 1, *before]
     again = await ops.post("/admin/settings/opt_out", {"stop_words": "退订、别发了", "resume_words": "订阅"})
