@@ -122,7 +122,10 @@ async def test_an_operator_edits_the_persona_and_an_faq_answer_in_forms(
 
     await page.goto(console.base + "/admin/settings/replies")
     await page.get_by_test_id("faq-0-keywords").fill("几点开门、营业时间")
+    await page.get_by_test_id("faq-0-answer").fill("{{ memeber.name }}：门店每天 8:00 开门。")
+    await expect(page.get_by_test_id("faq-0-preview")).to_contain_text("用了不认识的变量「memeber」")
     await page.get_by_test_id("faq-0-answer").fill("{{ persona.name }}：门店每天 8:00 开门。")
+    await expect(page.get_by_test_id("faq-0-preview")).to_contain_text("小麦：门店每天 8:00 开门。")  # as the persona says it
     await page.get_by_test_id("settings-save").click()
     await expect(page.get_by_test_id("settings-notice")).to_contain_text("已保存为第")
     await expect(page.get_by_test_id("faq-0-answer")).to_have_value("{{ persona.name }}：门店每天 8:00 开门。")

@@ -48,3 +48,38 @@
     if (event.target.matches("input[type=checkbox][name$='-own']")) follow(event.target);
   });
 })();
+
+// FAQ answers: as the operator types, the answer is rendered on the server for a sample
+// member (the same sandbox and checks as saving) and shown under it, or what is wrong.
+(function () {
+  const form = document.querySelector("form[data-preview]");
+  if (!form) return;
+  const timers = new WeakMap();
+  const asked = new WeakMap();
+
+  async function preview(area) {
+    const box = area.closest(".form-row").querySelector("[data-answer-preview]");
+    if (!box) return;
+    const question = (asked.get(area) || 0) + 1;
+    asked.set(area, question);
+    if (!area.value.trim()) { box.classList.remove("shown"); return; }
+    try {
+      const answer = await window.siyu.postJSON(form.dataset.preview, { text: area.value, member: "" });
+      if (asked.get(area) !== question) return;
+      box.querySelector("[data-preview-text]").textContent = answer.text;
+      box.querySelector("[data-preview-problems]").replaceChildren(...answer.problems.map((text) => {
+        const li = document.createElement("li");
+        li.textContent = text;
+        return li;
+      }));
+      box.classList.add("shown");
+    } catch (error) { /* saving checks again */ }
+  }
+
+  form.addEventListener("input", (event) => {
+    const area = event.target.closest("textarea[data-answer]");
+    if (!area) return;
+    clearTimeout(timers.get(area));
+    timers.set(area, setTimeout(() => preview(area), 300));
+  });
+})();
