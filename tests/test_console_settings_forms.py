@@ -110,30 +110,44 @@ async def test_faq_rows_are_added_changed_and_answered_by_the_persona(
     await say(console.server, sessions, "赵雪", "营业时间是？")
     assert await replies_to(sessions, "赵雪") == ["小禾：冬天起每天 9:00 开门。"]
 
+    # What the form does not show (an entry's pattern, set in expert mode) is kept by it.
+    await ops.post("/admin/settings/replies", {"toml": '[[faq]]\nid = "faq-1"\nkeywords = ["营业时间"]\n'
+                                                       'pattern = "几点(开|关)门"\ntemplate = "faq/faq-1.txt.j2"\n'})
+    page = await ops.get("/admin/settings/replies")
+    assert "几点(开|关)门" in page and value_of(page, "faq-0-keywords") == "营业时间"
+    await ops.post("/admin/settings/replies", {"max_replies": "3", "per_minutes": "10", "faq-0-id": "faq-1",
+                                               "faq-0-keywords": "营业时间、开门", "faq-0-answer": value_of(page, "faq-0-answer")})
+    entry = console.server.app[LIVE].settings.replies.faq[0]
+    assert (entry.keywords, entry.pattern) == (["营业时间", "开门"], "几点(开|关)门")
+
 
 async def test_a_bad_faq_row_is_shown_at_its_field_and_nothing_is_stored(
     console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
 ) -> None:
     ops = await log_in("ops")
     before = (await versions(sessions, "replies"), await versions(sessions, "templates"))
+    # A row ticked for removal comes first: problems still land on the rows they are about.
     typed = {"max_replies": "3", "per_minutes": "10",
-             "faq-0-id": "", "faq-0-keywords": "停车", "faq-0-answer": "{{ memeber.name }}，门口可以停车",
-             "faq-1-id": "", "faq-1-keywords": "外卖", "faq-1-answer": ""}
+             "faq-0-id": "", "faq-0-keywords": "会员卡", "faq-0-answer": "不要了", "faq-0-remove": "on",
+             "faq-1-id": "", "faq-1-keywords": "停车", "faq-1-answer": "{{ memeber.name }}，门口可以停车",
+             "faq-2-id": "", "faq-2-keywords": "外卖", "faq-2-answer": ""}
     refused = await ops.post("/admin/settings/replies", typed, expect=400)
-    assert field_problems(refused, "faq-1-answer") == ["必须填写"]
-    assert value_of(refused, "faq-0-answer") == "{{ memeber.name }}，门口可以停车"  # nothing typed is lost
-    typed["faq-1-answer"] = "暂时没有外卖"
+    assert field_problems(refused, "faq-2-answer") == ["必须填写"]
+    assert value_of(refused, "faq-1-answer") == "{{ memeber.name }}，门口可以停车"  # nothing typed is lost
+    assert value_of(refused, "faq-0-keywords") == "会员卡" and 'name="faq-0-remove" value="on" checked' in refused
+    typed["faq-2-answer"] = "暂时没有外卖"
     refused = await ops.post("/admin/settings/replies", typed, expect=400)
-    assert field_problems(refused, "faq-0-answer") == ["用了不认识的变量「memeber」"]
-    assert field_problems(refused, "faq-1-answer") == []
-    refused = await ops.post("/admin/settings/replies", typed | {"faq-0-answer": "门口可以停车", "per_minutes": "十"},
-                             expect=400)
+    assert field_problems(refused, "faq-1-answer") == ["用了不认识的变量「memeber」"]
+    assert field_problems(refused, "faq-2-answer") == [] and field_problems(refused, "faq-0-answer") == []
+    refused = await ops.post("/admin/settings/replies", typed | {"faq-1-answer": "门口可以停车", "per_minutes": "十",
+                                                                 "faq-2-keywords": "、"}, expect=400)
     assert field_problems(refused, "per_minutes") == ["请填整数"]
+    assert field_problems(refused, "faq-2-keywords") == ["请填写问题里的词"]
     assert (await versions(sessions, "replies"), await versions(sessions, "templates")) == before
     english = await ops.get("/admin/language/en?next=/admin/settings/replies")
     assert "Words of the question" in english
     refused = await ops.post("/admin/settings/replies", typed, expect=400)
-    assert field_problems(refused, "faq-0-answer") == ["unknown variable “memeber”"]
+    assert field_problems(refused, "faq-1-answer") == ["unknown variable “memeber”"]
 
 
 async def test_hand_off_and_opt_out_words_take_effect_without_a_restart(

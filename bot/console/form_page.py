@@ -59,6 +59,7 @@ async def form_page(request: web.Request, name: str, values: Mapping[str, Any], 
                   zone=settings.zone, tags=sorted(configured_tags(settings)), staff=staff,
                   schemes=[(s.name, s.label or s.name) for s in settings.layers.schemes],
                   layer_labels={s.name: s.layer_labels() for s in settings.layers.schemes},
+                  patterns={f.id: f.pattern for f in settings.replies.faq if f.pattern},
                   occasions=[*OCCASIONS, *((f"festival-{f.name}", f.name) for f in settings.care.festivals)],
                   care_texts=[(label, "/admin/settings/texts?" + urlencode({"name": getattr(settings.care.templates, key)}))
                               for key, label in CARE_TEXTS])
