@@ -194,22 +194,24 @@ async def test_the_delivery_policy_in_words_and_by_layer_label(
     rows = dict(re.findall(r'name="caps-(\d+)-layer" value="([^"]+)"', page))
     row = {layer: n for n, layer in rows.items()}
     form = {"quiet_hours": "on", "quiet_start": "22:00", "quiet_end": "07:00", "cap_scheme": "value",
-            "default_weekly_cap": ""} | {f"caps-{n}-layer": layer for n, layer in rows.items()} | \
+            "default_weekly_cap": "1"} | {f"caps-{n}-layer": layer for n, layer in rows.items()} | \
         {f"caps-{n}-cap": "" for n in rows} | {f"caps-{row['super']}-cap": "5", f"caps-{row['core']}-cap": "3"}
     saved = await ops.post("/admin/settings/delivery", form)
     assert "已保存为第" in saved
     words = re.search(r'data-testid="delivery-in-words">(.*?)</p>', saved, re.S)
     assert words and "每天 22:00 到 07:00 不发营销和关怀消息" in words.group(1)
-    assert "超级用户每 7 天最多 5 条" in words.group(1) and "其余会员不设上限" in words.group(1)
+    assert "超级用户每 7 天最多 5 条" in words.group(1) and "其余会员每 7 天最多 1 条" in words.group(1)
     policy = console.server.app[LIVE].delivery
     assert policy.quiet is not None and (policy.quiet.start, policy.quiet.end) == (time(22), time(7))
-    assert policy.weekly_caps == {"super": 5, "core": 3} and policy.default_cap is None
+    assert policy.weekly_caps == {"super": 5, "core": 3} and policy.default_cap == 1
 
     before = await versions(sessions, "delivery")
     bad = await ops.post("/admin/settings/delivery", form | {"quiet_start": "25:00", f"caps-{row['core']}-cap": "三"},
                          expect=400)
     assert field_problems(bad, "quiet_start") == ["「25:00」不是 21:30 这样的时间"]
     assert field_problems(bad, f"caps-{row['core']}-cap") == ["请填整数"] and value_of(bad, f"caps-{row['core']}-cap") == "三"
+    blank = await ops.post("/admin/settings/delivery", form | {"default_weekly_cap": ""}, expect=400)
+    assert field_problems(blank, "default_weekly_cap") == ["必须填写"]
     assert await versions(sessions, "delivery") == before
 
 

@@ -166,6 +166,8 @@ def body_of(name: str, values: Values, held: Mapping[str, Any] | None, source: S
     elif name == "handoff" and not body["default_staff"]:
         body.pop("default_staff")  # nobody: the default
     elif name == "delivery":
+        if body["default_weekly_cap"] is None:  # TOML cannot say "none": export and expert mode would lose it
+            built.problems.append("default_weekly_cap: required")
         caps = dict(body.get("weekly_caps") or {})
         built.rows["caps"] = {}
         for n, row in enumerate(values.get("caps", [])):
