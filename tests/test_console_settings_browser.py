@@ -135,12 +135,12 @@ async def test_an_operator_edits_the_persona_and_an_faq_answer_in_forms(
     await phone.context.add_cookies(await page.context.cookies())
     await phone.goto(console.base + "/admin/settings/replies")
     await expect(phone.get_by_test_id("faq-0-keywords")).to_have_value("几点开门、营业时间")
+    await phone.screenshot(path=screenshot_path(tmp_path, "mobile-settings-faq.png"))
     for form in ("replies", "persona", "handoff", "opt_out", "delivery", "care"):
         await phone.goto(console.base + f"/admin/settings/{form}")
         await expect(phone.get_by_test_id("settings-save")).to_be_visible()
         width = await phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"{form} is {width} px wide"
-    await phone.screenshot(path=screenshot_path(tmp_path, "mobile-settings-care.png"), full_page=True)
 
     sandbox = await browser.new_page(viewport={"width": 1100, "height": 720}, locale="zh-CN")
     await sandbox.goto(console.base + "/sandbox")
