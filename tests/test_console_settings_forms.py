@@ -10,14 +10,19 @@ from html.parser import HTMLParser
 import re
 from collections.abc import Awaitable, Callable
 from datetime import time
+from pathlib import Path
 
 from sqlalchemy import select
 
+from bot.console.section_forms import body_of, values_of
 from bot.settings.care_plan import care_plan
+from bot.settings.documents import apply_documents, documents_of
+from bot.settings.model import load_settings
 from bot.shared.live_config import LIVE
 from storage.config_docs import history
 from storage.engine import SessionFactory
 from storage.models import Member, StaffTask
+from tests.conftest import write_config
 from tests.console_harness import ConsoleClient, ConsoleServer
 from tests.test_replies_flow import replies_to
 from tests.test_tagging_flow import say
@@ -319,3 +324,21 @@ async def test_care_by_layer_label_with_occasions_and_a_held_out_share(
     refused = await post_fields(ops, "/admin/settings/care", but(shown, send_time="9点"), expect=400)
     assert field_problems(refused, "send_time") == ["「9点」不是 10:00 这样的时间"] and value_of(refused, "send_time") == "9点"
     assert await versions(sessions, "care") == [before[0] + 1, *before]
+
+
+def test_the_care_form_keeps_what_the_scan_does_for_the_top_layer(tmp_path: Path) -> None:
+    """A top layer given its own entry under care.layers (in TOML) is shown and saved as
+    the top layer's rule: the form changes the document, not what members get."""
+    settings = load_settings(write_config(tmp_path, "sqlite:///x.db", """
+        [care.layers.super]
+        message = true
+        occasions = ["birthday", "winback"]
+    """))
+    values = values_of("care", settings, lambda _name: None)
+    assert values["rules"][0] | {"holdout": ""} == {"which": "top", "layer": "super", "own": "on", "message": "on",
+                                                     "task": "", "gift": "", "occasions": "birthday,winback", "holdout": ""}
+    built = body_of("care", values, documents_of(settings)["care"], lambda _name: None)
+    assert not built.problems and "super" not in built.body["layers"]
+    again = apply_documents(settings, {"care": built.body})
+    assert care_plan(again).rule_for("super") == care_plan(settings).rule_for("super")
+    assert care_plan(again).rule_for("core") == care_plan(settings).rule_for("core")

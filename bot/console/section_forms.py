@@ -105,7 +105,8 @@ def _care_values(settings: Settings) -> Values:
         return {"which": which, "layer": layer, "own": "on" if own else "", "occasions": ",".join(rule.occasions),
                 "holdout": f"{rule.holdout * 100:g}", **{f: "on" if getattr(rule, f) else "" for f in RULE_FLAGS}}
 
-    rows = [row("top", order[0], True, care.top_layer)] if order else []
+    # The top layer's own entry in care.layers, if any, is what the scan uses for it.
+    rows = [row("top", order[0], True, care.layers.get(order[0], care.top_layer))] if order else []
     rows += [row("layer", layer, layer in care.layers, care.layers.get(layer, care.other_layers)) for layer in order[1:]]
     rows.append(row("other", "", True, care.other_layers))
     return {"scheme": care.scheme, "send_time": care.send_time, "task_days_ahead": str(care.task_days_ahead),
@@ -190,7 +191,7 @@ def _care_rules(values: Values, built: Built) -> None:
     for n, row in enumerate(values.get("rules", [])):
         which, layer = row.get("which", ""), row.get("layer", "").strip()
         key = {"top": "top_layer", "other": "other_layers"}.get(which, f"layers.{layer}")
-        if which == "layer" and (not layer or not row.get("own")):
+        if which not in ("top", "other", "layer") or which == "layer" and (not layer or not row.get("own")):
             continue  # it follows the rule for every other layer
         holdout = row.get("holdout", "").strip() or "0"
         if not _DECIMAL.fullmatch(holdout) or float(holdout) > 50:
