@@ -94,3 +94,59 @@ async def test_a_tag_rule_and_the_reply_changed_in_the_console_reach_the_sandbox
 
     await page.goto(console.base + f"/admin/members/{console.brand.members['李娜']}")
     await expect(page.locator("main")).to_contain_text("抹茶控")
+
+
+@ON_SQLITE
+async def test_an_operator_edits_the_persona_and_an_faq_answer_in_forms(
+    console: ConsoleServer, browser: Browser, tmp_path: Path
+) -> None:
+    page = await logged_in(browser, console, "ops", "/admin/settings")
+    await page.locator('[data-testid="settings-section"][data-section="persona"]').get_by_role("link").click()
+    await expect(page.get_by_test_id("field-name")).to_have_value("小禾")
+    await expect(page.get_by_test_id("tips-0-tag")).to_have_value("面包控")
+    await page.get_by_test_id("field-name").fill("")
+    await page.get_by_test_id("field-name").evaluate("e => e.removeAttribute('required')")  # the server's check too
+    await page.get_by_test_id("field-title").fill("禾麦烘焙的面包师")
+    await page.get_by_test_id("settings-save").click()
+    await expect(page.get_by_test_id("problems-name")).to_contain_text("不能为空")
+    await expect(page.get_by_test_id("field-title")).to_have_value("禾麦烘焙的面包师")  # what was typed stays
+    await page.get_by_test_id("field-name").fill("小麦")
+    await page.get_by_test_id("add-tip").click()
+    await page.get_by_test_id("tips-2-tag").fill("蛋糕控")
+    await page.get_by_test_id("tips-2-text").fill("蛋糕回温五分钟再吃")
+    await page.get_by_test_id("settings-save").click()
+    await expect(page.get_by_test_id("settings-notice")).to_contain_text("已保存为第 2 版")
+    await expect(page.get_by_test_id("field-name")).to_have_value("小麦")
+    await expect(page.locator('[data-testid="tip-row"] input[value="蛋糕控"]')).to_have_count(1)  # saved, in the list
+    await page.screenshot(path=screenshot_path(tmp_path, "console-settings-persona.png"), full_page=True)
+
+    await page.goto(console.base + "/admin/settings/replies")
+    await page.get_by_test_id("faq-0-keywords").fill("几点开门、营业时间")
+    await page.get_by_test_id("faq-0-answer").fill("{{ memeber.name }}：门店每天 8:00 开门。")
+    await expect(page.get_by_test_id("faq-0-preview")).to_contain_text("用了不认识的变量「memeber」")
+    await page.get_by_test_id("faq-0-answer").fill("{{ persona.name }}：门店每天 8:00 开门。")
+    await expect(page.get_by_test_id("faq-0-preview")).to_contain_text("小麦：门店每天 8:00 开门。")  # as the persona says it
+    await page.get_by_test_id("settings-save").click()
+    await expect(page.get_by_test_id("settings-notice")).to_contain_text("已保存为第")
+    await expect(page.get_by_test_id("faq-0-answer")).to_have_value("{{ persona.name }}：门店每天 8:00 开门。")
+
+    # At a phone's width the form fits without sideways scrolling.
+    phone = await browser.new_page(viewport={"width": 375, "height": 740}, locale="zh-CN")
+    await phone.context.add_cookies(await page.context.cookies())
+    await phone.goto(console.base + "/admin/settings/replies")
+    await expect(phone.get_by_test_id("faq-0-keywords")).to_have_value("几点开门、营业时间")
+    await phone.screenshot(path=screenshot_path(tmp_path, "mobile-settings-faq.png"))
+    for form in ("replies", "persona", "handoff", "opt_out", "delivery", "care"):
+        await phone.goto(console.base + f"/admin/settings/{form}")
+        await expect(phone.get_by_test_id("settings-save")).to_be_visible()
+        width = await phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"{form} is {width} px wide"
+
+    sandbox = await browser.new_page(viewport={"width": 1100, "height": 720}, locale="zh-CN")
+    await sandbox.goto(console.base + "/sandbox")
+    await sandbox.get_by_test_id("member-item").filter(has_text="王芳").click()
+    await expect(sandbox.get_by_test_id("connection-status")).to_contain_text("已连接")
+    await sandbox.get_by_test_id("message-input").fill("请问几点开门？")
+    await sandbox.get_by_test_id("send-button").click()
+    reply = sandbox.locator('[data-testid="message"][data-direction="out"]').last
+    await expect(reply).to_contain_text("小麦：门店每天 8:00 开门。")

@@ -16,25 +16,24 @@ from urllib.parse import quote, urlencode
 import tomli_w
 from aiohttp import web
 
-from bot.console.config_words import VARIABLES, Problem, spoken_all
-from bot.console.i18n import translator
-from bot.console.keys import LANGUAGE, operators_only
+from bot.console.config_store import NOTICES, held_bodies, problems_with, spoken, store_change
+from bot.console.config_words import VARIABLES
+from bot.console.form_page import form_editor, save_form
+from bot.console.keys import operators_only
 from bot.console.render import render
-from bot.settings.checks import SAMPLE_MEMBER, sample_variables, settings_problems
-from bot.settings.documents import DOCUMENTS, apply_documents, document_body, documents_of, without_none
-from bot.settings.model import ConfigError, Settings
+from bot.console.section_forms import FORMS
+from bot.settings.checks import SAMPLE_MEMBER, sample_variables
+from bot.settings.documents import DOCUMENTS, document_body, without_none
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
 from content_templates.renderer import SHIPPED, RenderError
 from handlers.contact_events import CHANNEL_CODE
-from storage.config_docs import current_documents, history, save_document, version_of
+from storage.config_docs import current_documents, history, version_of
 from storage.preview_members import preview_member, preview_members
 
 SECTIONS = tuple(name for name in DOCUMENTS if name != "templates")
 TEXTS = "templates"
 WELCOME = "persona/welcome.txt.j2"  # what a channel's own welcome starts from
-NOTICES = {"saved": "已保存为第 {version} 版，所有进程几秒内生效。", "rolled_back": "已恢复为第 {from_version} 版的内容（保存为第 {version} 版）。",
-           "unchanged": "内容没有变化，没有保存新版本。"}
 
 
 def add_routes(console: web.Application) -> None:
@@ -50,40 +49,6 @@ def add_routes(console: web.Application) -> None:
 
 def text_path(name: str, **query: str) -> str:
     return "/admin/settings/texts?" + urlencode({"name": name, **query})
-
-
-# -- what is in force, and checking a change --------------------------------------------------
-
-async def held_bodies(request: web.Request) -> dict[str, Any]:
-    """Every document as the database holds it (the file's where it holds none)."""
-    now = live(request)
-    async with request.config_dict[SESSIONS]() as session:
-        documents = await current_documents(session)
-    return documents_of(now.base) | {name: d.body for name, d in documents.items()}
-
-
-def problems_with(base: Settings, bodies: dict[str, Any]) -> tuple[Settings | None, list[str]]:
-    """The settings `bodies` make over the file's, and what `siyu check` finds in them."""
-    try:
-        settings = apply_documents(base, bodies)
-    except ConfigError as error:
-        return None, error.problems
-    return settings, settings_problems(settings)
-
-
-async def store_change(request: web.Request, name: str, body: Any, source: str, note: str = "") -> int | None:
-    """Save `body` as the next version of `name` (None: it is what is in force already),
-    then apply it in this process at once."""
-    viewer = operators_only(request)
-    async with request.config_dict[SESSIONS]() as session:
-        saved = await save_document(session, name, body, source=source, author=viewer.login, note=note)
-        await session.commit()
-    await live(request).refresh(request.config_dict[SESSIONS])
-    return saved.version if saved is not None else None
-
-
-def _spoken(request: web.Request, problems: list[str]) -> list[Problem]:
-    return spoken_all(problems, translator(request.get(LANGUAGE, "zh")))
 
 
 # -- the list ---------------------------------------------------------------------------------
@@ -123,6 +88,8 @@ def section_toml(name: str, body: Any) -> str:
 async def section_editor(request: web.Request) -> web.Response:
     operators_only(request)
     name = _section_name(request)
+    if name in FORMS and request.query.get("mode") != "toml":
+        return await form_editor(request, name)
     body = document_body(live(request).settings, name)
     return await _section_page(request, name, section_toml(name, body), [])
 
@@ -133,7 +100,7 @@ async def _section_page(request: web.Request, name: str, text: str, problems: li
         versions = await history(session, name)
     notice = request.query.get("notice", "")
     return render(request, "settings_section.html", http_status=http_status, name=name, label=DOCUMENTS[name],
-                  text=text, problems=_spoken(request, problems), versions=versions,
+                  text=text, problems=spoken(request, problems), versions=versions, has_form=name in FORMS,
                   notice=NOTICES.get(notice), notice_fields=dict(request.query), zone=live(request).settings.zone)
 
 
@@ -152,6 +119,8 @@ async def save_section(request: web.Request) -> web.StreamResponse:
     operators_only(request)
     name = _section_name(request)
     form = await request.post()
+    if name in FORMS and "toml" not in form:
+        return await save_form(request, name, form)
     text = str(form.get("toml", ""))
     body, problems = parse_section(name, text)
     if not problems:
@@ -160,6 +129,8 @@ async def save_section(request: web.Request) -> web.StreamResponse:
         return await _section_page(request, name, text, problems, http_status=400)
     version = await store_change(request, name, body, "console", str(form.get("note", "")))
     query = {"notice": "saved", "version": str(version)} if version else {"notice": "unchanged"}
+    if name in FORMS:
+        query["mode"] = "toml"  # the expert stays in the TOML editor
     raise web.HTTPFound(f"/admin/settings/{name}?{urlencode(query)}")
 
 
@@ -212,8 +183,8 @@ async def _text_page(request: web.Request, name: str, text: str, problems: list[
     shown = _render(request, text, await _member(request, member))
     notice = request.query.get("notice", "")
     return render(request, "settings_text.html", http_status=http_status, name=name, text=text,
-                  problems=_spoken(request, problems), members=members, member=member, variables=VARIABLES,
-                  preview=shown[0], preview_problems=_spoken(request, shown[1]), versions=versions,
+                  problems=spoken(request, problems), members=members, member=member, variables=VARIABLES,
+                  preview=shown[0], preview_problems=spoken(request, shown[1]), versions=versions,
                   edited=name in live(request).settings.templates.texts, notice=NOTICES.get(notice),
                   notice_fields=dict(request.query), zone=live(request).settings.zone)
 
@@ -259,7 +230,7 @@ async def preview_text(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="a JSON object is expected")
     text, problems = _render(request, str(body.get("text", ""))[:20000], await _member(request, str(body.get("member", ""))))
     return web.json_response({"ok": not problems, "text": text,
-                              "problems": [p.text for p in _spoken(request, problems)]})
+                              "problems": [p.text for p in spoken(request, problems)]})
 
 
 async def save_text(request: web.Request) -> web.StreamResponse:

@@ -48,6 +48,9 @@ _SHAPES: Sequence[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^not a valid cron line \((?P<detail>.+)\)$"), "不是有效的 cron 规则（{detail}）"),
     (re.compile(r"^must be a crontab line.*$"), "重复规则要写成 cron（分 时 日 月 星期）"),
     (re.compile(r'^"(?P<id>[^"]+)" is taken.*$'), "编号「{id}」已经有条目在用"),
+    (re.compile(r"^an FAQ entry needs keywords or a pattern$"), "请填写问题里的词"),
+    (re.compile(r"^must not contain blank words$"), "不能有空白的词"),
+    (re.compile(r"^must be a per cent from 0 to 50$"), "请填 0 到 50 之间的百分数"),
 ]
 
 
