@@ -27,6 +27,7 @@ from aiohttp import BodyPartReader, web
 
 from tests.fakes.wecom_moments import MomentsAndGroups
 from tests.fakes.wecom_staff_tools import StaffTools
+from tests.fakes.wecom_transfers import Transfers
 from tests.fakes.wecom_state import Delivery, Json, Refusal, WeComState, text_content
 
 KF_TOKEN_TTL = 600.0
@@ -188,6 +189,7 @@ ROUTES: dict[str, tuple[str, Audience, Handler]] = {
     "/cgi-bin/externalcontact/mark_tag": ("POST", "wecom", WeComState.mark_tag),
     "/cgi-bin/externalcontact/get_corp_tag_list": ("POST", "wecom", WeComState.get_corp_tag_list),
     "/cgi-bin/externalcontact/add_corp_tag": ("POST", "wecom", WeComState.add_corp_tag),
+    "/cgi-bin/externalcontact/transfer_customer": ("POST", "wecom", Transfers.transfer_customer),
     "/cgi-bin/auth/getuserinfo": ("GET", "wecom", StaffTools.getuserinfo),
     "/cgi-bin/get_jsapi_ticket": ("GET", "wecom", StaffTools.jsapi_ticket),
     "/cgi-bin/ticket/get": ("GET", "wecom", StaffTools.agent_ticket),
@@ -260,13 +262,14 @@ UPLOAD_PATH = "/cgi-bin/media/upload_attachment"
 AUTHORIZE_PATH = "/connect/oauth2/authorize"
 
 
-class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
+class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups, Transfers):
     def __init__(
         self, corp_id: str, secrets: Mapping[str, str], clock: Callable[[], float] = time.time, agent_id: int = 1000002
     ):
         super().__init__(clock)
         self.init_staff_tools(agent_id)
         self.init_moments()
+        self.init_transfers()
         self.corp_id = corp_id
         self.secrets = dict(secrets)  # secret -> app name
         self.official_accounts: dict[str, str] = {}  # appid -> secret

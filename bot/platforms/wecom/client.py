@@ -45,6 +45,8 @@ MASS_TEXT_BYTES = 4000  # add_msg_template text.content, at most
 MASS_CUSTOMERS = 10_000  # add_msg_template external_userid, at most
 MASS_CHATS = 2_000  # add_msg_template chat_id_list, at most  # WeCom's ceiling for duplicate_check_interval
 BATCH_USERIDS = 100  # batch/get_by_user takes at most 100 userids and 100 per page
+TRANSFER_CUSTOMERS = 100  # transfer_customer: external_userid, at most
+TRANSFER_MESSAGE_CHARS = 200  # transfer_customer: transfer_success_msg, at most
 _CREDENTIAL_IN_TEXT = re.compile(r"((?:access_token|corpsecret|secret)=)[^&\s'\"]+", re.IGNORECASE)
 
 Json = dict[str, Any]
@@ -463,6 +465,25 @@ class WeComClient(TokenedApi):
             "POST", "/cgi-bin/externalcontact/mark_tag",
             body={"userid": userid, "external_userid": external_userid, "add_tag": list(add), "remove_tag": list(remove)},
         )
+
+    async def transfer_customer(
+        self, handover: str, takeover: str, external_userids: Sequence[str], message: str = ""
+    ) -> dict[str, int]:
+        """在职继承: hand these customers of `handover` to `takeover`.
+        WeCom's errcode for each customer: 0 means the transfer started (she moves in 24
+        hours unless she refuses), anything else that she stays. Sent once: a second call
+        for the same customers is refused per customer (already being transferred)."""
+        if not handover or not takeover or handover == takeover:
+            raise ValueError("transfer_customer needs two different staff members")
+        if not 0 < len(external_userids) <= TRANSFER_CUSTOMERS:
+            raise ValueError(f"transfer_customer takes 1..{TRANSFER_CUSTOMERS} customers per call")
+        if len(message) > TRANSFER_MESSAGE_CHARS:
+            raise ValueError(f"transfer_success_msg is at most {TRANSFER_MESSAGE_CHARS} characters")
+        body: Json = {"handover_userid": handover, "takeover_userid": takeover, "external_userid": list(external_userids)}
+        if message:
+            body["transfer_success_msg"] = message
+        data = await self.call("POST", "/cgi-bin/externalcontact/transfer_customer", body=body, idempotent=False)
+        return {str(c.get("external_userid", "")): int(c.get("errcode", -1)) for c in data.get("customer") or ()}
 
     async def get_corp_tag_list(self, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()) -> list[Json]:
         data = await self.call(
