@@ -259,6 +259,7 @@ def _answer(errcode: int, errmsg: str) -> Json:
 
 
 UPLOAD_PATH = "/cgi-bin/media/upload_attachment"
+MEDIA_UPLOAD_PATH = "/cgi-bin/media/upload"  # temporary media (a mass send's images)
 AUTHORIZE_PATH = "/connect/oauth2/authorize"
 
 
@@ -349,7 +350,7 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups, Transfers):
             if status == 302:
                 raise web.HTTPFound(answer)
             return web.Response(status=status, text=answer)
-        if request.path == UPLOAD_PATH and request.content_type == "multipart/form-data":
+        if request.path in (UPLOAD_PATH, MEDIA_UPLOAD_PATH) and request.content_type == "multipart/form-data":
             return web.json_response(await self._upload(request))
         if request.method == "POST":
             raw = await request.read()
@@ -411,6 +412,8 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups, Transfers):
         self.calls.append(Call(request.method, request.path, query, {k: v[0] for k, v in files.items()}, self.clock()))
         try:
             self._authorise(request.query.get("access_token"), "wecom")
+            if request.path == MEDIA_UPLOAD_PATH:
+                return self.upload_media(query, files)
             return self.upload_attachment(query, files)
         except Refusal as refusal:
             return _answer(refusal.errcode, refusal.errmsg)

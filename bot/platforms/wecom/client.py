@@ -43,6 +43,7 @@ TOKEN_MARGIN = 300.0
 MAX_DUPLICATE_CHECK = 4 * 3600
 MASS_TEXT_BYTES = 4000  # add_msg_template text.content, at most
 MASS_CUSTOMERS = 10_000  # add_msg_template external_userid, at most
+MASS_ATTACHMENTS = 9  # add_msg_template attachments, at most
 MASS_CHATS = 2_000  # add_msg_template chat_id_list, at most  # WeCom's ceiling for duplicate_check_interval
 BATCH_USERIDS = 100  # batch/get_by_user takes at most 100 userids and 100 per page
 TRANSFER_CUSTOMERS = 100  # transfer_customer: external_userid, at most
@@ -373,6 +374,7 @@ class WeComClient(TokenedApi):
         chat_type: str = "single",
         external_userids: Sequence[str] = (),
         chat_ids: Sequence[str] = (),
+        attachments: Sequence[Json] = (),
     ) -> MassSendResult:
         """A mass send (企业群发, §4.3) from `sender` to her customers ("single") or her
         customer groups ("group"). Nothing reaches anyone until she confirms it in WeCom.
@@ -384,7 +386,11 @@ class WeComClient(TokenedApi):
             raise ValueError(f"a mass send needs a text of 1..{MASS_TEXT_BYTES} bytes")
         if len(external_userids) > MASS_CUSTOMERS or len(chat_ids) > MASS_CHATS:
             raise ValueError(f"at most {MASS_CUSTOMERS} customers or {MASS_CHATS} groups per mass send")
+        if len(attachments) > MASS_ATTACHMENTS:
+            raise ValueError(f"at most {MASS_ATTACHMENTS} attachments per mass send")
         body: Json = {"chat_type": chat_type, "sender": sender, "text": {"content": text}}
+        if attachments:
+            body["attachments"] = list(attachments)
         if chat_type == "single":
             body["external_userid"] = list(external_userids)
         else:
@@ -465,6 +471,13 @@ class WeComClient(TokenedApi):
             "POST", "/cgi-bin/externalcontact/mark_tag",
             body={"userid": userid, "external_userid": external_userid, "add_tag": list(add), "remove_tag": list(remove)},
         )
+
+    async def upload_media(self, filename: str, content: bytes, content_type: str, kind: str = "image") -> str:
+        """A temporary media file (media/upload, valid three days): its media_id, for a
+        mass send's image or mini-program cover."""
+        data = await self.call("POST", "/cgi-bin/media/upload", query={"type": kind},
+                               files={"media": Upload(filename, content, content_type)})
+        return str(data["media_id"])
 
     async def transfer_customer(
         self, handover: str, takeover: str, external_userids: Sequence[str], message: str = ""

@@ -29,6 +29,7 @@ from bot.platforms.wecom.contacts import ChannelJoin, apply_contact, apply_group
 from bot.platforms.wecom.corp_tags import CorpTags, TagName, TagNameTooLong, too_long
 from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError, outcome_unknown
 from bot.platforms.wecom.group_flow import GroupFlow
+from bot.platforms.wecom.mass_attachments import wire_attachments
 from bot.platforms.wecom.mass_lookup import find_mass_send
 from bot.platforms.wecom.moments_flow import MomentsFlow
 from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
@@ -200,11 +201,14 @@ class WeComSender:
                 log.info("mass send %s was created by an earlier try (%s): not sent again", message.dedupe_key, found)
                 return SendResult.sent(found)
         try:
+            attachments = await wire_attachments(self._client, message.meta.get("attachments") or {})
             result = await self._client.add_msg_template(
                 message.recipient, message.body, chat_type=chat_type,
                 external_userids=targets if key == "external_userid" else (),
-                chat_ids=targets if key == "chat_id_list" else (),
+                chat_ids=targets if key == "chat_id_list" else (), attachments=attachments,
             )
+        except FileNotFoundError as error:  # an image removed from the media folder since the entry was saved
+            return SendResult.failed(f"attachment file missing: {error.filename}")
         except ValueError as error:
             return SendResult.failed(str(error))
         except WeComTransportError as error:
