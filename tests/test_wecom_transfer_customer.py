@@ -155,3 +155,20 @@ async def test_a_message_too_long_for_wecom_is_refused_and_nothing_changes(
     async with sessions() as session:
         assert (await session.execute(select(OutboxEntry).where(OutboxEntry.route == "transfer_customer"))).first() is None
     assert cloud.calls_to(TRANSFER) == []
+
+
+async def test_a_call_wecom_refuses_whole_names_every_customer_with_its_reason(
+    cloud: FakeWeComCloud, sessions: SessionFactory, ops: ConsoleClient
+) -> None:
+    cloud.add_contact("zhangsan", ALICE, "王芳")
+    ids = await seed(sessions, {ALICE: "王芳"})
+    async with sessions() as session, session.begin():
+        session.add(Staff(userid="wangwu", name="王五"))  # ours, but not a member of the WeCom corp
+    await ops.post("/admin/members/bulk", {"action": "transfer", "staff": "wangwu", "member": str(ids[ALICE])})
+    await eventually(lambda: transfers_answered(sessions))
+    log = await ops.get("/admin/members")
+    refused = re.search(r'data-testid="wecom-refused">(.*?)</ul>', log, re.S)
+    assert refused is not None and f'data-member="{ids[ALICE]}"' in refused.group(1)
+    assert "企业微信请求失败：errcode 40003" in refused.group(1)
+    assert "0 位已开始转接" in log and cloud.transfers == []
+    assert await owner_of(sessions, ids[ALICE]) == ids["zhangsan"]
