@@ -85,6 +85,22 @@ async def record_results(session: AsyncSession, outbox_id: int, results: Mapping
     )
 
 
+async def started_takeover(session: AsyncSession, external_userid: str, handover: str) -> str | None:
+    """Whom the newest transfer WeCom started for this customer of `handover` hands her
+    to (None: we asked for none). WeCom's removal of her from `handover` says it is done."""
+    statement = (
+        select(OutboxEntry.meta)
+        .where(OutboxEntry.route == TRANSFER_ROUTE, OutboxEntry.recipient == handover,  # type: ignore[arg-type]
+               OutboxEntry.status == "sent", OutboxEntry.meta.contains(f'"{external_userid}"', autoescape=True))  # type: ignore[attr-defined]
+        .order_by(OutboxEntry.id.desc())  # type: ignore[union-attr]
+    )
+    for raw in (await session.execute(statement)).scalars():
+        meta = json.loads(raw or "{}")
+        if (meta.get("results") or {}).get(external_userid) == 0 and meta.get("takeover"):
+            return str(meta["takeover"])
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Refused:
     member_id: int

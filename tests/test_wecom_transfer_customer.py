@@ -172,3 +172,25 @@ async def test_a_call_wecom_refuses_whole_names_every_customer_with_its_reason(
     assert "企业微信请求失败：errcode 40003" in refused.group(1)
     assert "0 位已开始转接" in log and cloud.transfers == []
     assert await owner_of(sessions, ids[ALICE]) == ids["zhangsan"]
+
+
+async def test_a_colleague_who_already_had_her_as_a_contact_still_becomes_her_owner(
+    cloud: FakeWeComCloud, sessions: SessionFactory, ops: ConsoleClient, served: RunningServer
+) -> None:
+    cloud.add_contact("zhangsan", ALICE, "王芳")
+    cloud.add_contact("lisi", ALICE, "王芳")
+    ids = await seed(sessions, {ALICE: "王芳"})
+    await ops.post("/admin/members/bulk", {"action": "transfer", "staff": "lisi", "member": str(ids[ALICE])})
+    await eventually(lambda: transfers_answered(sessions))
+    # 24 hours on. lisi had her already, so WeCom only says she left zhangsan (no add event).
+    cloud.complete_transfers()
+    corp = Corp(cloud, served, sessions)
+    await corp.callback(contact_event("del_external_contact", ALICE, "zhangsan", Source="DELETE_BY_TRANSFER"))
+
+    async def moved() -> bool:
+        return await owner_of(sessions, ids[ALICE]) == ids["lisi"]
+
+    await eventually(moved)
+    async with sessions() as session:
+        task = (await session.execute(select(StaffTask).where(StaffTask.dedupe_key == f"t:{ALICE}"))).scalar_one()
+    assert task.staff_id == ids["lisi"]

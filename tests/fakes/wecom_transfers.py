@@ -71,7 +71,9 @@ class Transfers:
         done, self.transfers = self.transfers, []
         for transfer in done:
             follow = next(f for f in self.follows if (f.userid, f.external_userid) == (transfer.handover, transfer.external_userid))
-            self.follows.remove(follow)
+            # She leaves the handover; the takeover keeps her (once, if she had her already).
+            self.follows = [f for f in self.follows if f is not follow and
+                            (f.userid, f.external_userid) != (transfer.takeover, transfer.external_userid)]
             self.follows.append(Follow(transfer.takeover, transfer.external_userid, follow.remark, int(self.clock()),
                                        follow.state, list(follow.tags), follow.add_way))
         return done
