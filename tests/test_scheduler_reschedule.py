@@ -142,3 +142,39 @@ async def _next_is(scheduler: Scheduler, name: str, when: datetime) -> bool:
 async def _next_at(scheduler: Scheduler, name: str, clock: str) -> bool:
     moment = _local(scheduler.next_run(name))
     return moment is not None and moment.strftime("%H:%M") == clock
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_digest_time_saved_in_the_console_moves_the_job_and_a_bad_line_is_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    import re
+
+    from tests.console_harness import CONSOLE_CONFIG, PASSWORD, ConsoleClient
+
+    config = write_config(tmp_path, db_url, CONSOLE_CONFIG + """
+        [scheduler]
+        check_seconds = 0.2
+        lease_seconds = 1
+    """)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        server = await start_server(build_app(load_settings(config)), http)
+        try:
+            scheduler: Scheduler = server.app[SCHEDULER]
+            await eventually(lambda: _next_at(scheduler, "staff-digest", "08:00"))
+            ops = ConsoleClient(server.base, http)
+            token = re.search(r'name="csrf-token" content="([^"]+)"', await ops.get("/admin/login"))
+            assert token
+            async with http.post(server.base + "/admin/login", data={
+                    "login": "ops", "password": PASSWORD, "csrf": token.group(1), "next": ""}) as response:
+                assert response.status == 200 and response.url.path != "/admin/login"
+
+            page = await ops.post("/admin/settings/tasks", {"toml": 'digest_cron = "61 7 * * *"\n'}, expect=400)
+            assert "digest_cron" in page
+            await asyncio.sleep(0.5)
+            assert scheduler.cron_lines()["staff-digest"] == "0 8 * * *"
+
+            await ops.post("/admin/settings/tasks", {"toml": 'digest_cron = "30 7 * * *"\n', "note": "早点发"})
+            await eventually(lambda: _next_at(scheduler, "staff-digest", "07:30"), timeout=10)
+        finally:
+            await server.stop()
