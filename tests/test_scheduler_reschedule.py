@@ -79,6 +79,34 @@ async def test_a_new_time_in_this_minute_runs_once_and_the_next_run_moves(
     assert scheduler.next_run("digest") == tomorrow
 
 
+async def test_a_change_while_the_job_runs_lets_it_finish_and_does_not_run_it_again(
+    sessions: SessionFactory, leader
+) -> None:
+    await _not_at_a_minutes_end()
+    now = utcnow()
+    started, release, runs = asyncio.Event(), asyncio.Event(), []
+
+    async def slow() -> str:
+        runs.append(utcnow())
+        started.set()
+        await release.wait()
+        return "done slowly"
+
+    scheduler = await leader([CronJob("slow", daily_at(now + timedelta(hours=2)), slow)])
+    scheduler.reschedule({"slow": daily_at(now)})
+    await asyncio.wait_for(started.wait(), 10)
+    local = now.astimezone(ZONE)
+    scheduler.reschedule({"slow": f"{local.minute} {local.hour} * * 0-6"})  # mid-run, naming this minute again
+    release.set()
+    tomorrow = (now + timedelta(days=1)).replace(second=0, microsecond=0)
+    await eventually(lambda: _next_is(scheduler, "slow", tomorrow))
+    await asyncio.sleep(0.5)
+    assert len(runs) == 1
+    async with sessions() as session:
+        run = await session.get(SchedulerRun, "slow")
+    assert run is not None and (run.status, run.detail) == ("done", "done slowly")
+
+
 async def test_a_later_time_waits_and_an_invalid_line_keeps_the_old_one(leader) -> None:
     counter = Counter()
     first = utcnow() + timedelta(hours=3)
