@@ -25,6 +25,7 @@ from storage.reassign import follow_new_owner
 from storage.staff import ensure_staff, staff_by_userid, store_by_code
 from storage.tags import apply_tag, ensure_tag, tags_of
 from storage.tasks import NewTask, create_task
+from storage.transfers import started_takeover
 
 ADDED = WELCOME_EVENTS
 TRANSFERRED = "DELETE_BY_TRANSFER"
@@ -43,6 +44,8 @@ async def handle(update: Update, ctx: HandlerContext) -> Sequence[Action]:
         return await _record_churn(update, ctx, "deleted_staff")
     if update.event == "del_external_contact" and update.detail.get("Source") != TRANSFERRED:
         return await _record_churn(update, ctx, "deleted_by_staff")
+    if update.event == "del_external_contact":
+        return await _transferred_away(update, ctx)
     if update.event == "transfer_fail":
         return await _transfer_failed(update, ctx)
     return ()
@@ -143,6 +146,25 @@ async def _record_churn(update: EventUpdate, ctx: HandlerContext, reason: str) -
         ctx.now,
     )
     return (PromptStaff(update.platform, owner.userid, text, link=task_page(task.id), title=task.title),)
+
+
+async def _transferred_away(update: EventUpdate, ctx: HandlerContext) -> Sequence[Action]:
+    """WeCom moved her from her owner to the colleague a console transfer named. Usually
+    the colleague's add_external_contact says so too, but not when she already had her
+    as a contact (WeCom sends no add then): her owner and open work move here."""
+    member, handover = ctx.member, update.detail.get("UserID", "")
+    takeover = await started_takeover(ctx.session, update.sender, handover) if handover else None
+    _, owner = await store_and_owner(ctx.session, member)
+    if takeover is None or owner is None or owner.userid != handover:
+        return ()
+    taker = await staff_by_userid(ctx.session, takeover)
+    if taker is None or taker.id is None or member.id is None:
+        return ()
+    member.owner_staff_id = taker.id
+    member.store_id = taker.store_id or member.store_id
+    ctx.session.add(member)
+    await follow_new_owner(ctx.session, member.id, owner.id, taker.id)
+    return ()
 
 
 async def _transfer_failed(update: EventUpdate, ctx: HandlerContext) -> Sequence[Action]:

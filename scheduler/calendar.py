@@ -24,13 +24,16 @@ from apscheduler.triggers.cron import CronTrigger
 from content_templates.renderer import Renderer, RenderError
 from scheduler import moments
 from scheduler.cron import cron_problem
+from scheduler.mass_attachments import MassAttachments
+from scheduler.mass_attachments import parse as parse_mass_attachments
 from storage.audiences import AUDIENCE_LISTS, LIFECYCLE, Audience
 from storage.models import CalendarEntry
 
 CHANNELS = ("wecom_mass", "wecom_group_mass", "wecom_moments", "kf", "oa", "staff_task")
 MEMBER_MARKETING = frozenset({"wecom_mass", "kf", "oa"})  # reach members one by one: opt-out, quiet hours, caps
 ONE_TEXT = frozenset({"wecom_mass", "wecom_group_mass", "wecom_moments", "staff_task"})  # one text for many: no member name
-ENTRY_KEYS = ("id", "cron", "at", "audience", "template", "channel", "title", "paused", "images", "link", "holdout")
+ENTRY_KEYS = ("id", "cron", "at", "audience", "template", "channel", "title", "paused", "images", "link", "holdout",
+              "attachments")
 EMPTY_AUDIENCE = 'audience is empty: say who (e.g. layers = ["super"]) or write audience = { everyone = true }'
 _ID = re.compile(r"[^\s:]{1,64}")
 _AT = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})")
@@ -53,19 +56,24 @@ class EntrySpec:
     # The share of the audience held out of each occurrence (never sent, recorded as held
     # out) to measure what the entry brings; drawn per member and occurrence.
     holdout: float = 0.0
+    mass: MassAttachments = MassAttachments()  # a mass send's link, images and mini-program
 
     def row(self) -> CalendarEntry:
+        attachments = moments.attachments_json(self.images, self.link)
+        if self.mass:
+            attachments["mass"] = self.mass.to_json()
         return CalendarEntry(id=self.id, cron=self.cron, at=self.at, audience=self.audience.to_json(),
                              template=self.template, channel=self.channel, title=self.title, paused=self.paused,
-                             attachments=json.dumps(moments.attachments_json(self.images, self.link), ensure_ascii=False),
-                             holdout=self.holdout)
+                             attachments=json.dumps(attachments, ensure_ascii=False), holdout=self.holdout)
 
     @classmethod
     def of(cls, row: CalendarEntry) -> EntrySpec:
-        images, link = moments.attachments_of(json.loads(row.attachments or "{}"))
+        stored = json.loads(row.attachments or "{}")
+        images, link = moments.attachments_of(stored)
         return cls(row.id, row.template, row.channel, Audience.from_json(row.audience), row.cron,
                    row.at.astimezone(UTC) if row.at else None, row.title, row.paused,
-                   row.resumed_at.astimezone(UTC) if row.resumed_at else None, images, link, row.holdout or 0.0)
+                   row.resumed_at.astimezone(UTC) if row.resumed_at else None, images, link, row.holdout or 0.0,
+                   MassAttachments.of_json(stored.get("mass")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +167,12 @@ def parse_entry(item: Mapping[str, Any], context: CalendarContext) -> tuple[Entr
         problems.extend(moments.audience_problems(audience))
     images, link, found = moments.parse_attachments(item, str(channel))
     problems.extend(found)
+    mass, found = parse_mass_attachments(item, str(channel))
+    problems.extend(found)
     if problems or audience is None:
         return None, problems
     return EntrySpec(str(entry_id), str(template), str(channel), audience, cron, at, title, paused,
-                     images=images, link=link, holdout=float(holdout)), []
+                     images=images, link=link, holdout=float(holdout), mass=mass), []
 
 
 def template_problems(template: str, channel: str, context: CalendarContext) -> list[str]:
@@ -275,6 +285,8 @@ def _inline(values: Mapping[str, Any]) -> str:
             return "true" if value else "false"
         if isinstance(value, list):
             return "[" + ", ".join(_text(v) for v in value) + "]"
+        if isinstance(value, dict):
+            return _inline(value)
         return _text(str(value))
     return "{ " + ", ".join(f"{key} = {one(value)}" for key, value in values.items()) + " }" if values else "{}"
 
@@ -296,6 +308,8 @@ def calendar_toml(entries: Sequence[EntrySpec], zone: ZoneInfo) -> str:
             lines.append(f"images = [{', '.join(_text(i) for i in entry.images)}]")
         if entry.link is not None:
             lines.append(f"link = {_inline({'title': entry.link.title, 'url': entry.link.url, 'cover': entry.link.cover})}")
+        if entry.mass:
+            lines.append(f"attachments = {_inline(entry.mass.to_json())}")
         if entry.holdout:
             lines.append(f"holdout = {entry.holdout:g}")
         if entry.paused:

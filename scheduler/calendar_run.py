@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content_templates.renderer import Renderer, RenderError
 from handlers.outbound import prompt_meta, task_page
-from scheduler import moments
+from scheduler import mass_attachments, moments
 from scheduler.calendar import CalendarContext, EntrySpec, due, name_problems, occurrence_key, parse_calendar, variables
 from scheduler.holdout import held_out, in_global_control
 from storage import audiences
@@ -280,6 +280,16 @@ async def _to_groups(
         report.members += owner.members
 
 
+def _sent_attachments(entry: EntrySpec, folder: Path) -> dict[str, Any]:
+    """A mass send's attachments as its row carries them: image files by their path."""
+    found = entry.mass.to_json()
+    if "images" in found:
+        found["images"] = [str(folder / name) for name in found["images"]]
+    if "miniprogram" in found:
+        found["miniprogram"]["cover"] = str(folder / found["miniprogram"]["cover"])
+    return found
+
+
 async def _mass_send(
     sessions: SessionFactory, options: CalendarOptions, renderer: Renderer, entry: EntrySpec, key: str,
     userid: str, staff_id: int | None, body: str, chat_type: str, targets: Sequence[str], now: datetime, report: Fired,
@@ -291,7 +301,8 @@ async def _mass_send(
         NewOutboxMessage(
             f"{key}:s:{userid}" + (f":{n // size + 1}" if n else ""), "wecom", userid, "marketing", body,
             staff_id=staff_id, route="mass_send",
-            meta=json.dumps({"chat_type": chat_type, target_key: list(targets[n:n + size]), "entry": entry.id},
+            meta=json.dumps({"chat_type": chat_type, target_key: list(targets[n:n + size]), "entry": entry.id}
+                            | ({"attachments": _sent_attachments(entry, options.media_dir)} if entry.mass else {}),
                             ensure_ascii=False),
         )
         for n in range(0, len(targets), size)
@@ -343,10 +354,14 @@ async def _names_unknown(session: AsyncSession, entries: Sequence[EntrySpec], kn
 
 
 async def media_checked(entry: EntrySpec, media_dir: Path) -> list[str]:
-    """A Moments entry's image files against WeCom's limits (read off the event loop)."""
-    if not entry.images and entry.link is None:
-        return []
-    return await asyncio.to_thread(moments.media_problems, media_dir, entry.images, entry.link)
+    """An entry's image files (a Moments post's, a mass send's) against WeCom's limits
+    (read off the event loop)."""
+    problems = []
+    if entry.images or entry.link is not None:
+        problems += await asyncio.to_thread(moments.media_problems, media_dir, entry.images, entry.link)
+    if entry.mass:
+        problems += await asyncio.to_thread(mass_attachments.media_problems, media_dir, entry.mass)
+    return problems
 
 
 async def entry_problems(

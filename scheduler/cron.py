@@ -3,7 +3,9 @@
 Jobs scan tables and enqueue work; they never talk to a platform themselves and are
 never one-per-member, and every one is idempotent through outbox and task dedupe keys.
 
-The schedule lives in code (APScheduler's `CronTrigger` only computes fire times); what
+The jobs live in code (APScheduler's `CronTrigger` only computes fire times); their cron
+lines come from the configuration and `reschedule` swaps them while running (an edit in
+the console reaches every process's scheduler within seconds, see bot/web/app.py). What
 the database keeps is each job's last run (`scheduler_runs`), written through the async
 engine, so nothing here blocks the event loop. One process leads (storage/scheduling.py:
 a PostgreSQL advisory lock, a lease row on SQLite); the others check every
@@ -19,8 +21,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -82,8 +84,11 @@ class Scheduler:
         check_seconds: float = 5.0,
         loops: Loops | None = None,
     ):
-        self._jobs = list(jobs)
+        self._jobs = {job.name: job for job in jobs}
+        self._zone = zone
         self._triggers = {job.name: CronTrigger.from_crontab(job.cron, timezone=zone) for job in jobs}
+        self._changed: dict[str, asyncio.Event] = {}  # set when a job's line changed: its keeper looks again
+        self._next: dict[str, datetime | None] = {}  # each running keeper's next time
         self._sessions = sessions
         self._leadership = leadership
         self._grace = timedelta(seconds=catch_up_seconds)
@@ -95,6 +100,37 @@ class Scheduler:
     @property
     def leading(self) -> bool:
         return bool(self._job_tasks)
+
+    def cron_lines(self) -> dict[str, str]:
+        return {name: job.cron for name, job in self._jobs.items()}
+
+    def next_run(self, name: str) -> datetime | None:
+        """When the job runs next, while this process leads (None otherwise)."""
+        return self._next.get(name) if self.leading else None
+
+    def reschedule(self, lines: Mapping[str, str]) -> list[str]:
+        """Give jobs new cron lines (names not among the jobs are ignored); the names changed.
+
+        A job waiting for its time looks again at once. Its next time is counted from the
+        start of the current minute, or from its last run when that is later: a new time
+        in this very minute still runs (it is not lost), and a time that already ran, under
+        the old line, does not run again (it is not doubled). A line that is not a valid
+        cron line is refused and the old one kept (the console refuses it before saving)."""
+        changed = []
+        for name, line in lines.items():
+            job = self._jobs.get(name)
+            if job is None or job.cron == line:
+                continue
+            if problem := cron_problem(line, self._zone):
+                log.error("job %s: keeping %r; the new line %r is %s", name, job.cron, line, problem)
+                continue
+            self._jobs[name] = replace(job, cron=line)
+            self._triggers[name] = CronTrigger.from_crontab(line, timezone=self._zone)
+            log.info("job %s: now runs at %r (was %r)", name, line, job.cron)
+            if (event := self._changed.get(name)) is not None:
+                event.set()
+            changed.append(name)
+        return changed
 
     def start(self) -> None:
         # Stalled: no leadership check for a while (each takes one short query).
@@ -129,7 +165,7 @@ class Scheduler:
     def _take_over(self) -> None:
         log.info("scheduler: leading (%s); %d jobs", self._leadership.holder, len(self._jobs))
         SCHEDULER_LEADER.set(1)
-        self._job_tasks = [asyncio.create_task(self._keep(job), name=f"job-{job.name}") for job in self._jobs]
+        self._job_tasks = [asyncio.create_task(self._keep(name), name=f"job-{name}") for name in self._jobs]
 
     async def _step_down(self) -> None:
         tasks, self._job_tasks = self._job_tasks, []
@@ -138,34 +174,61 @@ class Scheduler:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._next.clear()
         if tasks:
             SCHEDULER_LEADER.set(0)
 
-    async def _keep(self, job: CronJob) -> None:
-        """Run `job` at each of its times while leading: first a missed one, if any."""
-        trigger = self._triggers[job.name]
+    async def _keep(self, name: str) -> None:
+        """Run job `name` at each of its times while leading: first a missed one, if any.
+        Its line is read afresh before each wait; a change ends the wait (`reschedule`)."""
+        changed = self._changed[name] = asyncio.Event()
         try:
-            missed = await self._missed(job.name, trigger)
+            missed = await self._missed(name, self._triggers[name])
         except Exception:
-            log.exception("job %s: its last run could not be read; nothing caught up", job.name)
+            log.exception("job %s: its last run could not be read; nothing caught up", name)
             missed = None
+        handled: datetime | None = None  # the latest time this keeper ran or let go
         if missed is not None:
-            log.info("job %s: its %s run was missed; running it now", job.name, missed.isoformat())
-            await self._fire(job, missed)
+            log.info("job %s: its %s run was missed; running it now", name, missed.isoformat())
+            await self._fire(self._jobs[name], missed)
+            handled = missed
         after = utcnow()
         while True:
-            fire = trigger.get_next_fire_time(None, after)
-            if fire is None:
-                return
-            await _sleep_until(fire)
+            if changed.is_set():
+                changed.clear()
+                after = await self._after_change(name, handled)
+            fire = self._triggers[name].get_next_fire_time(None, after)
+            self._next[name] = fire
+            if fire is None:  # a line that never fires again: wait for another one
+                await changed.wait()
+                continue
+            if not await _sleep_until(fire, changed):
+                continue
+            handled = fire
             after = max(fire + TICK, utcnow())
             late = utcnow() - fire
             if late > self._grace:  # the machine slept, or the loop was starved: let it go
                 log.warning("job %s: its %s run is %.0f s late, past its grace; skipped",
-                            job.name, fire.isoformat(), late.total_seconds())
+                            name, fire.isoformat(), late.total_seconds())
                 continue
-            await self._fire(job, fire)
+            await self._fire(self._jobs[name], fire)
             after = max(after, utcnow())  # a run longer than the period coalesces
+
+    async def _after_change(self, name: str, handled: datetime | None) -> datetime:
+        """Where a changed line's next time is looked for: this minute's start, unless a
+        run already happened since (here, or in the leader before this one)."""
+        after = _minute_start(utcnow())
+        if handled is not None:
+            after = max(after, handled + TICK)
+        try:
+            async with self._sessions() as session:
+                row = await last_run(session, name)
+        except Exception:  # what this keeper ran is known anyway
+            log.warning("job %s: its last run could not be read", name, exc_info=True)
+            return after
+        if row is not None and row.status != "baseline":  # a baseline marks a start, not a run
+            after = max(after, row.fired_at + TICK)
+        return after
 
     async def _missed(self, name: str, trigger: CronTrigger) -> datetime | None:
         """The job's latest time since its last recorded run, when within the grace."""
@@ -217,7 +280,14 @@ class Scheduler:
             log.warning("job %s: could not record its run", name, exc_info=True)
 
 
-async def _sleep_until(when: datetime) -> None:
+def _minute_start(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+async def _sleep_until(when: datetime, changed: asyncio.Event) -> bool:
+    """Wait until `when`: True then, False as soon as `changed` is set (the line changed)."""
     # In steps, against the wall clock: a suspended machine or a clock change is noticed.
-    while (left := (when - utcnow()).total_seconds()) > 0:
-        await asyncio.sleep(min(left, 30.0))
+    while not changed.is_set() and (left := (when - utcnow()).total_seconds()) > 0:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout=min(left, 30.0))
+    return not changed.is_set()

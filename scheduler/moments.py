@@ -133,8 +133,9 @@ def media_file(media_dir: Path, name: str) -> Path | None:
     return path if path.is_relative_to(root) else None
 
 
-def image_facts(media_dir: Path, name: str) -> ImageFacts | str:
-    """What the image `name` is, or why it cannot be one of a post's."""
+def image_facts(media_dir: Path, name: str, max_pixels: int | None = IMAGE_PIXELS) -> ImageFacts | str:
+    """What the image `name` is, or why it cannot be one of a post's (`max_pixels`:
+    Moments' own limit; None for other uploads)."""
     from PIL import Image, UnidentifiedImageError  # only the calendar's checks need it
 
     path = media_file(media_dir, name)
@@ -151,7 +152,7 @@ def image_facts(media_dir: Path, name: str) -> ImageFacts | str:
         return f'"{name}" is a {facts.format} image; WeCom takes JPG or PNG'
     if facts.size > IMAGE_BYTES:
         return f'"{name}" is {facts.size / 1048576:.1f} MB; WeCom takes at most 10 MB'
-    if facts.width * facts.height > IMAGE_PIXELS:
+    if max_pixels is not None and facts.width * facts.height > max_pixels:
         return (f'"{name}" is {facts.width}×{facts.height} = {facts.width * facts.height:,} pixels; '
                 f"WeCom takes at most {IMAGE_PIXELS:,} (e.g. 1440×1080)")
     return facts

@@ -229,10 +229,12 @@ async def unknown_segment_names(session: AsyncSession, names: Sequence[str]) -> 
 
 
 async def log_bulk_action(session: AsyncSession, login: str, action: str, detail: Mapping[str, Any],
-                          members: int, now: datetime) -> None:
-    session.add(BulkAction(login=login, action=action, detail=json.dumps(detail, ensure_ascii=False),
-                           members=members, at=now))
+                          members: int, now: datetime) -> int:
+    row = BulkAction(login=login, action=action, detail=json.dumps(detail, ensure_ascii=False), members=members, at=now)
+    session.add(row)
     await session.flush()
+    assert row.id is not None
+    return row.id
 
 
 async def recent_bulk_actions(session: AsyncSession, limit: int = 10) -> Sequence[BulkAction]:

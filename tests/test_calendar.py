@@ -648,6 +648,25 @@ def test_check_looks_at_a_moments_entrys_image_files(settings: Settings, tmp_pat
     assert problem == f'{calendar}: entry "spring": images: "spring/1.jpg": no such file in {settings.calendar.media_dir}'
 
 
+def test_check_looks_at_a_mass_sends_attachment_files_and_a_file_round_trips_them(
+    settings: Settings, tmp_path: Path
+) -> None:
+    calendar = tmp_path / "mass.toml"
+    calendar.write_text('[[entries]]\nid = "winter"\nat = "2030-12-01 10:00"\nchannel = "wecom_mass"\n'
+                        'template = "calendar/new_season.txt.j2"\naudience = { everyone = true }\n'
+                        'attachments = { link = { title = "冬季新品", url = "https://brand.example/w" }, '
+                        'images = ["winter/1.jpg"], miniprogram = { appid = "wx1234567890abcdef", '
+                        'page = "pages/index.html", title = "菜单", cover = "winter/menu.jpg" } }\n', encoding="utf-8")
+    media = settings.calendar.media_dir
+    assert calendar_cli.calendar_file_problems(settings, calendar) == [
+        f'{calendar}: entry "winter": attachments.images: "winter/1.jpg": no such file in {media}',
+        f'{calendar}: entry "winter": attachments.miniprogram.cover: "winter/menu.jpg": no such file in {media}']
+    entries, problems = parse_calendar(calendar.read_text(encoding="utf-8"), "mass.toml", calendar_context(settings))
+    assert problems == [] and entries[0].mass.link is not None and entries[0].mass.images == ("winter/1.jpg",)
+    again, problems = parse_calendar(calendar_toml(entries, settings.zone), "again.toml", calendar_context(settings))
+    assert problems == [] and again == entries  # `siyu calendar export` writes them back as they were
+
+
 async def test_an_entry_with_a_holdout_sends_to_the_rest_and_records_who_was_held_out(sessions: SessionFactory) -> None:
     """holdout = 0.5 on the official-account entry (3 reachable members): the held out get
     no row and are recorded as held out of this occurrence; the global control group

@@ -160,3 +160,32 @@ async def test_kf_tokens_belong_to_their_account(http: aiohttp.ClientSession, cl
     send = {"touser": "wmCustomer0001", "open_kfid": "wkA", "msgtype": "text", "text": {"content": "x"}}
     assert (await api(http, cloud, "/cgi-bin/kf/send_msg", token, {**send, "msgid": "bad id!"}))["errcode"] == 40058
     assert (await api(http, cloud, "/cgi-bin/kf/send_msg", token, {**send, "open_kfid": "wkNone"}))["errcode"] == 95000
+
+
+async def test_transfer_customer_answers_per_customer_and_keeps_the_documented_limits(
+    http: aiohttp.ClientSession, cloud: FakeWeComCloud
+) -> None:
+    token = await token_for(http, cloud)
+    path = "/cgi-bin/externalcontact/transfer_customer"
+    cloud.add_contact("wangwu", "wmSomeoneElses", "李娜")
+    cloud.add_staff("lisi")
+    body = {"handover_userid": "zhangsan", "takeover_userid": "lisi",
+            "external_userid": ["wmCustomer0001", "wmSomeoneElses", "wmNobodyKnows"]}
+    answer = await api(http, cloud, path, token, body | {"transfer_success_msg": "您好，后续由李四为您服务。"})
+    assert answer["errcode"] == 0
+    assert answer["customer"] == [{"external_userid": "wmCustomer0001", "errcode": 0},
+                                  {"external_userid": "wmSomeoneElses", "errcode": 84061},
+                                  {"external_userid": "wmNobodyKnows", "errcode": 40096}]
+    assert [(t.handover, t.takeover, t.external_userid) for t in cloud.transfers] == [("zhangsan", "lisi", "wmCustomer0001")]
+
+    too_many = body | {"external_userid": [f"wm{n:04d}" for n in range(101)]}
+    assert (await api(http, cloud, path, token, too_many))["errcode"] == 40058
+    assert (await api(http, cloud, path, token, body | {"external_userid": []}))["errcode"] == 40058
+    assert (await api(http, cloud, path, token, body | {"transfer_success_msg": "好" * 201}))["errcode"] == 40058
+    assert (await api(http, cloud, path, token, body | {"takeover_userid": "nobody"}))["errcode"] == 40003
+    assert len(cloud.transfers) == 1  # a refused call starts nothing
+
+    (done,) = cloud.complete_transfers()  # 24 hours on: she is lisi's now
+    assert done.external_userid == "wmCustomer0001" and cloud.transfers == []
+    assert [(f.userid, f.external_userid) for f in cloud.follows if f.external_userid == "wmCustomer0001"] == [
+        ("lisi", "wmCustomer0001")]

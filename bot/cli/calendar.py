@@ -22,6 +22,7 @@ from bot.settings.model import Settings
 from scheduler.calendar import EntrySpec, calendar_toml, parse_calendar
 from scheduler.calendar_preview import Preview, preview_calendar
 from scheduler.calendar_run import calendar_entries, load_calendar
+from scheduler.mass_attachments import media_problems as mass_media_problems
 from scheduler.moments import media_problems
 from storage.models import utcnow
 
@@ -36,7 +37,7 @@ def _read(path: Path) -> tuple[str | None, str | None]:
 
 
 def calendar_file_problems(settings: Settings, path: Path) -> list[str]:
-    """What `siyu check` finds in a calendar file, Moments images included (store codes
+    """What `siyu check` finds in a calendar file, image files included (store codes
     need the database: load checks them)."""
     text, problem = _read(path)
     if text is None:
@@ -45,7 +46,8 @@ def calendar_file_problems(settings: Settings, path: Path) -> list[str]:
     entries, problems = parse_calendar(text, str(path), context)
     for entry in entries:
         problems.extend(f'{path}: entry "{entry.id}": {p}'
-                        for p in media_problems(context.media_dir, entry.images, entry.link))
+                        for p in [*media_problems(context.media_dir, entry.images, entry.link),
+                                  *mass_media_problems(context.media_dir, entry.mass)])
     return problems
 
 

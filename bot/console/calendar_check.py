@@ -118,7 +118,21 @@ def entry_json(checked: Checked, request: web.Request) -> dict[str, Any] | None:
         "audience": outcome.audience, "reached": outcome.reached, "deferred": outcome.deferred,
         "held": [[_(label), count] for label, count in held_summary(outcome.held)],
         "paused": entry.paused,
+        "attachments": attachment_lines(entry, _),
     }
+
+
+def attachment_lines(entry: EntrySpec, _: Callable[..., str]) -> list[str]:
+    """What a mass send carries besides its text, one line each, as the preview lists it."""
+    mass, lines = entry.mass, []
+    if mass.link is not None:
+        lines.append(_("链接卡片：{title}", title=mass.link.title) + (f"（{mass.link.desc}）" if mass.link.desc else "")
+                     + f" → {mass.link.url}")
+    lines.extend(_("图片：{name}", name=name) for name in mass.images)
+    if (mini := mass.miniprogram) is not None:
+        lines.append(_("小程序：{title}（{appid} · {page}，封面 {cover}）", title=mini.title, appid=mini.appid,
+                       page=mini.page, cover=mini.cover))
+    return lines
 
 
 def saved_month(entry: EntrySpec, zone: ZoneInfo, now: datetime) -> date:

@@ -12,8 +12,12 @@ from zoneinfo import ZoneInfo
 
 from scheduler.calendar import EntrySpec
 
+MASS_LINK = ("title", "url", "desc", "picurl")  # a mass send's link card
+MINI = ("appid", "page", "title", "cover")  # ...and its mini-program card
 TEXT_FIELDS = ("id", "title", "when", "cron", "at", "channel", "template", "scheme",
                "images", "link_title", "link_url", "link_cover",  # these four: a Moments post's
+               *(f"mass_link_{k}" for k in MASS_LINK), "mass_images",  # a mass send's attachments
+               *(f"mini_{k}" for k in MINI),
                "repeat", "time", "weekday", "monthday", "message")  # a schedule in words; the message's text
 LIST_FIELDS = ("layers", "lifecycle", "tags", "exclude_tags", "stores")
 FLAG_FIELDS = ("everyone", "paused")
@@ -136,6 +140,10 @@ def values_of(entry: EntrySpec, zone: ZoneInfo) -> dict[str, str]:
     values["images"] = ", ".join(entry.images)
     if entry.link is not None:
         values |= {"link_title": entry.link.title, "link_url": entry.link.url, "link_cover": entry.link.cover}
+    mass = entry.mass.to_json()
+    values |= {f"mass_link_{k}": v for k, v in (mass.get("link") or {}).items()}
+    values |= {f"mini_{k}": v for k, v in (mass.get("miniprogram") or {}).items()}
+    values["mass_images"] = ", ".join(entry.mass.images)
     return values
 
 
@@ -164,12 +172,29 @@ def entry_item(values: Mapping[str, str]) -> dict[str, Any]:
         item["images"] = names(values["images"])
     if any(values[f"link_{key}"].strip() for key in ("title", "url", "cover")):
         item["link"] = {key: values[f"link_{key}"].strip() for key in ("title", "url", "cover")}
+    attachments: dict[str, Any] = {}
+    if any(values[f"mass_link_{key}"].strip() for key in MASS_LINK):
+        attachments["link"] = {key: values[f"mass_link_{key}"].strip() for key in MASS_LINK
+                               if values[f"mass_link_{key}"].strip()}
+    if names(values["mass_images"]):
+        attachments["images"] = names(values["mass_images"])
+    if any(values[f"mini_{key}"].strip() for key in MINI):
+        attachments["miniprogram"] = {key: values[f"mini_{key}"].strip() for key in MINI}
+    if attachments:
+        item["attachments"] = attachments
     return item
 
 
 def field_of(problem: str) -> str:
     """Which form field a checker's message is about ("cron: …", "audience.tags: …")."""
     head = problem.split(":", 1)[0].strip()
+    if head.startswith("attachments."):  # a mass send's: attachments.link.title → mass_link_title
+        parts = head.split(".")
+        name = {"link": "mass_link_", "miniprogram": "mini_", "images": "mass_images"}.get(parts[1], "")
+        name = name + (parts[2] if len(parts) > 2 and name.endswith("_") else "") if name else ""
+        return name if name in FIELDS else "attachments"
+    if head == "attachments":
+        return "attachments"
     if head.startswith("link."):
         return head.replace(".", "_") if head.replace(".", "_") in FIELDS else "link_url"
     if head == "link":

@@ -51,6 +51,22 @@ _SHAPES: Sequence[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^an FAQ entry needs keywords or a pattern$"), "请填写问题里的词"),
     (re.compile(r"^must not contain blank words$"), "不能有空白的词"),
     (re.compile(r"^must be a per cent from 0 to 50$"), "请填 0 到 50 之间的百分数"),
+    # attachments (scheduler/mass_attachments.py, scheduler/moments.py)
+    (re.compile(r"^at most (?P<n>\d+) bytes.*$"), "最多 {n} 个字节（一个汉字约占 3 个字节）"),
+    (re.compile(r"^an http:// or https:// address$"), "请填 http:// 或 https:// 开头的网址"),
+    (re.compile(r"^a page path ending in \.html.*$"), "小程序页面路径要以 .html 结尾，例如 pages/index.html"),
+    (re.compile(r"^a mini-program AppID.*$"), "请填小程序的 AppID，例如 wx1234567890abcdef"),
+    (re.compile(r"^required: the cover image file.*$"), "必须填写：封面图的文件名"),
+    (re.compile(r"^at most (?P<max>\d+) attachments \(WeCom's limit\), (?P<n>\d+) given$"),
+     "最多 {max} 个附件（企业微信的限制），现在有 {n} 个"),
+    (re.compile(r"^only a .+ entry takes attachments$"), "只有企业微信群发、客户群群发可以带群发附件"),
+    (re.compile(r"^a list of image files.*$"), "请填媒体文件夹里的图片文件名，多个用逗号分隔"),
+    (re.compile(r'^"(?P<name>[^"]+)": no such file in .*$'), "媒体文件夹里没有「{name}」"),
+    (re.compile(r'^"(?P<name>[^"]+)" is not an image$'), "「{name}」不是图片"),
+    (re.compile(r'^"(?P<name>[^"]+)" is outside the media folder$'), "「{name}」不在媒体文件夹里"),
+    (re.compile(r'^"(?P<name>[^"]+)" is a (?P<format>\S+) image; WeCom takes JPG or PNG$'),
+     "「{name}」是 {format} 图片，企业微信只收 JPG 或 PNG"),
+    (re.compile(r'^"(?P<name>[^"]+)" is (?P<mb>[\d.]+) MB; WeCom takes at most 10 MB$'), "「{name}」有 {mb} MB，企业微信最多收 10 MB"),
 ]
 
 

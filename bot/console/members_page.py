@@ -25,6 +25,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.console.keys import VIEWER, operators_only
+from bot.console.bulk_log import recent_log
 from bot.console.render import render
 from bot.console.segment_form import UNOWNED, describe, read_rule, rule_query
 from bot.console.segments_page import NOTICES as BULK_NOTICES
@@ -171,6 +172,7 @@ async def member_list(request: web.Request) -> web.Response:
         segments = await saved_segments(session)
         stores = (await session.execute(select(Store).order_by(Store.name))).scalars().all()  # type: ignore[arg-type]
         staff = (await session.execute(select(Staff).where(Staff.active).order_by(Staff.name))).scalars().all()  # type: ignore[arg-type]
+        bulk_lines = await recent_log(session) if viewer.is_operator else []
     settings = live(request).settings
     schemes, layers = scheme_and_layer_labels(settings.layers.schemes)
     here = [("q", q), ("tag", tag), *rule_query(rule)]
@@ -187,7 +189,8 @@ async def member_list(request: web.Request) -> web.Response:
         problems=problems, count=count, segments=segment_choices(segments), segment=segment, stores=stores,
         staff=staff, back=back, unowned=UNOWNED, rule_pairs=rule_query(rule), score_labels=SCORE_LABELS,
         notice=(BULK_NOTICES.get(done), {"n": int(n)} if n.isdigit() else {}) if done in BULK_NOTICES else None,
-        saved_notice=SEGMENT_NOTICES.get(done),
+        wecom_notice=int(w) if done == "transfer" and (w := request.query.get("w", "")).isdigit() and int(w) else None,
+        saved_notice=SEGMENT_NOTICES.get(done), bulk_lines=bulk_lines,
     )
 
 

@@ -41,7 +41,9 @@ from storage.segments import (
     resolve_segment,
     save_segment,
 )
+from storage.outbox import enqueue
 from storage.tables import MEMBERS
+from storage.transfers import MESSAGE_MAX, Customer, transfer_rows, wecom_customers
 
 log = logging.getLogger(__name__)
 BULK_MAX, EXPORT_MAX, BATCH = 5000, 100_000, 1000
@@ -138,9 +140,10 @@ async def bulk_action(request: web.Request) -> web.StreamResponse:
     if action == "export":
         return await _export(request, viewer, form, ids)
     detail, changed = await _edit(request, viewer, action, form, ids)
-    log.info("console: %s bulk %s on %d members (%d changed)", viewer.login, action, len(ids), changed)
+    log.info("console: %s bulk %s on %d members (%d changed, %d to WeCom)", viewer.login, action, len(ids), changed,
+             detail.get("wecom", 0))
     join = "&" if "?" in back else "?"
-    raise web.HTTPFound(f"{back}{join}{urlencode({'done': action, 'n': changed})}")
+    raise web.HTTPFound(f"{back}{join}{urlencode({'done': action, 'n': changed, 'w': detail.get('wecom', 0)})}")
 
 
 async def _edit(request: web.Request, viewer: Viewer, action: str, form: Mapping[str, Any],
@@ -165,19 +168,44 @@ async def _edit(request: web.Request, viewer: Viewer, action: str, form: Mapping
             staff = await _staff_named(session, str(form.get("staff", "")))
             assert staff.id is not None
             detail = {"staff": staff.userid}
+            message = _transfer_message(form) if action == "transfer" else ""
+            in_wecom = await wecom_customers(session, ids) if action == "transfer" and _has_wecom(request) else {}
+            handed: list[Customer] = []
             members = await session.execute(
                 MEMBERS.select().with_only_columns(MEMBERS.c.id, MEMBERS.c.owner_staff_id).where(MEMBERS.c.id.in_(ids)))
             for member_id, owner in members.all():
                 if (action == "assign" and owner is not None) or owner == staff.id:
                     continue
+                if (customer := in_wecom.get(member_id)) is not None:
+                    # WeCom moves her in 24 hours unless she refuses; the contact
+                    # callbacks then move her here too. Until then she stays with her owner.
+                    handed.append(customer)
+                    continue
                 await session.execute(update(Member).where(Member.id == member_id)  # type: ignore[arg-type]
                                       .values(owner_staff_id=staff.id, updated_at=now))
                 await follow_new_owner(session, member_id, owner, staff.id)
                 changed += 1
-        await log_bulk_action(session, viewer.login, action, detail, changed, now)
+            if handed:
+                detail["wecom"] = len(handed)
+        bulk_id = await log_bulk_action(session, viewer.login, action, detail, changed, now)
+        if action == "transfer" and handed:
+            await enqueue(session, transfer_rows(bulk_id, staff.userid, handed, message), now)
+            synced = True
     if synced:
         wake_delivery(request)
     return detail, changed
+
+
+def _has_wecom(request: web.Request) -> bool:
+    return live(request).settings.platforms.wecom is not None
+
+
+def _transfer_message(form: Mapping[str, Any]) -> str:
+    """What WeCom says to each customer once she has moved (its default text when empty)."""
+    text = str(form.get("transfer_message", "")).strip()
+    if len(text) > MESSAGE_MAX:
+        raise web.HTTPBadRequest(text="the message to customers is at most 200 characters / 转接后发给客户的话最多 200 个字")
+    return text
 
 
 async def _staff_named(session: AsyncSession, userid: str) -> Staff:

@@ -77,18 +77,19 @@ def build_app(settings: Settings) -> web.Application:
     platforms = settings.platforms
     senders: dict[str, Sender] = {}
     # What operators edit in the console is read from the database at start and whenever
-    # it changes; the jobs below read `live` at each run, so they use the newest. (A cron
-    # line itself changed in the console applies at the next start.)
+    # it changes; the jobs below read `live` at each run, so they use the newest, and
+    # their cron lines are handed to the scheduler on each change (`job_cron_lines`).
     live = LiveConfig(settings)
     app[LIVE] = live
     app[HANDLERS], app[RENDERER] = live.handlers, live.renderer
+    crons = job_cron_lines(settings)
     jobs: list[CronJob] = [
-        CronJob("tag-sweep", settings.tags.sweep_cron, lambda: sweep_tags(app[SESSIONS], live.handlers, utcnow())),
-        CronJob("layer-recompute", settings.layers.recompute_cron, lambda: recompute_layers(
+        CronJob("tag-sweep", crons["tag-sweep"], lambda: sweep_tags(app[SESSIONS], live.handlers, utcnow())),
+        CronJob("layer-recompute", crons["layer-recompute"], lambda: recompute_layers(
             app[SESSIONS], [s.scheme() for s in live.settings.layers.schemes], live.settings.layers.rfm.spec(),
             live.renderer, settings.zone, utcnow()
         )),
-        CronJob("care-scan", settings.care.scan_cron, lambda: run_care_scan(
+        CronJob("care-scan", crons["care-scan"], lambda: run_care_scan(
             app[SESSIONS], care_plan(live.settings), live.renderer, settings.zone, utcnow()
         )),
         CronJob("content-calendar", "* * * * *", lambda: run_calendar(
@@ -97,16 +98,16 @@ def build_app(settings: Settings) -> web.Application:
                                              outcome_scheme=live.settings.outcomes.scheme),
             live.renderer, settings.zone, utcnow(),
         )),
-        CronJob("staff-digest", settings.tasks.digest_cron, lambda: send_digests(
+        CronJob("staff-digest", crons["staff-digest"], lambda: send_digests(
             app[SESSIONS], live.renderer, settings.zone, utcnow(), live.handlers.staff_platform_for("wecom"),
             days_ahead=live.settings.tasks.digest_days_ahead,
             escalate_after_days=live.settings.tasks.escalate_after_days,
         )),
-        CronJob("outcomes-digest", settings.outcomes.digest_cron, lambda: send_outcomes_digest(
+        CronJob("outcomes-digest", crons["outcomes-digest"], lambda: send_outcomes_digest(
             app[SESSIONS], live.settings, live.handlers.staff_platform_for("wecom"), utcnow()
         )),
-        CronJob("ltv-fit", settings.outcomes.ltv_cron, lambda: daily_ltv_fit(app[SESSIONS], live.settings, utcnow())),
-        CronJob("engagement-snapshot", settings.layers.engagement_cron, lambda: snapshot_recent(
+        CronJob("ltv-fit", crons["ltv-fit"], lambda: daily_ltv_fit(app[SESSIONS], live.settings, utcnow())),
+        CronJob("engagement-snapshot", crons["engagement-snapshot"], lambda: snapshot_recent(
             app[SESSIONS], [s.name for s in live.settings.layers.schemes], settings.zone, utcnow()
         )),
     ]
@@ -218,6 +219,9 @@ def build_app(settings: Settings) -> web.Application:
             leadership = AdvisoryLock(settings.storage.url)
         cron = Scheduler(jobs, settings.zone, app[SESSIONS], leadership, loops=app[LOOPS],
                          catch_up_seconds=options.catch_up_minutes * 60, check_seconds=options.check_seconds)
+        # The lines in force now (the console's edits included), then every change.
+        cron.reschedule(job_cron_lines(live.settings))
+        live.on_change(lambda now: cron.reschedule(job_cron_lines(now.settings)))
         app[SCHEDULER] = cron
         cron.start()
         yield
@@ -243,6 +247,23 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     add_metrics(app, settings.metrics)
     return app
+
+
+def job_cron_lines(settings: Settings) -> dict[str, str]:
+    """Each fixed job's cron line in `settings` (the content calendar runs every minute
+    and reads its entries' own lines from the database at each run)."""
+    lines = {
+        "tag-sweep": settings.tags.sweep_cron,
+        "layer-recompute": settings.layers.recompute_cron,
+        "care-scan": settings.care.scan_cron,
+        "staff-digest": settings.tasks.digest_cron,
+        "outcomes-digest": settings.outcomes.digest_cron,
+        "ltv-fit": settings.outcomes.ltv_cron,
+        "engagement-snapshot": settings.layers.engagement_cron,
+    }
+    if (wecom := settings.platforms.wecom) is not None:
+        lines |= {"wecom-reconcile": wecom.reconcile_cron, "wecom-moments-read": wecom.moments_read_cron}
+    return lines
 
 
 async def _bootstrap_configuration(sessions: SessionFactory, settings: Settings) -> None:

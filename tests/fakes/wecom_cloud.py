@@ -27,6 +27,7 @@ from aiohttp import BodyPartReader, web
 
 from tests.fakes.wecom_moments import MomentsAndGroups
 from tests.fakes.wecom_staff_tools import StaffTools
+from tests.fakes.wecom_transfers import Transfers
 from tests.fakes.wecom_state import Delivery, Json, Refusal, WeComState, text_content
 
 KF_TOKEN_TTL = 600.0
@@ -189,6 +190,7 @@ ROUTES: dict[str, tuple[str, Audience, Handler]] = {
     "/cgi-bin/externalcontact/mark_tag": ("POST", "wecom", WeComState.mark_tag),
     "/cgi-bin/externalcontact/get_corp_tag_list": ("POST", "wecom", WeComState.get_corp_tag_list),
     "/cgi-bin/externalcontact/add_corp_tag": ("POST", "wecom", WeComState.add_corp_tag),
+    "/cgi-bin/externalcontact/transfer_customer": ("POST", "wecom", Transfers.transfer_customer),
     "/cgi-bin/auth/getuserinfo": ("GET", "wecom", StaffTools.getuserinfo),
     "/cgi-bin/get_jsapi_ticket": ("GET", "wecom", StaffTools.jsapi_ticket),
     "/cgi-bin/ticket/get": ("GET", "wecom", StaffTools.agent_ticket),
@@ -260,16 +262,18 @@ def _answer(errcode: int, errmsg: str) -> Json:
 
 
 UPLOAD_PATH = "/cgi-bin/media/upload_attachment"
+MEDIA_UPLOAD_PATH = "/cgi-bin/media/upload"  # temporary media (a mass send's images)
 AUTHORIZE_PATH = "/connect/oauth2/authorize"
 
 
-class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
+class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups, Transfers):
     def __init__(
         self, corp_id: str, secrets: Mapping[str, str], clock: Callable[[], float] = time.time, agent_id: int = 1000002
     ):
         super().__init__(clock)
         self.init_staff_tools(agent_id)
         self.init_moments()
+        self.init_transfers()
         self.corp_id = corp_id
         self.secrets = dict(secrets)  # secret -> app name
         self.official_accounts: dict[str, str] = {}  # appid -> secret
@@ -349,7 +353,7 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
             if status == 302:
                 raise web.HTTPFound(answer)
             return web.Response(status=status, text=answer)
-        if request.path == UPLOAD_PATH and request.content_type == "multipart/form-data":
+        if request.path in (UPLOAD_PATH, MEDIA_UPLOAD_PATH) and request.content_type == "multipart/form-data":
             return web.json_response(await self._upload(request))
         if request.method == "POST":
             raw = await request.read()
@@ -411,6 +415,8 @@ class FakeWeComCloud(Conversations, StaffTools, MomentsAndGroups):
         self.calls.append(Call(request.method, request.path, query, {k: v[0] for k, v in files.items()}, self.clock()))
         try:
             self._authorise(request.query.get("access_token"), "wecom")
+            if request.path == MEDIA_UPLOAD_PATH:
+                return self.upload_media(query, files)
             return self.upload_attachment(query, files)
         except Refusal as refusal:
             return _answer(refusal.errcode, refusal.errmsg)

@@ -128,6 +128,23 @@ class StaffTools:
         return {"errcode": 0, "errmsg": "ok", "type": query["media_type"], "media_id": media_id,
                 "created_at": str(int(self.clock()))}
 
+    def upload_media(self, query: Json, files: dict[str, tuple[str, bytes, str]]) -> Json:
+        """media/upload, temporary media (valid 3 days); images only here: JPG or PNG, ≤10 MB."""
+        if query.get("type") not in ("image", "voice", "video", "file"):
+            raise Refusal(40004, "invalid media type")
+        if "media" not in files:
+            raise Refusal(41005, "media data missing")
+        filename, content, _ = files["media"]
+        if query["type"] == "image":
+            if content[:4] not in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xe1", b"\xff\xd8\xff\xdb"):
+                raise Refusal(40005, "invalid file type")
+            if len(content) > IMAGE_MAX_BYTES:
+                raise Refusal(40006, "invalid file size")
+        media_id = "3" + secrets.token_urlsafe(40)
+        self.media[media_id] = (filename, content, self.clock())
+        return {"errcode": 0, "errmsg": "ok", "type": query["type"], "media_id": media_id,
+                "created_at": str(int(self.clock()))}
+
     def media_valid(self, media_id: str) -> bool:
         found = self.media.get(media_id)
         return found is not None and self.clock() - found[2] < MEDIA_TTL

@@ -306,6 +306,8 @@ class WeComState:
         attachments = body.get("attachments") or []
         if not isinstance(attachments, list) or len(attachments) > 9:
             raise Refusal(40058, "attachments: at most 9")
+        for attachment in attachments:
+            self._check_mass_attachment(attachment)
         if body.get("text") is not None or not attachments:  # text and attachments not both empty
             text_content(body, MASS_TEXT_BYTES)
         sender = str(body.get("sender") or "").lower()
@@ -322,6 +324,31 @@ class WeComState:
         now = self.clock()
         self.mass_templates.extend(MassTemplate(msgid, chat_type, staff, targets, body, now) for staff, targets in tasks.items())
         return {"errcode": 0, "errmsg": "ok", "fail_list": fail_list, "msgid": msgid}
+
+    def _check_mass_attachment(self, attachment: Any) -> None:
+        """One of add_msg_template's attachments (§4.3): image {media_id | pic_url}, link
+        {title ≤128 B, url, desc ≤512 B, picurl}, miniprogram {title ≤64 B, pic_media_id,
+        appid, page ending .html}; media_ids must be live uploads (40007 otherwise)."""
+        kind = attachment.get("msgtype") if isinstance(attachment, dict) else None
+        inner = attachment.get(kind) if kind in ("image", "link", "miniprogram", "video", "file") else None
+        if not isinstance(inner, dict):
+            raise Refusal(40058, "invalid attachments msgtype")
+        media_valid = self.media_valid  # type: ignore[attr-defined]  # the cloud mixes in StaffTools
+        if kind == "image":
+            if not inner.get("pic_url") and not media_valid(str(inner.get("media_id") or "")):
+                raise Refusal(40007, "invalid media_id")
+        elif kind == "link":
+            title, url = str(inner.get("title") or ""), str(inner.get("url") or "")
+            if not title or _utf8_len(title) > 128 or not url or _utf8_len(str(inner.get("desc") or "")) > 512:
+                raise Refusal(40058, "link: title (≤128 bytes) and url required, desc ≤512 bytes")
+        elif kind == "miniprogram":
+            title, page = str(inner.get("title") or ""), str(inner.get("page") or "")
+            if not title or _utf8_len(title) > 64 or not inner.get("appid") or not page.endswith(".html"):
+                raise Refusal(40058, "miniprogram: title (≤64 bytes), appid and a .html page required")
+            if not media_valid(str(inner.get("pic_media_id") or "")):
+                raise Refusal(40007, "invalid media_id")
+        elif not media_valid(str(inner.get("media_id") or "")):
+            raise Refusal(40007, "invalid media_id")
 
     def get_groupmsg_list_v2(self, app: str, query: Json, body: Json) -> Json:
         """The corp's mass sends in a time window (doc 93338): one item per msgid, without

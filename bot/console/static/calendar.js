@@ -29,6 +29,12 @@
     for (const label of form.querySelectorAll("[data-repeat]")) {
       label.hidden = !label.dataset.repeat.split(" ").includes(repeat);
     }
+    // Attachments only where the channel takes them (anything typed stays in sight).
+    const channel = form.elements.channel ? form.elements.channel.value : "";
+    for (const box of form.querySelectorAll("[data-for-channels]")) {
+      const typed = [...box.querySelectorAll("input")].some((input) => input.value.trim());
+      box.hidden = !typed && !box.dataset.forChannels.split(" ").includes(channel);
+    }
   }
 
   function fill(list, items) {
@@ -74,6 +80,9 @@
     audience.textContent = audience.dataset.template
       .replace("{audience}", number(preview.audience)).replace("{reached}", number(preview.reached));
     fill(card.querySelector("[data-preview-held]"), preview.held.map(([label, count]) => label + "：" + number(count)));
+    const attached = card.querySelector("[data-preview-attachments]");
+    fill(attached, preview.attachments || []);
+    attached.hidden = !(preview.attachments || []).length;
   }
 
   async function check() {

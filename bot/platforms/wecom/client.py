@@ -43,8 +43,11 @@ TOKEN_MARGIN = 300.0
 MAX_DUPLICATE_CHECK = 4 * 3600
 MASS_TEXT_BYTES = 4000  # add_msg_template text.content, at most
 MASS_CUSTOMERS = 10_000  # add_msg_template external_userid, at most
+MASS_ATTACHMENTS = 9  # add_msg_template attachments, at most
 MASS_CHATS = 2_000  # add_msg_template chat_id_list, at most  # WeCom's ceiling for duplicate_check_interval
 BATCH_USERIDS = 100  # batch/get_by_user takes at most 100 userids and 100 per page
+TRANSFER_CUSTOMERS = 100  # transfer_customer: external_userid, at most
+TRANSFER_MESSAGE_CHARS = 200  # transfer_customer: transfer_success_msg, at most
 _CREDENTIAL_IN_TEXT = re.compile(r"((?:access_token|corpsecret|secret)=)[^&\s'\"]+", re.IGNORECASE)
 
 Json = dict[str, Any]
@@ -371,6 +374,7 @@ class WeComClient(TokenedApi):
         chat_type: str = "single",
         external_userids: Sequence[str] = (),
         chat_ids: Sequence[str] = (),
+        attachments: Sequence[Json] = (),
     ) -> MassSendResult:
         """A mass send (企业群发, §4.3) from `sender` to her customers ("single") or her
         customer groups ("group"). Nothing reaches anyone until she confirms it in WeCom.
@@ -382,7 +386,11 @@ class WeComClient(TokenedApi):
             raise ValueError(f"a mass send needs a text of 1..{MASS_TEXT_BYTES} bytes")
         if len(external_userids) > MASS_CUSTOMERS or len(chat_ids) > MASS_CHATS:
             raise ValueError(f"at most {MASS_CUSTOMERS} customers or {MASS_CHATS} groups per mass send")
+        if len(attachments) > MASS_ATTACHMENTS:
+            raise ValueError(f"at most {MASS_ATTACHMENTS} attachments per mass send")
         body: Json = {"chat_type": chat_type, "sender": sender, "text": {"content": text}}
+        if attachments:
+            body["attachments"] = list(attachments)
         if chat_type == "single":
             body["external_userid"] = list(external_userids)
         else:
@@ -463,6 +471,32 @@ class WeComClient(TokenedApi):
             "POST", "/cgi-bin/externalcontact/mark_tag",
             body={"userid": userid, "external_userid": external_userid, "add_tag": list(add), "remove_tag": list(remove)},
         )
+
+    async def upload_media(self, filename: str, content: bytes, content_type: str, kind: str = "image") -> str:
+        """A temporary media file (media/upload, valid three days): its media_id, for a
+        mass send's image or mini-program cover."""
+        data = await self.call("POST", "/cgi-bin/media/upload", query={"type": kind},
+                               files={"media": Upload(filename, content, content_type)})
+        return str(data["media_id"])
+
+    async def transfer_customer(
+        self, handover: str, takeover: str, external_userids: Sequence[str], message: str = ""
+    ) -> dict[str, int]:
+        """在职继承: hand these customers of `handover` to `takeover`.
+        WeCom's errcode for each customer: 0 means the transfer started (she moves in 24
+        hours unless she refuses), anything else that she stays. Sent once: a second call
+        for the same customers is refused per customer (already being transferred)."""
+        if not handover or not takeover or handover == takeover:
+            raise ValueError("transfer_customer needs two different staff members")
+        if not 0 < len(external_userids) <= TRANSFER_CUSTOMERS:
+            raise ValueError(f"transfer_customer takes 1..{TRANSFER_CUSTOMERS} customers per call")
+        if len(message) > TRANSFER_MESSAGE_CHARS:
+            raise ValueError(f"transfer_success_msg is at most {TRANSFER_MESSAGE_CHARS} characters")
+        body: Json = {"handover_userid": handover, "takeover_userid": takeover, "external_userid": list(external_userids)}
+        if message:
+            body["transfer_success_msg"] = message
+        data = await self.call("POST", "/cgi-bin/externalcontact/transfer_customer", body=body, idempotent=False)
+        return {str(c.get("external_userid", "")): int(c.get("errcode", -1)) for c in data.get("customer") or ()}
 
     async def get_corp_tag_list(self, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()) -> list[Json]:
         data = await self.call(

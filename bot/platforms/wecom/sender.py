@@ -8,7 +8,8 @@ sync is on, "mark_tag" (our tags onto the customer as corp tags) and "corp_tags"
 renamed and deleted corp tags into ours); "mass_send" (a content-calendar mass send a
 staff member confirms in WeCom; the customers WeCom left out are noted on the row); and a
 calendar's Moments post: "moment_task", "moment_result", "moment_read" (moments_flow.py);
-group welcome templates and channels' join ways: "group_welcome", "join_way" (group_flow.py).
+group welcome templates and channels' join ways: "group_welcome", "join_way" (group_flow.py);
+the console's bulk transfer to a colleague (在职继承): "transfer_customer" (transfers.py).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from bot.platforms.wecom.contacts import ChannelJoin, apply_contact, apply_group
 from bot.platforms.wecom.corp_tags import CorpTags, TagName, TagNameTooLong, too_long
 from bot.platforms.wecom.errors import WeComApiError, WeComRateLimited, WeComTransportError, outcome_unknown
 from bot.platforms.wecom.group_flow import GroupFlow
+from bot.platforms.wecom.mass_attachments import wire_attachments
 from bot.platforms.wecom.mass_lookup import find_mass_send
 from bot.platforms.wecom.moments_flow import MomentsFlow
 from bot.platforms.wecom.outcomes import reply_window_refusal, result_for
+from bot.platforms.wecom.transfers import transfer_customers
 from bot.platforms.wecom.updates import PLATFORM
 from bot.settings.model import ChannelSettings
 from bot.shared.prompt_links import LinkBuilder, no_links, prompt_url
@@ -121,6 +124,8 @@ class WeComSender:
                     return await self.groups.welcome(message)
                 case "join_way":
                     return await self.groups.join_way(message)
+                case "transfer_customer":
+                    return await transfer_customers(self._client, self._sessions, message)
                 case "corp_tags":
                     if self.corp_tags is None:
                         return SendResult.sent("tag sync off: corp tag list not read")
@@ -197,11 +202,14 @@ class WeComSender:
                 log.info("mass send %s was created by an earlier try (%s): not sent again", message.dedupe_key, found)
                 return SendResult.sent(found)
         try:
+            attachments = await wire_attachments(self._client, message.meta.get("attachments") or {})
             result = await self._client.add_msg_template(
                 message.recipient, message.body, chat_type=chat_type,
                 external_userids=targets if key == "external_userid" else (),
-                chat_ids=targets if key == "chat_id_list" else (),
+                chat_ids=targets if key == "chat_id_list" else (), attachments=attachments,
             )
+        except FileNotFoundError as error:  # an image removed from the media folder since the entry was saved
+            return SendResult.failed(f"attachment file missing: {error.filename}")
         except ValueError as error:
             return SendResult.failed(str(error))
         except WeComTransportError as error:
