@@ -37,11 +37,11 @@ from scheduler.sent_records import GroupCommit
 from scheduler.welcome_missed import prompt_owner
 from storage import outbox
 from storage.engine import SessionFactory
-from storage.interactions import record_interaction
+from storage.interactions import record_interactions
 from storage.loops import Loops
 from storage.metrics import WELCOME_CODE_EXPIRED, count_hold, record_send
 from storage.models import OutboxEntry, utcnow
-from storage.outcomes import record_touch, source_of
+from storage.outcomes import NewTouch, record_touches, source_of
 from storage.tracing import request_id_in, traced
 
 log = logging.getLogger(__name__)
@@ -427,20 +427,24 @@ class DeliveryLoop:
         log.debug("outbox row %s (%s): %s in %.0f ms %s", row.id, row.route, result.status, seconds * 1000, result.detail)
         return result
 
-    async def _record_sent(self, session: AsyncSession, sent: tuple[OutboxEntry, SendResult]) -> None:
-        row, result = sent
-        assert row.id is not None
+    async def _record_sent(self, session: AsyncSession, sent: list[tuple[OutboxEntry, SendResult]]) -> None:
+        """Sends that went through: marked sent, and those that put words in front of a
+        member recorded as her interaction and, when they count, as a touch."""
         now = self._clock()
-        if await outbox.mark_sent(session, row.id, now, result.platform_msg_id, self.owner) and (
-                row.member_id is not None and row.route in MESSAGE_ROUTES):
-            by_staff = '"by_staff"' in (row.meta or "")  # a person's reply from the console
-            await record_interaction(
-                session, row.member_id, "staff_out" if by_staff else "message_out", row.platform, now, row.body,
-                ref=f"outbox:{row.id}",
-            )
-            if (source := source_of(row.dedupe_key, row.route, json.loads(row.meta or "{}"))) is not None:
-                await record_touch(session, row.member_id, now, source, f"outbox:{row.id}",
-                                   staff_id=row.staff_id, scheme=self._outcome_scheme)
+        marked = await outbox.mark_sent_many(
+            session, [(row.id or 0, result.platform_msg_id) for row, result in sent], now, self.owner)
+        spoken = [row for row, _ in sent if row.id in marked and row.member_id is not None and row.route in MESSAGE_ROUTES]
+        await record_interactions(session, [
+            # A person's reply from the console is the staff's words, not ours.
+            {"member_id": row.member_id, "kind": "staff_out" if '"by_staff"' in (row.meta or "") else "message_out",
+             "platform": row.platform, "at": now, "text": row.body, "ref": f"outbox:{row.id}"}
+            for row in spoken
+        ])
+        await record_touches(session, [
+            NewTouch(row.member_id, now, source, f"outbox:{row.id}", row.staff_id)  # type: ignore[arg-type]
+            for row in spoken
+            if (source := source_of(row.dedupe_key, row.route, json.loads(row.meta or "{}"))) is not None
+        ], self._outcome_scheme)
 
     async def _record(self, row: OutboxEntry, result: SendResult) -> None:
         assert row.id is not None

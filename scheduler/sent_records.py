@@ -23,9 +23,10 @@ Item = TypeVar("Item")
 
 
 class GroupCommit(Generic[Item]):
-    """`add` returns once `write(session, item)` has committed, in a shared transaction."""
+    """`add` returns once its item has committed, written by `write(session, items)`
+    together with the others gathered meanwhile."""
 
-    def __init__(self, sessions: SessionFactory, write: Callable[[AsyncSession, Item], Awaitable[None]]):
+    def __init__(self, sessions: SessionFactory, write: Callable[[AsyncSession, list[Item]], Awaitable[None]]):
         self._sessions = sessions
         self._write = write
         self._queue: list[tuple[Item, asyncio.Future[None]]] = []
@@ -59,8 +60,7 @@ class GroupCommit(Generic[Item]):
 
     async def _commit(self, batch: list[tuple[Item, asyncio.Future[None]]]) -> None:
         async with self._sessions() as session, session.begin():
-            for item, _ in batch:
-                await self._write(session, item)
+            await self._write(session, [item for item, _ in batch])
 
 
 def _fail(done: asyncio.Future[None]) -> None:

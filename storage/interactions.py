@@ -54,6 +54,13 @@ async def record_interaction(
     await session.execute(statement)
 
 
+async def record_interactions(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    """`record_interaction` for many (keys: member_id, kind, platform, at, text, ref), in one
+    statement."""
+    if rows:
+        await session.execute(insert_ignoring_conflicts(INTERACTIONS, session.bind.dialect.name, ["ref"]), list(rows))
+
+
 async def count_interactions(session: AsyncSession, member_id: int) -> int:
     statement = select(func.count()).where(Interaction.member_id == member_id)
     return int((await session.execute(statement)).scalar_one())

@@ -166,6 +166,24 @@ async def mark_sent(
     return await _set(session, entry_id, owner, status="sent", sent_at=now, platform_msg_id=platform_msg_id, last_error=None)
 
 
+async def mark_sent_many(
+    session: AsyncSession, sent: Sequence[tuple[int, str | None]], now: datetime, owner: str | None = None
+) -> set[int]:
+    """`mark_sent` for many rows (id, the platform's message id) in one statement; returns
+    the ids still held by `owner`, the ones marked."""
+    if not sent:
+        return set()
+    msg_ids = {entry_id: msg_id for entry_id, msg_id in sent if msg_id is not None}
+    statement = (
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_([entry_id for entry_id, _ in sent]), _held_by(owner))
+        .values(status="sent", sent_at=now, last_error=None, **_UNCLAIMED,
+                platform_msg_id=case(msg_ids, value=OUTBOX.c.id, else_=None) if msg_ids else None)
+        .returning(OUTBOX.c.id)
+    )
+    return set((await session.execute(statement)).scalars())
+
+
 async def mark_failed(session: AsyncSession, entry_id: int, error: str, owner: str | None = None) -> bool:
     return await _set(session, entry_id, owner, status="failed", last_error=error)
 

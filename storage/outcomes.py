@@ -35,6 +35,8 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,20 +80,14 @@ def source_of(dedupe_key: str, route: str, meta: Mapping[str, Any]) -> TouchSour
     return None
 
 
-def _her(member_id: int, column: Any) -> Any:
-    return select(column).where(MEMBERS.c.id == member_id).scalar_subquery()
-
-
-def _layer(member_id: int, scheme: str) -> Any:
-    return (select(LAYERS.c.layer).where(LAYERS.c.member_id == member_id, LAYERS.c.scheme == scheme)
-            .scalar_subquery())
-
-
-def _channel(member_id: int) -> Any:
-    """The state of the channel code she came by (her newest `channel:<state>` tag source)."""
-    ref = MEMBER_TAGS.c.source_ref
-    return (select(func.substr(ref, 9)).where(MEMBER_TAGS.c.member_id == member_id, ref.like("channel:%"))
-            .order_by(MEMBER_TAGS.c.first_seen.desc()).limit(1).scalar_subquery())
+@dataclass(frozen=True, slots=True)
+class NewTouch:
+    member_id: int
+    at: datetime
+    source: TouchSource
+    ref: str  # once per ref: the outbox row, task or holdout it stands for
+    staff_id: int | None = None  # None: her owner
+    held_out: bool = False
 
 
 async def record_touch(
@@ -99,15 +95,41 @@ async def record_touch(
     staff_id: int | None = None, held_out: bool = False, scheme: str = "value",
 ) -> None:
     """One touch, once per `ref`, with her owner, store and layer as they are now."""
-    source_ref: Any = source.ref
-    if source.kind == "channel" and not source.ref:
-        source_ref = func.coalesce(_channel(member_id), "")
-    statement = insert_ignoring_conflicts(OUTCOME_TOUCHES, session.bind.dialect.name, ["ref"]).values(
-        member_id=member_id, at=at, source_kind=source.kind, source_ref=source_ref,
-        staff_id=staff_id if staff_id is not None else _her(member_id, MEMBERS.c.owner_staff_id),
-        store_id=_her(member_id, MEMBERS.c.store_id), layer=_layer(member_id, scheme), held_out=held_out, ref=ref,
+    await record_touches(session, [NewTouch(member_id, at, source, ref, staff_id, held_out)], scheme)
+
+
+async def record_touches(session: AsyncSession, touches: Sequence[NewTouch], scheme: str = "value") -> None:
+    """Touches in one statement (a welcome burst sends hundreds a second), each once per
+    `ref`, with her owner (unless a staff member is given), store and layer as they are
+    now; a welcome's channel is the state of her newest `channel:<state>` tag."""
+    if not touches:
+        return
+    # The rows as a SELECT … UNION ALL (SQLite names no columns of a VALUES list).
+    at_type = OUTCOME_TOUCHES.c.at.type
+    given = union_all(*(
+        select(literal(t.member_id, Integer).label("member_id"), literal(t.at, at_type).label("at"),
+               literal(t.source.kind, String).label("kind"), literal(t.source.ref, String).label("source_ref"),
+               literal(t.staff_id, Integer).label("staff_id"), literal(t.held_out, Boolean).label("held_out"),
+               literal(t.ref, String).label("ref"))
+        for t in touches
+    )).cte("given")
+    tag_ref = MEMBER_TAGS.c.source_ref
+    channel = (
+        select(func.substr(tag_ref, 9)).where(MEMBER_TAGS.c.member_id == given.c.member_id, tag_ref.like("channel:%"))
+        .order_by(MEMBER_TAGS.c.first_seen.desc()).limit(1).scalar_subquery()
     )
-    await session.execute(statement)
+    chosen = (
+        select(given.c.member_id, given.c.at, given.c.kind,
+               case((and_(given.c.kind == "channel", given.c.source_ref == ""), func.coalesce(channel, "")),
+                    else_=given.c.source_ref),
+               func.coalesce(given.c.staff_id, MEMBERS.c.owner_staff_id), MEMBERS.c.store_id, LAYERS.c.layer,
+               given.c.held_out, given.c.ref)
+        .select_from(given.join(MEMBERS, MEMBERS.c.id == given.c.member_id)
+                     .outerjoin(LAYERS, and_(LAYERS.c.member_id == given.c.member_id, LAYERS.c.scheme == scheme)))
+        .where(true())  # SQLite reads ON CONFLICT after a join as part of it without a WHERE
+    )
+    await session.execute(insert_ignoring_conflicts(OUTCOME_TOUCHES, session.bind.dialect.name, ["ref"]).from_select(
+        ["member_id", "at", "source_kind", "source_ref", "staff_id", "store_id", "layer", "held_out", "ref"], chosen))
 
 
 async def record_holdouts(
