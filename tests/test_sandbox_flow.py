@@ -36,6 +36,12 @@ async def test_a_message_is_stored_tagged_and_answered_by_the_persona(
 
     assert reply["direction"] == "out"
     assert "小禾" in reply["text"] and "面包控" in reply["text"]
+
+    async def recorded() -> bool:  # the send is recorded a moment after the page got it
+        async with sessions() as session:
+            return [row.status for row in (await session.execute(select(OutboxEntry))).scalars()] == ["sent"]
+
+    await eventually(recorded)
     async with sessions() as session:
         member = await member_by_identity(session, "sandbox", "王芳")
         assert member is not None and member.id is not None
