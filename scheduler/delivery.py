@@ -193,7 +193,7 @@ class DeliveryLoop:
         self._welcomes_settled.clear()
         self._wakeup.set()
 
-    async def welcomes_settled(self, longest: float = 5.0) -> None:
+    async def welcomes_settled(self, longest: float = 1.0) -> None:
         """Return once no welcome is in hand or waiting (or after `longest` seconds, so a
         platform that stalls welcomes holds nothing else back for long)."""
         if not self._welcomes_settled.is_set():
