@@ -22,6 +22,7 @@ from bot.console.config_words import spoken_all
 from bot.console.i18n import translator
 from bot.console.keys import LANGUAGE, operators_only
 from bot.console.render import render
+from bot.console.tag_forms import KIND_LABELS
 from bot.settings.layers import SchemeSettings
 from bot.settings.rules import TagGroupSettings, TagRuleSettings
 from bot.shared.keys import SESSIONS
@@ -33,7 +34,6 @@ from storage.models import utcnow
 from storage.rule_counts import TagSourceCount, last_layer_runs, tag_source_counts
 
 RECENT_DAYS = 7
-KIND_LABELS = {"keyword": "关键词", "regex": "正则", "event": "事件", "behaviour": "行为"}
 METRIC_LABELS = {
     "recency_days": "最近下单距今天数", "frequency": "下单次数", "monetary": "消费金额（元）",
     "r_score": "R 分（最近下单）", "f_score": "F 分（下单频次）", "m_score": "M 分（消费金额）",

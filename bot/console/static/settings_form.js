@@ -83,3 +83,15 @@
     timers.set(area, setTimeout(() => preview(area), 300));
   });
 })();
+
+// Tag rules: a new rule shows the fields of the kind chosen only (the server reads that kind's only).
+(function () {
+  function show(select) {
+    const row = select.closest(".form-row");
+    row.querySelectorAll("[data-kind-fields]").forEach((part) => { part.hidden = part.dataset.kindFields !== select.value; });
+  }
+  document.querySelectorAll("select[data-rule-kind]").forEach(show);
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("select[data-rule-kind]")) show(event.target);
+  });
+})();
