@@ -1,4 +1,4 @@
-"""The `tags` section as a form: tag groups (name, 互斥, 过期天数) and tag rules of every
+"""The `tags` section as a form: tag groups (name, exclusive, days to expiry) and tag rules of every
 kind (keyword, regex, event, behaviour), each with its tag, group, weight and an on/off
 switch. Pure functions, the same shape as `bot.console.section_forms`: the section as
 form values, the posted form back into the section's document (the one in force with the
