@@ -19,7 +19,7 @@ from bot.settings.documents import apply_documents, documents_of
 from bot.settings.model import load_settings
 from bot.shared.live_config import LIVE
 from storage.engine import SessionFactory
-from storage.models import LayerAssignment, Order, utcnow
+from storage.models import CustomerGroup, LayerAssignment, Order, utcnow
 from tests.conftest import write_config
 from tests.console_harness import ConsoleClient, ConsoleServer
 from tests.test_console_settings_forms import field_problems, form_fields, value_of, versions
@@ -38,11 +38,15 @@ def typed(page: str, **changes: str) -> dict[str, str]:
 async def test_event_and_behaviour_rules_added_in_the_form_tag_members_without_a_restart(
     console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
 ) -> None:
+    async with sessions() as session, session.begin():
+        session.add(CustomerGroup(platform="wecom", chat_id="wr-weekend", name="周末烘焙群"))
     ops = await log_in("ops")
     page = await ops.get("/admin/settings/tags")
-    # Events and subjects by label: stores by name, the event in words.
+    # Events and subjects by label: stores and customer groups by name, the event in words.
     assert ">退订营销消息</option>" in page and ">加入客户群</option>" in page
-    assert '<option value="jingan">静安店</option>' in page
+    assert '<option value="jingan">静安店</option>' in page and '<option value="周末烘焙群">周末烘焙群</option>' in page
+    assert "interest-bread" not in re.sub(r'<input type="hidden"[^>]*>', "", page.split('data-testid="settings-form"')[1]
+                                          .split("</form>")[0])  # the rule's id is no text on screen
     assert value_of(page, "tagrules-0-tag") == "面包控" and value_of(page, "tagrules-0-id") == "interest-bread"
     before = await versions(sessions, "tags")
     saved = await ops.post("/admin/settings/tags", typed(
@@ -206,8 +210,38 @@ def test_the_forms_round_trip_the_sections_they_show(tmp_path: Path) -> None:
     assert not problems and apply_documents(settings, {"layers": body}).layers == settings.layers
 
 
-async def test_staff_cannot_open_or_save_the_rule_forms(console: ConsoleServer, log_in: LogIn) -> None:
+async def test_staff_cannot_open_or_save_the_rule_forms_nor_a_forged_post(
+    console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
+) -> None:
     staff = await log_in("liuyang")
     for name in ("tags", "layers"):
         await staff.get(f"/admin/settings/{name}", expect=403)
         await staff.post(f"/admin/settings/{name}", {"groups-0-name": "x"}, expect=403)
+    ops = await log_in("ops")
+    page = await ops.get("/admin/settings/tags")
+    before = await versions(sessions, "tags")
+    forged = typed(page, **{"groups-0-name": "伪造"}) | {"csrf": "guessed"}
+    assert "表单已过期" in await ops.post("/admin/settings/tags", forged, expect=403, csrf=False)
+    assert await versions(sessions, "tags") == before
+
+
+def test_a_layer_added_and_one_removed_in_the_form(tmp_path: Path) -> None:
+    """A new layer gets a name of its own (the label is what operators see); a layer
+    ticked for removal goes; the other schemes and the RFM settings are kept."""
+    settings = load_settings(write_config(tmp_path, "sqlite:///x.db", """
+        [layers.rfm]
+        window_days = 180
+    """))
+    values = layer_values(settings)
+    lifecycle = values["schemes"][1]["layers"]
+    lifecycle[0]["remove"] = "on"  # 新客 goes
+    lifecycle.append({"name": "", "at": "", "label": "回流", "order": "2.5", "remove": "", "tags_all": "",
+                      "tags_any": "", "tags_none": "",
+                      "conditions": [{"metric": "interactions", "days": "7", "op": ">=", "value": "3", "remove": ""}]})
+    body, _rows, problems = layer_body(values, documents_of(settings)["layers"])
+    assert not problems
+    again = apply_documents(settings, {"layers": body}).layers
+    layers = [(layer.name, layer.label, layer.when) for layer in again.schemes[1].layers]
+    assert layers[:2] == [("active", "活跃", {"interactions_30d": ">= 1"}), ("layer-5", "回流", {"interactions_7d": ">= 3"})]
+    assert "new" not in {name for name, _label, _when in layers}
+    assert again.rfm.window_days == 180 and again.schemes[0] == settings.layers.schemes[0]
