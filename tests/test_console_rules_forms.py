@@ -245,3 +245,19 @@ def test_a_layer_added_and_one_removed_in_the_form(tmp_path: Path) -> None:
     assert layers[:2] == [("active", "活跃", {"interactions_30d": ">= 1"}), ("layer-5", "回流", {"interactions_7d": ">= 3"})]
     assert "new" not in {name for name, _label, _when in layers}
     assert again.rfm.window_days == 180 and again.schemes[0] == settings.layers.schemes[0]
+
+
+def test_half_filled_rows_are_refused_not_dropped(tmp_path: Path) -> None:
+    """A group ticked exclusive without its name, a new layer with conditions but no
+    label: said at the field, not silently left out."""
+    settings = load_settings(write_config(tmp_path, "sqlite:///x.db"))
+    values = tag_values(settings)
+    values["groups"].append({"name": "", "exclusive": "on", "expire_days": ""})
+    body, rows, problems = tag_body(values, documents_of(settings)["tags"])
+    assert body["groups"] == [{"name": "", "exclusive": True}] and rows["groups"] == {"0": 0}
+    values = layer_values(settings)
+    values["schemes"][0]["layers"].append({
+        "name": "", "at": "", "label": "", "order": "9", "remove": "", "tags_all": "", "tags_any": "", "tags_none": "",
+        "conditions": [{"metric": "frequency", "days": "", "op": ">=", "value": "9", "remove": ""}]})
+    _body, _rows, problems = layer_body(values, documents_of(settings)["layers"])
+    assert problems == ["layer-0-6-label: required"]

@@ -107,9 +107,13 @@ def body_of(values: Values, held: Mapping[str, Any] | None) -> tuple[dict[str, A
         old_layers = list(old.get("layers") or [])
         placed = []
         for n, row in enumerate(shown.get("layers", [])):
-            if row.get("remove") or not (row.get("label", "").strip() or row.get("at", "")):
-                continue
             at = row.get("at", "")
+            filled = row.get("label", "").strip() or any(c.get("metric") for c in row.get("conditions", [])) or \
+                any(row.get(f, "").strip() for f in TAG_FIELDS)
+            if row.get("remove") or not (filled or at):
+                continue
+            if not at and not row.get("label", "").strip():  # operators know a layer by its label
+                problems.append(f"layer-{s}-{n}-label: required")
             entry = dict(old_layers[int(at)]) if at.isdigit() and int(at) < len(old_layers) else {}
             if not entry:  # a new layer: a name of its own
                 taken = {str(e.get("name")) for e in old_layers}

@@ -35,7 +35,7 @@ _INTEGER = re.compile(r"-?\d{1,9}")
 _RULE_PROBLEMS = (("pattern", "pattern"), ("keyword", "keywords"), ("needs event", "event"),
                   ("measure", "measure"))
 
-_FILLED = ("tag", "keywords", "pattern", "event", "days")  # a rule row with none of these is the empty one
+_FILLED = ("tag", "group", "keywords", "pattern", "event", "days")  # a rule row with none of these is the empty one
 
 Values = dict[str, Any]
 
@@ -80,7 +80,7 @@ def body_of(values: Values, held: Mapping[str, Any] | None) -> tuple[dict[str, A
     problems: list[str] = []
     groups = []
     for n, row in enumerate(values.get("groups", [])):
-        if row.get("remove") or not any(row.get(f, "").strip() for f in ("name", "expire_days")):
+        if row.get("remove") or not any(row.get(f, "").strip() for f in GROUP_FIELDS):
             continue
         group: dict[str, Any] = {"name": row.get("name", "").strip(), "exclusive": row.get("exclusive") == "on"}
         if (days := _number(row.get("expire_days", ""))) is not None:
