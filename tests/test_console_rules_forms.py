@@ -105,6 +105,12 @@ async def test_a_bad_regex_and_a_bad_group_are_refused_at_their_fields(
     [problem] = field_problems(refused, "tagrules-1-pattern")
     # siyu check's own words about RE2 after the console's.
     assert problem.startswith("不是有效的正则表达式：") and "invalid perl operator: (?<=" in problem
+    await ops.get("/admin/language/en")
+    in_english = await ops.post("/admin/settings/tags", typed(
+        page, **{"tagrules-1-kind": "regex", "tagrules-1-tag": "问地址", "tagrules-1-pattern": "(?<=在)哪"}), expect=400)
+    assert field_problems(in_english, "tagrules-1-pattern")[0].startswith("Not a valid regular expression: ")
+    assert "Opted out of marketing</option>" in in_english and "Which event" in in_english  # the form in English too
+    await ops.get("/admin/language/zh")
     assert field_problems(refused, "groups-0-expire_days") == ["不能小于 1"]
     assert value_of(refused, "tagrules-1-pattern") == "(?<=在)哪" and value_of(refused, "tagrules-1-tag") == "问地址"
     assert await versions(sessions, "tags") == before
