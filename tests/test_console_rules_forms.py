@@ -48,6 +48,7 @@ async def test_event_and_behaviour_rules_added_in_the_form_tag_members_without_a
     assert "interest-bread" not in re.sub(r'<input type="hidden"[^>]*>', "", page.split('data-testid="settings-form"')[1]
                                           .split("</form>")[0])  # the rule's id is no text on screen
     assert value_of(page, "tagrules-0-tag") == "面包控" and value_of(page, "tagrules-0-id") == "interest-bread"
+    assert "现在生效：含任一关键词：面包、吐司" in page
     before = await versions(sessions, "tags")
     saved = await ops.post("/admin/settings/tags", typed(
         page, **{"groups-0-name": "订阅", "groups-0-exclusive": "on", "groups-0-expire_days": "",
@@ -154,6 +155,7 @@ async def test_a_layer_condition_changed_in_words_moves_members_on_the_next_reco
     assert '<option value="paid_member" selected>是付费会员</option>' in page
     assert '<option value="f_score" selected>F 分（下单频次，1–5）</option>' in page
     assert value_of(page, "cond-2-2-1-value") == "4"
+    assert "现在生效：是付费会员，且F 分（下单频次） ≥ 4" in page  # and what is in force, in a sentence
     before = await versions(sessions, "layers")
     saved = await ops.post("/admin/settings/layers", typed(
         page, **{"layer-2-2-label": "常客", "cond-2-2-0-remove": "on",

@@ -18,6 +18,7 @@ from bot.console.config_store import NOTICES, held_bodies, problems_with, spoken
 from bot.console.keys import operators_only
 from bot.console.render import render
 from bot.console import layer_forms, tag_forms
+from bot.console.rule_words import layer_readings, rule_reading
 from bot.console.section_forms import GENERAL, body_of, field_of, posted_values, values_of, with_blank_rows
 from bot.settings.documents import DOCUMENTS
 from bot.settings.model import configured_tags
@@ -69,7 +70,11 @@ async def form_page(request: web.Request, name: str, values: Mapping[str, Any], 
                   care_texts=[(label, "/admin/settings/texts?" + urlencode({"name": getattr(settings.care.templates, key)}))
                               for key, label in CARE_TEXTS],
                   **(_tag_choices(settings, stores, chat_groups) if name == "tags" else {}),
-                  metrics=layer_forms.METRICS, comparisons=layer_forms.COMPARISONS)
+                  metrics=layer_forms.METRICS, comparisons=layer_forms.COMPARISONS,
+                  # what is in force, in words, beside the fields (the rules page's readings)
+                  rule_readings={r.id: rule_reading(r) for r in settings.tags.rules} if name == "tags" else {},
+                  layer_words={f"{s.name}:{n}": layer_readings(layer.layer()) for s in settings.layers.schemes
+                               for n, layer in enumerate(s.layers)} if name == "layers" else {})
 
 
 def _tag_choices(settings: Any, stores: list[tuple[str, str]], chat_groups: list[str]) -> dict[str, Any]:
