@@ -6,10 +6,12 @@ as typed and no version stored; staff are turned away."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bot.cli.main import main
@@ -171,7 +173,7 @@ async def test_a_layer_condition_changed_in_words_moves_members_on_the_next_reco
 
 
 async def test_a_bad_condition_is_refused_at_its_value_and_layers_reorder(
-    console: ConsoleServer, log_in: LogIn, sessions: SessionFactory
+    console: ConsoleServer, log_in: LogIn, sessions: SessionFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ops = await log_in("ops")
     page = await ops.get("/admin/settings/layers")
@@ -188,6 +190,10 @@ async def test_a_bad_condition_is_refused_at_its_value_and_layers_reorder(
     await ops.post("/admin/settings/layers", typed(page, **{"layer-2-3-order": "2.5"}))
     order = [layer.name for layer in console.server.app[LIVE].settings.layers.schemes[2].layers]
     assert order == ["partner", "referrer", "paying", "vip", "target"]
+    capsys.readouterr()
+    show = ["layers", "show", "--scheme", "evolution", "--json", "--config", str(tmp_path / "siyu.toml")]
+    assert await asyncio.to_thread(main, show) == 0  # the command line reads the scheme as the console holds it
+    assert [p["layer"] for p in json.loads(capsys.readouterr().out)["pyramid"]][:4] == order[:4]
 
 
 def test_the_forms_round_trip_the_sections_they_show(tmp_path: Path) -> None:

@@ -25,8 +25,7 @@ AVERAGE_NOTE = "active members / day: the average over the days a snapshot ran"
 
 
 async def layers_recompute(settings: Settings, scheme: str | None, full: bool, as_json: bool) -> int:
-    async with open_sessions(settings) as sessions:  # the schemes as the console holds them, as the server runs them
-        settings = await settings_in_force(sessions, settings)
+    settings = await _in_force(settings)  # the schemes as the console holds them, as the server runs them
     schemes = [s.scheme() for s in settings.layers.schemes if scheme in (None, s.name)]
     if not schemes:
         known = ", ".join(s.name for s in settings.layers.schemes)
@@ -49,7 +48,13 @@ async def layers_recompute(settings: Settings, scheme: str | None, full: bool, a
     return 0
 
 
+async def _in_force(settings: Settings) -> Settings:
+    async with open_sessions(settings) as sessions:
+        return await settings_in_force(sessions, settings)
+
+
 def show(settings: Settings, scheme_name: str | None, as_json: bool) -> int:
+    settings = asyncio.run(_in_force(settings))  # layers added or reordered in the console
     configured = settings.layers.schemes
     chosen = next((s for s in configured if scheme_name in (None, s.name)), None)
     if chosen is None:
