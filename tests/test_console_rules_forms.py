@@ -275,3 +275,17 @@ def test_half_filled_rows_are_refused_not_dropped(tmp_path: Path) -> None:
         "conditions": [{"metric": "frequency", "days": "", "op": ">=", "value": "9", "remove": ""}]})
     _body, _rows, problems = layer_body(values, documents_of(settings)["layers"])
     assert problems == ["layer-0-6-label: required"]
+
+
+def test_two_new_layers_get_names_of_their_own_and_a_metric_twice_is_refused(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, "sqlite:///x.db"))
+    values = layer_values(settings)
+    new = {"name": "", "at": "", "order": "9", "remove": "", "tags_all": "", "tags_any": "", "tags_none": "",
+           "conditions": []}
+    values["schemes"][1]["layers"] += [new | {"label": "甲"}, new | {"label": "乙"}]
+    body, _rows, problems = layer_body(values, documents_of(settings)["layers"])
+    assert not problems and [e["name"] for e in body["schemes"][1]["layers"][-2:]] == ["layer-5", "layer-6"]
+    twice = {"metric": "frequency", "days": "", "op": ">=", "value": "1", "remove": ""}
+    values["schemes"][0]["layers"][0]["conditions"] += [twice, twice]
+    _body, _rows, problems = layer_body(values, documents_of(settings)["layers"])
+    assert problems == ["cond-0-0-4-metric: used twice in one layer"]

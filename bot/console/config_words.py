@@ -57,6 +57,7 @@ _SHAPES: Sequence[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^(?P<metric>\w+): '(?P<value>[^']*)' is not a comparison.*$"), "「{value}」不是数字（或 true、false）"),
     (re.compile(r"^(?P<metric>\w+): true/false takes == or != only$"), "true 或 false 只能用「等于」或「不等于」"),
     (re.compile(r"^required: days from 1 to 9999$"), "必须填写：1 到 9999 天"),
+    (re.compile(r"^used twice in one layer$"), "同一层里这个指标只能用一次"),
     (re.compile(r"^List should have at least 1 item.*$"), "至少要有一项"),
     (re.compile(r"^must be a per cent from 0 to 50$"), "请填 0 到 50 之间的百分数"),
     # attachments (scheduler/mass_attachments.py, scheduler/moments.py)

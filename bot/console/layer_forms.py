@@ -105,7 +105,8 @@ def body_of(values: Values, held: Mapping[str, Any] | None) -> tuple[dict[str, A
         if old is None:
             continue  # a scheme is added or removed in expert mode
         old_layers = list(old.get("layers") or [])
-        placed = []
+        taken = {str(e.get("name")) for e in old_layers}
+        placed: list[tuple[float, int, dict[str, Any], dict[str, str]]] = []
         for n, row in enumerate(shown.get("layers", [])):
             at = row.get("at", "")
             filled = row.get("label", "").strip() or any(c.get("metric") for c in row.get("conditions", [])) or \
@@ -116,25 +117,24 @@ def body_of(values: Values, held: Mapping[str, Any] | None) -> tuple[dict[str, A
                 problems.append(f"layer-{s}-{n}-label: required")
             entry = dict(old_layers[int(at)]) if at.isdigit() and int(at) < len(old_layers) else {}
             if not entry:  # a new layer: a name of its own
-                taken = {str(e.get("name")) for e in old_layers}
                 number = len(taken) + 1
                 while f"layer-{number}" in taken:
                     number += 1
+                taken.add(f"layer-{number}")
                 entry = {"name": f"layer-{number}"}
             entry["label"] = row.get("label", "").strip()
             for f in TAG_FIELDS:
                 entry.pop(f, None)
                 if words := names(row.get(f, "")):
                     entry[f] = words
-            entry["when"] = _when(row.get("conditions", []), f"cond-{s}-{n}", problems, rows["conditions"],
-                                  f"{len(schemes)}.{{layer}}", dict(entry.get("when") or {}))
-            placed.append((_order(row.get("order", ""), n + 1), n, entry))
+            entry["when"], fields = _when(row.get("conditions", []), f"cond-{s}-{n}", problems,
+                                          dict(entry.get("when") or {}))
+            placed.append((_order(row.get("order", ""), n + 1), n, entry, fields))
         placed.sort(key=lambda item: (item[0], item[1]))
-        for index, (_order_, n, _entry) in enumerate(placed):
+        for index, (_place, n, _entry, fields) in enumerate(placed):  # the checker counts in the saved order
             rows["layers"][f"{len(schemes)}.{index}"] = f"layer-{s}-{n}"
-            for key in [k for k in rows["conditions"] if k.startswith(f"{len(schemes)}.n{n}.")]:
-                rows["conditions"][f"{len(schemes)}.{index}.{key.split('.', 2)[2]}"] = rows["conditions"].pop(key)
-        schemes.append({**old, "label": shown.get("label", "").strip(), "layers": [e for _o, _n, e in placed]})
+            rows["conditions"] |= {f"{len(schemes)}.{index}.{metric}": field for metric, field in fields.items()}
+        schemes.append({**old, "label": shown.get("label", "").strip(), "layers": [e for _p, _n, e, _f in placed]})
     body["schemes"] = schemes + [s for name, s in held_schemes.items()
                                  if name not in {x.get("name") for x in values.get("schemes", [])}]
     return body, rows, problems
@@ -147,12 +147,12 @@ def _same(metric: str, held: Any, written: str) -> bool:
         return False
 
 
-def _when(conditions: list[Mapping[str, str]], prefix: str, problems: list[str], rows: dict[str, str],
-          where: str, held: Mapping[str, Any]) -> dict[str, Any]:
+def _when(conditions: list[Mapping[str, str]], prefix: str, problems: list[str],
+          held: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """`metric → "op value"` as the TOML writes it (a condition left as it was, as it was
-    written: `frequency = 0` stays so); the row each metric came from."""
+    written: `frequency = 0` stays so), and the form row each metric came from."""
     when: dict[str, Any] = {}
-    layer_key = where.format(layer="n" + prefix.rsplit("-", 1)[1])
+    fields: dict[str, str] = {}
     for c, row in enumerate(conditions):
         field = f"{prefix}-{c}"
         metric, value = row.get("metric", ""), row.get("value", "").strip()
@@ -168,12 +168,12 @@ def _when(conditions: list[Mapping[str, str]], prefix: str, problems: list[str],
             problems.append(f"{field}-value: required")
             continue
         if metric in when:
-            problems.append(f"{field}-metric: duplicate metric: {metric}")
+            problems.append(f"{field}-metric: used twice in one layer")
             continue
         written = f"{row.get('op', '==')} {value}"
         when[metric] = held[metric] if metric in held and _same(metric, held[metric], written) else written
-        rows[f"{layer_key}.{metric}"] = field
-    return when
+        fields[metric] = field
+    return when, fields
 
 
 def field_of(problem: str, rows: Mapping[str, Mapping[str, str]]) -> str:
