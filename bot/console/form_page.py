@@ -14,14 +14,14 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from bot.console import layer_forms, tag_forms
 from bot.console.config_store import NOTICES, held_bodies, problems_with, spoken, store_change
 from bot.console.keys import operators_only
 from bot.console.render import render
-from bot.console import layer_forms, tag_forms
 from bot.console.rule_words import layer_readings, rule_reading
 from bot.console.section_forms import GENERAL, body_of, field_of, posted_values, values_of, with_blank_rows
 from bot.settings.documents import DOCUMENTS
-from bot.settings.model import configured_tags
+from bot.settings.model import Settings, configured_tags
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
 from storage.calendar import known_names
@@ -77,7 +77,7 @@ async def form_page(request: web.Request, name: str, values: Mapping[str, Any], 
                                for n, layer in enumerate(s.layers)} if name == "layers" else {})
 
 
-def _tag_choices(settings: Any, stores: list[tuple[str, str]], chat_groups: list[str]) -> dict[str, Any]:
+def _tag_choices(settings: Settings, stores: list[tuple[str, str]], chat_groups: list[str]) -> dict[str, Any]:
     """What an operator picks a rule's event and its subject from, by name: channels (by
     their code and store), customer groups, stores."""
     wecom = settings.platforms.wecom
@@ -85,9 +85,9 @@ def _tag_choices(settings: Any, stores: list[tuple[str, str]], chat_groups: list
     channels = [(code, code + (f" · {store_names.get(c.store, c.store)}" if c.store else ""))
                 for code, c in (wecom.channels.items() if wecom else ())]
     subjects = {"channel": channels, "group": [(g, g) for g in chat_groups], "store": stores}
-    return {"kinds": tag_forms.KINDS, "kind_labels": tag_forms.KIND_LABELS,
-            "subject_values": {value for listed in subjects.values() for value, _shown in listed}, "events": tag_forms.EVENT_LABELS, "event_subjects": tag_forms.EVENT_SUBJECTS,
-            "subjects": subjects,
+    return {"kinds": tag_forms.KINDS, "kind_labels": tag_forms.KIND_LABELS, "events": tag_forms.EVENT_LABELS,
+            "event_subjects": tag_forms.EVENT_SUBJECTS, "subjects": subjects,
+            "subject_values": {value for listed in subjects.values() for value, _shown in listed},
             "tag_groups": [g.name for g in settings.tags.groups]}
 
 

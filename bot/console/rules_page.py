@@ -1,7 +1,7 @@
 """Tag rules and layer schemes in force, with how many members each reaches now.
 
-Keyword rules are edited here (tag, group, words), a new one added; every other kind of
-rule, the groups and the schemes in the settings editor. A change is a new version of
+Keyword rules are edited here (tag, group, words), a new one added; rules of every kind,
+the groups and the schemes' conditions in the settings forms (`tag_forms`, `layer_forms`). A change is a new version of
 the `tags` document, checked as `siyu check` checks the file, in force within seconds in
 every process. Counts are SQL (one GROUP BY for every rule, one per scheme).
 """
