@@ -9,6 +9,7 @@ Python. An incremental run takes only members whose inputs changed since the las
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -102,7 +103,9 @@ async def recompute(
     full: bool = False,
 ) -> RecomputeReport:
     run = await session.get(LayerRun, scheme.name)
-    full = full or run is None
+    rules = scheme_fingerprint(scheme)
+    # Changed conditions (an operator's edit) concern every member, not only those whose inputs changed.
+    full = full or run is None or json.loads(run.cut_points or "{}").get("rules") != rules
     windows = scheme.interaction_windows()
     candidates, rfm_table, inputs = _tables(windows)
     connection = await session.connection()
@@ -129,11 +132,16 @@ async def recompute(
     moves, tasks = await _apply(session, scheme, inputs, now, today, render, first_run=run is None)
     await session.execute(upsert(LayerRun.__table__, session.bind.dialect.name, ["scheme"], {  # type: ignore[attr-defined]
         "scheme": scheme.name, "ran_at": now, "last_order_id": last_order_id,
-        "last_interaction_id": last_interaction_id, "cut_points": json.dumps(cuts.to_json()),
+        "last_interaction_id": last_interaction_id, "cut_points": json.dumps(cuts.to_json() | {"rules": rules}),
     }))
     for table in (candidates, rfm_table, inputs):
         await connection.run_sync(lambda c, t=table: t.drop(c, checkfirst=True))
     return RecomputeReport(scheme.name, members, moves, tasks, full)
+
+
+def scheme_fingerprint(scheme: Scheme) -> str:
+    """What the scheme's layers say, in short: a run under other conditions starts over."""
+    return hashlib.sha256(repr(scheme.layers).encode()).hexdigest()[:16]
 
 
 # ── Which members changed ──────────────────────────────────────────────────────────────

@@ -48,3 +48,11 @@ async def open_stays(session: AsyncSession, group_id: int) -> list[str]:
         GroupMembership.group_id == group_id, GroupMembership.left_at.is_(None)  # type: ignore[union-attr]
     )
     return list((await session.execute(statement)).scalars().all())
+
+
+async def group_names(session: AsyncSession, limit: int = 500) -> list[str]:
+    """Names of the customer groups still open, for an operator choosing one by name."""
+    found = await session.execute(select(CustomerGroup.name).where(
+        CustomerGroup.name.is_not(None), CustomerGroup.dismissed_at.is_(None)  # type: ignore[union-attr]
+    ).distinct().order_by(CustomerGroup.name).limit(limit))
+    return [name for name in found.scalars() if name]

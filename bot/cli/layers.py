@@ -14,6 +14,7 @@ from bot.cli.output import print_json, print_table
 from bot.cli.sessions import open_sessions
 from bot.settings.model import Settings
 from bot.settings.templates import renderer_for
+from bot.shared.config_store import settings_in_force
 from bot.shared.layer_summaries import METRICS, WEEK, change, ordered_layers, week_summary
 from scheduler.layer_jobs import recompute_layers
 from storage.engagement import engagement_series, layer_counts
@@ -24,6 +25,7 @@ AVERAGE_NOTE = "active members / day: the average over the days a snapshot ran"
 
 
 async def layers_recompute(settings: Settings, scheme: str | None, full: bool, as_json: bool) -> int:
+    settings = await _in_force(settings)  # the schemes as the console holds them, as the server runs them
     schemes = [s.scheme() for s in settings.layers.schemes if scheme in (None, s.name)]
     if not schemes:
         known = ", ".join(s.name for s in settings.layers.schemes)
@@ -46,7 +48,13 @@ async def layers_recompute(settings: Settings, scheme: str | None, full: bool, a
     return 0
 
 
+async def _in_force(settings: Settings) -> Settings:
+    async with open_sessions(settings) as sessions:
+        return await settings_in_force(sessions, settings)
+
+
 def show(settings: Settings, scheme_name: str | None, as_json: bool) -> int:
+    settings = asyncio.run(_in_force(settings))  # layers added or reordered in the console
     configured = settings.layers.schemes
     chosen = next((s for s in configured if scheme_name in (None, s.name)), None)
     if chosen is None:

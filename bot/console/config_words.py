@@ -50,6 +50,15 @@ _SHAPES: Sequence[tuple[re.Pattern[str], str]] = [
     (re.compile(r'^"(?P<id>[^"]+)" is taken.*$'), "编号「{id}」已经有条目在用"),
     (re.compile(r"^an FAQ entry needs keywords or a pattern$"), "请填写问题里的词"),
     (re.compile(r"^must not contain blank words$"), "不能有空白的词"),
+    # tag rules and layer conditions (bot/settings/rules.py, scheduler/layer_rules.py)
+    (re.compile(r"^pattern is not a valid regular expression: (?P<detail>.+)$"), "不是有效的正则表达式：{detail}"),
+    (re.compile(r"^a keyword rule needs at least one keyword$"), "请填写至少一个关键词"),
+    (re.compile(r"^a regex rule needs a pattern$"), "请填写正则表达式"),
+    (re.compile(r"^(?P<metric>\w+): '(?P<value>[^']*)' is not a comparison.*$"), "「{value}」不是数字（或 true、false）"),
+    (re.compile(r"^(?P<metric>\w+): true/false takes == or != only$"), "true 或 false 只能用「等于」或「不等于」"),
+    (re.compile(r"^required: days from 1 to 9999$"), "必须填写：1 到 9999 天"),
+    (re.compile(r"^used twice in one layer$"), "同一层里这个指标只能用一次"),
+    (re.compile(r"^List should have at least 1 item.*$"), "至少要有一项"),
     (re.compile(r"^must be a per cent from 0 to 50$"), "请填 0 到 50 之间的百分数"),
     # attachments (scheduler/mass_attachments.py, scheduler/moments.py)
     (re.compile(r"^at most (?P<n>\d+) bytes.*$"), "最多 {n} 个字节（一个汉字约占 3 个字节）"),

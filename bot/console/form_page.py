@@ -14,15 +14,19 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from bot.console import layer_forms, tag_forms
 from bot.console.config_store import NOTICES, held_bodies, problems_with, spoken, store_change
 from bot.console.keys import operators_only
 from bot.console.render import render
+from bot.console.rule_words import layer_readings, rule_reading
 from bot.console.section_forms import GENERAL, body_of, field_of, posted_values, values_of, with_blank_rows
 from bot.settings.documents import DOCUMENTS
-from bot.settings.model import configured_tags
+from bot.settings.model import Settings, configured_tags
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
+from storage.calendar import known_names
 from storage.config_docs import history
+from storage.groups import group_names
 from storage.staff_messages import active_staff
 
 TEXTS_SAVED = "回答的文字已保存为消息文案第 {texts_version} 版。"
@@ -43,6 +47,8 @@ async def form_page(request: web.Request, name: str, values: Mapping[str, Any], 
     async with request.config_dict[SESSIONS]() as session:
         versions = await history(session, name)
         staff = await active_staff(session) if name == "handoff" else []
+        stores = (await known_names(session))[1] if name == "tags" else []
+        chat_groups = await group_names(session) if name == "tags" else []
     by_field: dict[str, list[str]] = {}
     general = []
     for problem, said in zip(problems, spoken(request, problems), strict=True):
@@ -62,7 +68,27 @@ async def form_page(request: web.Request, name: str, values: Mapping[str, Any], 
                   patterns={f.id: f.pattern for f in settings.replies.faq if f.pattern},
                   occasions=[*OCCASIONS, *((f"festival-{f.name}", f.name) for f in settings.care.festivals)],
                   care_texts=[(label, "/admin/settings/texts?" + urlencode({"name": getattr(settings.care.templates, key)}))
-                              for key, label in CARE_TEXTS])
+                              for key, label in CARE_TEXTS],
+                  **(_tag_choices(settings, stores, chat_groups) if name == "tags" else {}),
+                  metrics=layer_forms.METRICS, comparisons=layer_forms.COMPARISONS,
+                  # what is in force, in words, beside the fields (the rules page's readings)
+                  rule_readings={r.id: rule_reading(r) for r in settings.tags.rules} if name == "tags" else {},
+                  layer_words={f"{s.name}:{n}": layer_readings(layer.layer()) for s in settings.layers.schemes
+                               for n, layer in enumerate(s.layers)} if name == "layers" else {})
+
+
+def _tag_choices(settings: Settings, stores: list[tuple[str, str]], chat_groups: list[str]) -> dict[str, Any]:
+    """What an operator picks a rule's event and its subject from, by name: channels (by
+    their code and store), customer groups, stores."""
+    wecom = settings.platforms.wecom
+    store_names = dict(stores)
+    channels = [(code, code + (f" · {store_names.get(c.store, c.store)}" if c.store else ""))
+                for code, c in (wecom.channels.items() if wecom else ())]
+    subjects = {"channel": channels, "group": [(g, g) for g in chat_groups], "store": stores}
+    return {"kinds": tag_forms.KINDS, "kind_labels": tag_forms.KIND_LABELS, "events": tag_forms.EVENT_LABELS,
+            "event_subjects": tag_forms.EVENT_SUBJECTS, "subjects": subjects,
+            "subject_values": {value for listed in subjects.values() for value, _shown in listed},
+            "tag_groups": [g.name for g in settings.tags.groups]}
 
 
 async def save_form(request: web.Request, name: str, form: Mapping[str, Any]) -> web.StreamResponse:

@@ -1,7 +1,7 @@
 """Tag rules and layer schemes in force, with how many members each reaches now.
 
-Keyword rules are edited here (tag, group, words), a new one added; every other kind of
-rule, the groups and the schemes in the settings editor. A change is a new version of
+Keyword rules are edited here (tag, group, words), a new one added; rules of every kind,
+the groups and the schemes' conditions in the settings forms (`tag_forms`, `layer_forms`). A change is a new version of
 the `tags` document, checked as `siyu check` checks the file, in force within seconds in
 every process. Counts are SQL (one GROUP BY for every rule, one per scheme).
 """
@@ -9,7 +9,7 @@ every process. Counts are SQL (one GROUP BY for every rule, one per scheme).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,70 +22,23 @@ from bot.console.config_words import spoken_all
 from bot.console.i18n import translator
 from bot.console.keys import LANGUAGE, operators_only
 from bot.console.render import render
+from bot.console.rule_words import Reading, condition_reading, layer_readings, rule_reading  # noqa: F401 (tests read them here)
+from bot.console.tag_forms import KIND_LABELS
 from bot.settings.layers import SchemeSettings
 from bot.settings.rules import TagGroupSettings, TagRuleSettings
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
 from bot.shared.layer_summaries import ordered_layers
-from scheduler.layer_rules import INTERACTIONS, Condition, Layer
 from storage.engagement import NO_LAYER, layer_counts
 from storage.models import utcnow
 from storage.rule_counts import TagSourceCount, last_layer_runs, tag_source_counts
 
 RECENT_DAYS = 7
-KIND_LABELS = {"keyword": "关键词", "regex": "正则", "event": "事件", "behaviour": "行为"}
-METRIC_LABELS = {
-    "recency_days": "最近下单距今天数", "frequency": "下单次数", "monetary": "消费金额（元）",
-    "r_score": "R 分（最近下单）", "f_score": "F 分（下单频次）", "m_score": "M 分（消费金额）",
-    "days_since_joining": "入会天数", "referrals": "推荐来的会员数",
-}
-SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "!=": "≠"}
 
 
 def add_routes(console: web.Application) -> None:
     console.router.add_get("/rules", rules_page)
     console.router.add_post("/rules/keywords", save_keyword_rule)
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One condition, for people: a Chinese phrase translated in the template with its
-    fields, then a comparison that reads the same in every language."""
-
-    phrase: str
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    op: str = ""
-    value: str = ""
-
-
-# -- tag rules ---------------------------------------------------------------------------
-
-def rule_reading(rule: TagRuleSettings) -> Reading:
-    """What a rule matches, in words."""
-    words = "、".join(rule.keywords)
-    match rule.kind:
-        case "keyword":
-            return Reading("含全部关键词：{words}" if rule.match == "all" else "含任一关键词：{words}", {"words": words})
-        case "regex":
-            return Reading("匹配正则：{pattern}", {"pattern": rule.pattern or ""})
-        case "behaviour":
-            if rule.measure == "silent":
-                return Reading("{days} 天没有任何互动", {"days": rule.days})
-            return Reading("{days} 天内发来至少 {count} 条消息", {"days": rule.days, "count": rule.count})
-    return _event_reading(rule.event or "", rule.subject)
-
-
-def _event_reading(event: str, subject: str) -> Reading:
-    named = {
-        "added_via_channel": ("通过渠道「{subject}」添加店员", "通过任意渠道添加店员"),
-        "joined_group": ("加入客户群「{subject}」", "加入任意客户群"),
-        "left_group": ("退出客户群「{subject}」", "退出任意客户群"),
-    }
-    if event in named:
-        some, any_ = named[event]
-        return Reading(some, {"subject": subject}) if subject else Reading(any_)
-    plain = {"deleted_staff": "删除店员", "placed_order": "下单", "opted_out": "退订营销消息"}
-    return Reading(plain.get(event, event), value=f"（{subject}）" if subject else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,34 +67,6 @@ def rule_lines(rules: Sequence[TagRuleSettings], groups: Sequence[TagGroupSettin
         lines.append(RuleLine(rule, rule_reading(rule), settings.get(rule.group), tagged.get((rule.tag, rule.group), 0),
                               own.members if own else 0, own.recent if own else 0))
     return lines
-
-
-# -- layer schemes -----------------------------------------------------------------------
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def condition_reading(c: Condition) -> Reading:
-    if c.metric == "paid_member":
-        yes = (c.op == "==") == bool(c.value)
-        return Reading("是付费会员" if yes else "不是付费会员")
-    if found := INTERACTIONS.fullmatch(c.metric):
-        label = Reading("近 {n} 天互动次数", {"n": int(found.group(1))})
-    else:
-        label = Reading(METRIC_LABELS.get(c.metric, c.metric))
-    value = str(c.value).lower() if isinstance(c.value, bool) else _number(c.value)
-    return Reading(label.phrase, label.fields, SYMBOLS.get(c.op, c.op), value)
-
-
-def layer_readings(layer: Layer) -> list[Reading]:
-    """Every condition of one layer entry (all must hold); a catch-all says so."""
-    readings = [condition_reading(c) for c in layer.conditions]
-    for phrase, tags in (("有全部标签：{tags}", layer.tags_all), ("有任一标签：{tags}", layer.tags_any),
-                         ("没有标签：{tags}", layer.tags_none)):
-        if tags:
-            readings.append(Reading(phrase, {"tags": "、".join(tags)}))
-    return readings or [Reading("其余所有会员")]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.console import layer_forms, tag_forms
 from bot.console.calendar_form import names
 from bot.settings.model import Settings
 
-FORMS = ("persona", "replies", "handoff", "opt_out", "delivery", "care")
+FORMS = ("persona", "replies", "handoff", "opt_out", "delivery", "care", "tags", "layers")
+OWN_MODULES = {"tags": tag_forms, "layers": layer_forms}  # sections whose rows nest or differ: forms of their own
 GENERAL = ""  # a problem about no one field of the form
 ROWS: dict[str, tuple[str, ...]] = {  # row groups: each row's fields
     "tips": ("tag", "text"),
@@ -63,6 +65,8 @@ class Built:
 # -- the section in force, as the form shows it ----------------------------------------------
 
 def values_of(name: str, settings: Settings, source: Source) -> Values:
+    if name in OWN_MODULES:
+        return OWN_MODULES[name].values_of(settings)
     if name == "persona":
         p = settings.persona
         return {"name": p.name, "title": p.title, "signature": p.signature, "default_line": p.default_line,
@@ -118,6 +122,8 @@ def _care_values(settings: Settings) -> Values:
 def posted_values(name: str, form: Mapping[str, Any]) -> Values:
     """A posted form as values (a ticked box: "on"); rows in the order of their numbers,
     a row ticked for removal kept (with "remove") so a failed check shows it as it was."""
+    if name in OWN_MODULES:
+        return OWN_MODULES[name].posted_values(form)
     values: Values = {}
     for key in SCALARS[name]:
         raw = str(form.get(key, ""))[:20000]
@@ -148,6 +154,9 @@ def _blank(row: Mapping[str, str], fields: tuple[str, ...]) -> bool:
 
 def body_of(name: str, values: Values, held: Mapping[str, Any] | None, source: Source) -> Built:
     """The section's document: the one in force (`held`) with the form's fields in place."""
+    if name in OWN_MODULES:
+        body, rows, problems = OWN_MODULES[name].body_of(values, held)
+        return Built(body, rows=rows, problems=problems)  # type: ignore[arg-type]
     body: dict[str, Any] = dict(held or {})
     built = Built(body)
     for key in SCALARS[name]:
@@ -258,6 +267,8 @@ def _faq(values: Values, built: Built, source: Source) -> None:
 def field_of(name: str, problem: str, rows: Mapping[str, Mapping[str, int]]) -> str:
     """The form field a problem is about: the form's own ("faq-2-answer: …") or the
     checker's ("replies.faq[1].template: …", "delivery.weekly_caps.super: …")."""
+    if name in OWN_MODULES:
+        return OWN_MODULES[name].field_of(problem, rows)  # type: ignore[arg-type]
     key = problem.partition(": ")[0].strip()
     if _ROW_FIELD.fullmatch(key) or key in SCALARS[name]:
         return key
@@ -286,6 +297,8 @@ def field_of(name: str, problem: str, rows: Mapping[str, Mapping[str, int]]) -> 
 def with_blank_rows(name: str, values: Values) -> Values:
     """Values as the page shows them: every row with each of its fields, and one empty
     row to add to each list operators grow (the caps have a row per layer already)."""
+    if name in OWN_MODULES:
+        return OWN_MODULES[name].with_blank_rows(values)
     shown = dict(values)
     for group in GROUPS.get(name, ()):
         fields = (*ROWS[group], "remove")

@@ -34,7 +34,7 @@ def handler_config(settings: Settings) -> HandlerConfig:
             tips=dict(p.tips),
             reply_template=p.reply_template,
         ),
-        tag_rules=tuple(tag_rule(r) for r in settings.tags.rules),
+        tag_rules=tuple(tag_rule(r) for r in settings.tags.rules if r.enabled),
         tag_groups={g.name: TagGroup(g.name, g.exclusive, g.expire_days) for g in settings.tags.groups},
         sync_tags_on=frozenset({"wecom"} if wecom and wecom.tag_sync_group else ()),
         channels={

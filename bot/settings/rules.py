@@ -44,6 +44,7 @@ class TagRuleSettings(_Section):
     group: str = Field(default="", max_length=64)
     weight: int = 0
     topic: str = Field(default="", max_length=64)
+    enabled: bool = True  # a disabled rule is kept (the console can switch it back on) but tags nobody
     # keyword
     keywords: list[str] = []
     match: Literal["any", "all"] = "any"

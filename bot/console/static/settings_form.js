@@ -83,3 +83,40 @@
     timers.set(area, setTimeout(() => preview(area), 300));
   });
 })();
+
+// Tag rules: a new rule shows the fields of the kind chosen only (the server reads that kind's only).
+(function () {
+  function show(select) {
+    const row = select.closest(".form-row");
+    row.querySelectorAll("[data-kind-fields]").forEach((part) => { part.hidden = part.dataset.kindFields !== select.value; });
+  }
+  document.querySelectorAll("select[data-rule-kind]").forEach(show);
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("select[data-rule-kind]")) show(event.target);
+  });
+})();
+
+// Event rules: the subject list offers what the chosen event names (channels, customer
+// groups or stores), nothing for an event that names none.
+(function () {
+  function offer(select) {
+    const wanted = select.selectedOptions[0] ? select.selectedOptions[0].dataset.subject || "" : "";
+    const subject = select.closest(".form-row").querySelector("select[name$='-subject']");
+    if (!subject) return;
+    subject.querySelectorAll("optgroup").forEach((group) => { group.disabled = group.dataset.subject !== wanted; });
+    const chosen = subject.selectedOptions[0];
+    if (chosen && chosen.parentElement.disabled) subject.value = "";
+    subject.disabled = !wanted;
+  }
+  document.querySelectorAll("select[data-rule-event]").forEach(offer);
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("select[data-rule-event]")) offer(event.target);
+  });
+})();
+
+// Layer conditions: the number of days is asked for interactions only.
+document.addEventListener("change", (event) => {
+  if (!event.target.matches("select[data-condition-metric]")) return;
+  const days = event.target.closest(".condition").querySelector("[data-interaction-days]");
+  if (days) days.hidden = event.target.value !== "interactions";
+});
