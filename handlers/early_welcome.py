@@ -107,6 +107,7 @@ async def _queue_welcomes(
             for message in outbox_rows(row.id, update, member.id, [Welcome(update.detail["WelcomeCode"], text)],
                                        row.received_at):
                 messages.append(_stamped(message))
+            log.debug("inbox row %s: welcome queued ahead of the row's handling", row.id)
     await enqueue(session, messages, now)
 
 

@@ -92,9 +92,11 @@ async def test_a_welcome_a_refusal_and_an_expired_welcome_show_in_the_metrics(me
     metered.cloud.fail_next(WELCOME, 41050, errmsg="invalid welcome_code or welcome_code expired")
     assert (await metered.callback(contact_event("add_external_contact", BOB, WelcomeCode=late)))[0] == 200
 
-    async def counted() -> bool:
+    async def counted() -> bool:  # the welcomes go ahead of their rows' handling: wait for both
         now = await scrape(metered.server.client, url)
-        return now.value("siyu_welcomes_expired_total") > before.value("siyu_welcomes_expired_total")
+        handled = now.value("siyu_update_handling_seconds_count", kind="add_external_contact") - before.value(
+            "siyu_update_handling_seconds_count", kind="add_external_contact")
+        return now.value("siyu_welcomes_expired_total") > before.value("siyu_welcomes_expired_total") and handled >= 2
 
     await eventually(counted)
     after = await scrape(metered.server.client, url)
