@@ -50,13 +50,6 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-# Reads through a memory map of the database file (up to this many bytes; SQLite caps
-# it at 2 GiB): a page found in the OS cache costs a pointer, not a read() system call
-# per 4 KiB page. Statements over 1M members touch tens of thousands of scattered pages
-# (the care scan: half its time was those reads). Writes still go through the WAL.
-MMAP_BYTES = 1 << 31
-
-
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer; NORMAL sync is durable across a process
     # crash (the WAL is fsynced at checkpoints), busy_timeout makes writers queue not fail.
@@ -65,7 +58,6 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     cursor.close()
 
 
