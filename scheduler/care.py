@@ -166,11 +166,13 @@ async def run_care_scan(
     then the six-moments plans and their tasks. A dry run writes nothing."""
     started = clock.perf_counter()
     today = day or now.astimezone(zone).date()
+    # Thousands of renders of a handful of templates: each looked up once for this scan.
+    render = renderer.bound()
     async with sessions() as session, session.begin():
-        report = await scan(session, config, renderer.render, zone, today, now, dry_run=dry_run)
+        report = await scan(session, config, render, zone, today, now, dry_run=dry_run)
         if config.six_moments is not None:
             report.six_moments = await run_six_moments(
-                session, config.six_moments, renderer.render, {"persona": dict(config.persona)}, today, now,
+                session, config.six_moments, render, {"persona": dict(config.persona)}, today, now,
                 dry_run=dry_run,
             )
     report.seconds = clock.perf_counter() - started

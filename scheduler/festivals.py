@@ -13,6 +13,7 @@ import calendar as solar_calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from lunardate import LunarDate
 
@@ -103,6 +104,7 @@ def festivals_on(festivals: Sequence[Festival], day: date) -> list[Festival]:
     return [festival for festival, _ in festivals_between(festivals, day, day)]
 
 
+@lru_cache(maxsize=1024)  # a lunar conversion takes ~40 µs; the care scan asks for a few days, thousands of times
 def occasion_year(when: date, lunar: bool) -> int:
     """The year an occasion counts in for "once per year": the solar year, or for a lunar
     birthday its lunar year (one lunar date can fall twice in a solar year)."""

@@ -76,6 +76,37 @@ def test_an_operator_template_overrides_the_shipped_one(tmp_path) -> None:  # ty
     assert Renderer([tmp_path]).render("persona/reply.txt.j2", {"persona": {"name": "小禾"}}) == "小禾在呢"
 
 
+def test_a_bound_template_renders_and_fails_as_render_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The care scan renders through `bound()`; a member must get the very same words, and
+    # an operator the very same error, as through `render`.
+    from datetime import date
+
+    texts = {
+        "globals.j2": "{% for n in range(2) %}{{ n }}{% endfor %}{% set ns = namespace(x=1) %}{{ ns.x }}",
+        "divide.j2": "{{ 1 / 0 }}",
+        "evil.j2": "{{ ''.__class__ }}",
+        "power.j2": "{{ 2 ** 100000 }}",
+    }
+    renderer = Renderer([tmp_path], texts=texts)
+    render = renderer.bound()
+    member = {
+        "persona": {"name": "小禾", "signature": "小禾"}, "member": {"name": "王芳"}, "store": {"name": "静安店"},
+        "occasion": "birthday", "festival": None, "date": date(2026, 11, 23), "years": 3, "calendar": "lunar",
+        "gift": True, "words": "生日快乐",
+    }
+    for name in ("care/birthday.txt.j2", "care/anniversary.txt.j2", "care/winback.txt.j2", "care/staff_gift.txt.j2",
+                 "globals.j2"):
+        for variables in (member, {**member, "store": None, "calendar": "solar", "gift": False, "years": None}):
+            assert render(name, variables) == renderer.render(name, variables)
+    assert render("globals.j2", {}) == "011"
+    assert "王芳，生日快乐" in render("care/birthday.txt.j2", member)
+    for name in ("divide.j2", "evil.j2", "power.j2", "missing.j2", "care/birthday.txt.j2"):
+        with pytest.raises(RenderError) as direct:
+            renderer.render(name, {})
+        with pytest.raises(RenderError) as bound:
+            render(name, {})
+        assert str(bound.value) == str(direct.value)
+
 def test_a_bad_handler_fails_when_the_chain_is_built() -> None:
     def not_async(update, ctx):  # type: ignore[no-untyped-def]
         return ()
