@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, literal_column, select, text, tuple_, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -24,9 +22,7 @@ from storage.models import InboxEntry, utcnow
 from storage.tables import INBOX
 
 log = logging.getLogger(__name__)
-# How long a batch of callbacks waits for SQLite's write lock before it fails (as the
-# busy timeout of every other connection).
-LOCK_PATIENCE = 10.0
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +53,6 @@ class InboxWriter:
         self._on_commit = on_commit
         self._on_urgent = on_urgent or on_commit
         self._sql, self._positional, self._stamp = _compiled_insert(engine)
-        self._sqlite = engine.dialect.name == "sqlite"
         self._queue: asyncio.Queue[tuple[NewInboxEntry, asyncio.Future[None]] | None] = (
             asyncio.Queue()
         )
@@ -121,21 +116,8 @@ class InboxWriter:
         received_at = self._stamp(utcnow())
         rows = [(e.key, e.platform, e.sender, e.payload, received_at, e.urgent) for e in entries]
         params: list[Any] = rows if self._positional else [dict(zip(_COLUMNS, row)) for row in rows]
-        waited_until = time.monotonic() + LOCK_PATIENCE
-        while True:
-            try:
-                async with self._engine.begin() as connection:
-                    if self._sqlite:
-                        # Ask again every millisecond rather than in SQLite's busy handler,
-                        # which sleeps up to 100 ms a try: acknowledgements wait for the
-                        # other connection's transaction to end, not for a coarse timer.
-                        await connection.exec_driver_sql("PRAGMA busy_timeout=0")
-                    await connection.exec_driver_sql(self._sql, params)
-                return
-            except OperationalError as error:
-                if not (self._sqlite and "locked" in str(error)) or time.monotonic() > waited_until:
-                    raise
-                await asyncio.sleep(0.001)
+        async with self._engine.begin() as connection:
+            await connection.exec_driver_sql(self._sql, params)
 
 
 _COLUMNS = ("key", "platform", "sender", "payload", "received_at", "urgent")
