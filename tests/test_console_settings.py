@@ -202,7 +202,9 @@ async def test_the_rules_page_changes_and_adds_keyword_rules(console: ConsoleSer
     refused = await ops.post("/admin/rules/keywords", {"id": "", "tag": "", "group": "", "keywords": "抹茶"}, expect=400)
     assert "tags.rules[1].tag" not in refused and "不能为空" in refused
     saved = await ops.post("/admin/rules/keywords", {"id": "", "tag": "抹茶控", "group": "口味偏好", "keywords": "抹茶，宇治"})
-    assert "已保存规则 rule-2" in saved and "含任一关键词：抹茶、宇治" in saved
+    # Named by the tag it gives; its id stays behind the scenes (a tooltip, an attribute).
+    assert "已保存规则 抹茶控" in saved and "含任一关键词：抹茶、宇治" in saved
+    assert ">rule-2<" not in saved and "规则 ID" not in saved
     await ops.post("/admin/rules/keywords", {"id": "interest-bread", "tag": "面包控", "group": "口味偏好",
                                              "keywords": "面包, 吐司, 贝果"})
     await say(console.server, sessions, "李娜", "想买贝果和宇治抹茶")

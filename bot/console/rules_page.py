@@ -128,8 +128,13 @@ async def rules_page(request: web.Request, problems: Sequence[str] = (), typed: 
         schemes=schemes, kinds=KIND_LABELS, no_layer=NO_LAYER, recent_days=RECENT_DAYS,
         rules_file=Path(tags.rules_file).name if tags.rules_file else None, rfm=settings.layers.rfm,
         problems=spoken_all(problems, translator(request.get(LANGUAGE, "zh"))), typed=typed or {},
-        notice=request.query.get("notice") == "saved", saved_rule=request.query.get("rule", ""),
+        notice=request.query.get("notice") == "saved", saved_rule=_tag_of(tags.rules, request.query.get("rule", "")),
     )
+
+
+def _tag_of(rules: Sequence[Any], rule_id: str) -> str:
+    """A saved rule named as operators know it: by the tag it gives (its id stays behind)."""
+    return next((rule.tag for rule in rules if rule.id == rule_id), "")
 
 
 # -- editing a keyword rule --------------------------------------------------------------
