@@ -155,6 +155,22 @@ async def pending_entries(session: AsyncSession, limit: int) -> Sequence[InboxEn
 _CLAIM_LOCK = 0x5349_5955_0001
 
 
+async def _lock_claims(session: AsyncSession) -> None:
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+
+
+def _in_hand(platform: Any, sender: Any, now: datetime) -> Any:
+    """Some process is handling this member: one of her pending rows carries a live claim."""
+    other = INBOX.alias("other")
+    return (
+        select(other.c.id)
+        .where(other.c.platform == platform, other.c.sender == sender,
+               other.c.status == "pending", other.c.claim_until >= now)
+        .exists()
+    )
+
+
 async def claim_entries(
     session: AsyncSession,
     owner: str,
@@ -172,8 +188,7 @@ async def claim_entries(
     being handled waits until that claim's rows are done. Expired claims (their process
     died) count as free, which is how a crash is taken over. `urgent_only`: only members
     with an urgent row waiting."""
-    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+    await _lock_claims(session)
     # The members are chosen among the first rows in line (urgent, then oldest), not the
     # whole backlog: a claim stays one index range scan however long the inbox grows.
     line = (
@@ -183,16 +198,9 @@ async def claim_entries(
         .limit(window)
         .subquery("line")
     )
-    other = INBOX.alias("other")
-    busy = (
-        select(other.c.id)
-        .where(other.c.platform == line.c.platform, other.c.sender == line.c.sender,
-               other.c.status == "pending", other.c.claim_until >= now)
-        .exists()
-    )
     chosen = (
         select(line.c.platform, line.c.sender)
-        .where(~busy)
+        .where(~_in_hand(line.c.platform, line.c.sender, now))
         .group_by(line.c.platform, line.c.sender)
         .order_by(func.max(case((line.c.urgent, 1), else_=0)).desc(), func.min(line.c.id))
         .limit(senders)
@@ -221,18 +229,10 @@ async def take_urgent(session: AsyncSession, now: datetime, limit: int) -> list[
     """Pending urgent rows (a welcome code waiting) of members nobody is handling, oldest
     first, for their urgent part alone; call inside a transaction that ends with
     `mark_not_urgent`. Under the claim lock, so no process claims them meanwhile."""
-    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
-    other = INBOX.alias("other")
-    busy = (
-        select(other.c.id)
-        .where(other.c.platform == INBOX.c.platform, other.c.sender == INBOX.c.sender,
-               other.c.status == "pending", other.c.claim_until >= now)
-        .exists()
-    )
+    await _lock_claims(session)
     statement = (
         select(INBOX.c.id, INBOX.c.key, INBOX.c.payload, INBOX.c.received_at)
-        .where(INBOX.c.status == "pending", INBOX.c.urgent, ~busy)
+        .where(INBOX.c.status == "pending", INBOX.c.urgent, ~_in_hand(INBOX.c.platform, INBOX.c.sender, now))
         .order_by(INBOX.c.id)  # one range of ix_inbox_status_urgent_id
         .limit(limit)
     )

@@ -17,6 +17,7 @@ groups name groups, not customers: they are not touches.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 from bot.platforms.wecom.client import Json, WeComClient
@@ -35,34 +36,31 @@ SEND_RESULT_LIMIT, MOMENT_RESULT_LIMIT = 1000, 5000  # per page, at most
 
 async def mass_send_receivers(client: WeComClient, msgid: str, userid: str) -> dict[str, int]:
     """The customers a staff member's share of a mass send reached → send_time (Unix)."""
-    sent: dict[str, int] = {}
-    cursor = ""
-    while True:
-        body: Json = {"msgid": msgid, "userid": userid, "limit": SEND_RESULT_LIMIT}
-        if cursor:
-            body["cursor"] = cursor
-        data = await client.call("POST", SEND_RESULT, body=body)
-        for item in data.get("send_list") or []:
-            if item.get("status") == SENT and item.get("external_userid") and item.get("send_time"):
-                sent[str(item["external_userid"])] = int(item["send_time"])
-        cursor = str(data.get("next_cursor") or "")
-        if not cursor:
-            return sent
+    body: Json = {"msgid": msgid, "userid": userid, "limit": SEND_RESULT_LIMIT}
+    return {
+        str(item["external_userid"]): int(item["send_time"])
+        async for item in _pages(client, SEND_RESULT, body, "send_list")
+        if item.get("status") == SENT and item.get("external_userid") and item.get("send_time")
+    }
 
 
 async def moment_receivers(client: WeComClient, moment_id: str, userid: str) -> list[str]:
     """The customers a Moments post reached as this staff member published it."""
-    found: list[str] = []
+    body: Json = {"moment_id": moment_id, "userid": userid, "limit": MOMENT_RESULT_LIMIT}
+    return [str(c["external_userid"]) async for c in _pages(client, MOMENT_SEND_RESULT, body, "customer_list")
+            if c.get("external_userid")]
+
+
+async def _pages(client: WeComClient, path: str, body: Json, key: str) -> AsyncIterator[Json]:
+    """Every item of a listing WeCom pages with `next_cursor`."""
     cursor = ""
     while True:
-        body: Json = {"moment_id": moment_id, "userid": userid, "limit": MOMENT_RESULT_LIMIT}
-        if cursor:
-            body["cursor"] = cursor
-        data = await client.call("POST", MOMENT_SEND_RESULT, body=body)
-        found.extend(str(c["external_userid"]) for c in data.get("customer_list") or [] if c.get("external_userid"))
+        data = await client.call("POST", path, body={**body, "cursor": cursor} if cursor else body)
+        for item in data.get(key) or []:
+            yield item
         cursor = str(data.get("next_cursor") or "")
         if not cursor:
-            return found
+            return
 
 
 async def read_mass_send_results(
