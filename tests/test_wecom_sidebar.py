@@ -103,7 +103,7 @@ async def test_the_card_shows_who_she_is_and_what_to_do(sidebar: SidebarServer) 
     assert card["layers"] == [{"scheme": "价值分层", "layer": "超级用户"}]  # the operators' labels
     assert card["last_move"] | {"at": ""} == {"scheme": "价值分层", "from": "核心用户", "to": "超级用户", "at": ""}
     assert card["tags"][0] | {"since": ""} == {"name": "面包控", "group": "口味偏好", "source": "规则",
-                                               "ref": "interest-bread", "hits": 4, "since": ""}
+                                               "ref": "含任一关键词：面包、吐司", "hits": 4, "since": ""}
     assert card["care"][0]["name"] == "生日" and card["care"][0]["days"] == 3
     (task,) = card["tasks"]
     assert task["words"] == WORDS and task["mine"] is True

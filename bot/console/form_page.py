@@ -18,7 +18,7 @@ from bot.console import layer_forms, tag_forms
 from bot.console.config_store import NOTICES, held_bodies, problems_with, spoken, store_change
 from bot.console.keys import operators_only
 from bot.console.render import render
-from bot.console.rule_words import layer_readings, rule_reading
+from bot.shared.rule_words import layer_readings, rule_reading
 from bot.console.section_forms import GENERAL, body_of, field_of, posted_values, values_of, with_blank_rows
 from bot.settings.documents import DOCUMENTS
 from bot.settings.model import Settings, configured_tags

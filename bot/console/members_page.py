@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.console.keys import VIEWER, operators_only
 from bot.console.bulk_log import recent_log
 from bot.console.render import render
+from bot.shared.rule_words import rule_reading
 from bot.console.segment_form import UNOWNED, describe, read_rule, rule_query
 from bot.console.segments_page import NOTICES as BULK_NOTICES
 from bot.console.segments_page import schemes_of, segment_choices
@@ -241,6 +242,7 @@ async def member_page(request: web.Request, problem: str | None = None, status: 
         care=care_days(member, today), today=today, schemes=schemes, layers=layers, local=_localiser(zone),
         sources=SOURCES, speakers=SPEAKERS, moment_labels=MOMENT_LABELS, yuan=yuan, problem=problem,
         notice=NOTICES.get(request.query.get("done", "")),
+        rule_readings={rule.id: rule_reading(rule) for rule in settings.tags.rules},  # a rule in words, not its id
     )
 
 

@@ -22,7 +22,7 @@ from bot.console.config_words import spoken_all
 from bot.console.i18n import translator
 from bot.console.keys import LANGUAGE, operators_only
 from bot.console.render import render
-from bot.console.rule_words import Reading, condition_reading, layer_readings, rule_reading  # noqa: F401 (tests read them here)
+from bot.shared.rule_words import Reading, condition_reading, layer_readings, rule_reading  # noqa: F401 (tests read them here)
 from bot.console.tag_forms import KIND_LABELS
 from bot.settings.layers import SchemeSettings
 from bot.settings.rules import TagGroupSettings, TagRuleSettings

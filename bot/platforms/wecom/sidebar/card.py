@@ -71,8 +71,9 @@ def _value(found: ValueFound) -> dict[str, Any]:
 
 async def contact_card(
     session: AsyncSession, viewer: Viewer, member: Member, labels: Labels, zone: ZoneInfo, today: date, messages: int,
-    horizon_days: int = 90,
+    horizon_days: int = 90, rules: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """`rules`: each tag rule's id → what it matches in words, so a tag's why names no id."""
     assert member.id is not None
     store, owner = await store_and_owner(session, member)
     moves = await profile.moves_of(session, member.id, limit=1)
@@ -92,7 +93,7 @@ async def contact_card(
         "last_move": next(({"scheme": labels.scheme(m.scheme), "from": labels.layer(m.scheme, m.from_layer),
                             "to": labels.layer(m.scheme, m.to_layer), "at": _day(m.moved_at, zone)} for m in moves), None),
         "tags": [{"name": t.name, "group": t.group, "source": SOURCES.get(t.source, t.source),
-                  "ref": t.source_ref, "hits": t.hit_count, "since": _day(t.first_seen, zone)}
+                  "ref": _why(t.source, t.source_ref, rules or {}), "hits": t.hit_count, "since": _day(t.first_seen, zone)}
                  for t in await tags_of(session, member.id)],
         "care": [{"name": name, "date": when.isoformat(), "days": days} for name, when, days in care_days(member, today)],
         "plan": [{"label": touch.label or MOMENT_LABELS.get(touch.kind, touch.kind), "due": touch.due_date.isoformat(),
@@ -103,6 +104,12 @@ async def contact_card(
                       "text": mask_phones(e.text, member.phone)[:200]}
                      for e in await profile.timeline(session, member.id, messages)] if messages else [],
     }
+
+
+def _why(source: str, ref: str | None, rules: Mapping[str, str]) -> str | None:
+    if source == "rule" and ref in rules:
+        return rules[ref]
+    return ref[len("channel:"):] if ref and ref.startswith("channel:") else ref
 
 
 async def group_card(

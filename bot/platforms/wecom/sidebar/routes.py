@@ -50,6 +50,7 @@ from bot.shared.access import Viewer, staff_viewer
 from bot.shared.keys import SESSIONS
 from bot.shared.live_config import live
 from bot.shared.member_edits import add_tag_by_hand, remove_tag_by_hand, scheme_and_layer_labels, wake_delivery
+from bot.shared.rule_words import rule_in_chinese
 from bot.shared.params import path_id
 from storage.models import Member, StaffTask, utcnow
 from storage.tasks import close_task
@@ -279,8 +280,10 @@ async def contact(request: web.Request) -> web.Response:
         member = await card.member_in_chat(session, viewer, request.match_info["external_userid"])
         if member is None:
             return _json(NOT_FOUND, 404)
+        settings = live(request).settings
         found = await card.contact_card(session, viewer, member, sidebar.labels, zone, today,
-                                        sidebar.wecom.sidebar.messages, live(request).settings.outcomes.ltv_horizon_days)
+                                        sidebar.wecom.sidebar.messages, settings.outcomes.ltv_horizon_days,
+                                        {rule.id: rule_in_chinese(rule) for rule in settings.tags.rules})
     return _json(found)
 
 

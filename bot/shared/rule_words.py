@@ -1,6 +1,6 @@
-"""Tag rules and layer conditions read as words, for the rules page and the rule forms:
-a Chinese phrase with its fields (translated where it is shown) and a comparison that
-reads the same in every language."""
+"""Tag rules and layer conditions read as words, for the console's rules page, rule forms
+and member page and the WeCom sidebar's card: a Chinese phrase with its fields
+(translated where it is shown) and a comparison that reads the same in every language."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ class Reading:
 
 
 # -- tag rules ---------------------------------------------------------------------------
+
+def rule_in_chinese(rule: TagRuleSettings) -> str:
+    """A rule's reading as one Chinese line (the sidebar speaks only Chinese)."""
+    reading = rule_reading(rule)
+    return " ".join(part for part in (reading.phrase.format(**reading.fields), reading.op, reading.value) if part)
+
 
 def rule_reading(rule: TagRuleSettings) -> Reading:
     """What a rule matches, in words."""
