@@ -161,9 +161,9 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Queue the welcomes waiting when members are in hand (handlers/early_welcome.py),
         then claim the rows of as many members as there are free slots and start handling
-        each member's rows in order; returns how many rows were claimed. With every slot busy, members with an
-        urgent row (one whose welcome could not go ahead: her earlier rows were in hand)
-        still get up to `urgent_extra` more."""
+        each member's rows in order; returns how many rows were claimed. With every slot
+        busy, members with an urgent row (one whose welcome could not go ahead: her
+        earlier rows were in hand) still get up to `urgent_extra` more."""
         # With nothing in hand a welcome row is handled whole as fast (and one transaction
         # cheaper); once members are in hand, welcomes go ahead of them.
         if self._urgent_waiting and self._members and await send_welcomes_early(

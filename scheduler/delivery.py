@@ -173,10 +173,10 @@ class DeliveryLoop:
         self._claimed: set[int] = set()  # every row this loop holds (in flight or waiting)
         self._running: set[asyncio.Task[None]] = set()
         self._next_reap = 0.0
+        self._sent = GroupCommit(sessions, self._record_sent)  # many sends recorded per transaction
         # Set while no welcome is in hand or known to wait in the outbox: the dispatcher
         # holds its backlog until then, so the database serves welcomes first.
         self._welcomes_settled = asyncio.Event()
-        self._sent = GroupCommit(sessions, self._record_sent)  # many sends recorded per transaction
         self._welcomes_settled.set()
         self._more_welcomes = False
 
