@@ -31,6 +31,7 @@ from handlers.chain import Handler, PlatformHandler, checked_chain
 from handlers.config import HandlerConfig
 from handlers.context import HandlerContext, PlatformContext
 from handlers.early_welcome import send_welcomes_early
+from handlers.give_way import GiveWay, never_busy
 from handlers.outbound import outbox_rows
 from handlers.updates import MessageUpdate, Update, from_payload, kind_of
 from storage.engine import SessionFactory
@@ -78,6 +79,7 @@ class Dispatcher:
         lease: timedelta = timedelta(seconds=30),
         owner: str | None = None,
         loops: Loops | None = None,
+        give_way: GiveWay | None = None,
     ):
         self._sessions = sessions
         self._loops = loops or Loops()  # restarts the loop when it raises; /healthz reads its ticks
@@ -91,6 +93,8 @@ class Dispatcher:
         self._on_welcomes = on_welcomes or on_outbox
         self._welcomes_first = welcomes_first
         self._clock = clock
+        # Where this process also answers callbacks, a burst of them comes first.
+        self._give_way = give_way or GiveWay(never_busy)
         self._concurrency = concurrency
         self._urgent_extra = urgent_extra
         self._urgent_waiting = True  # look for urgent rows on the first pass
@@ -206,7 +210,8 @@ class Dispatcher:
             if self._welcomes_first is not None:
                 await self._welcomes_first()
             try:
-                carry_on = not self._stopping and await self._handle(entry)
+                async with self._give_way.turn():
+                    carry_on = not self._stopping and await self._handle(entry)
             except Exception:  # even recording the failure failed: the database is away
                 log.exception("handling inbox row %s failed", entry.id)
                 carry_on = False

@@ -46,12 +46,15 @@ class InboxWriter:
         engine: AsyncEngine,
         on_commit: Callable[[], None] = lambda: None,
         on_urgent: Callable[[], None] | None = None,
+        on_stored: Callable[[int], None] = lambda count: None,
     ):
         """`on_commit` is called after each commit; `on_urgent` instead when the batch
-        held an urgent row (a welcome code waiting)."""
+        held an urgent row (a welcome code waiting); `on_stored` with the number of
+        entries each commit acknowledged."""
         self._engine = engine
         self._on_commit = on_commit
         self._on_urgent = on_urgent or on_commit
+        self._on_stored = on_stored
         self._sql, self._positional, self._stamp = _compiled_insert(engine)
         self._queue: asyncio.Queue[tuple[NewInboxEntry, asyncio.Future[None]] | None] = (
             asyncio.Queue()
@@ -110,6 +113,7 @@ class InboxWriter:
         for _, done in batch:
             if not done.done():
                 done.set_result(None)
+        self._on_stored(len(batch))
         (self._on_urgent if any(entry.urgent for entry, _ in batch) else self._on_commit)()
 
     async def _insert(self, entries: list[NewInboxEntry]) -> None:
@@ -179,9 +183,11 @@ async def claim_entries(
     senders: int,
     window: int = 1000,
     urgent_only: bool = False,
+    rows_each: int = 50,
 ) -> list[InboxEntry]:
-    """Claim every pending row of up to `senders` members whose rows nobody is handling:
-    urgent members first, then the longest waiting. Call inside a transaction.
+    """Claim the oldest pending rows (up to `rows_each`) of up to `senders` members whose
+    rows nobody is handling: urgent members first, then the longest waiting. Call inside
+    a transaction.
 
     A member (platform, sender) is free when none of her pending rows carries a live
     claim: so her rows go to one process at a time, and a row that arrives while she is
@@ -205,10 +211,19 @@ async def claim_entries(
         .order_by(func.max(case((line.c.urgent, 1), else_=0)).desc(), func.min(line.c.id))
         .limit(senders)
     )
+    # Each member's oldest `rows_each` rows: the member stays in hand while they are, and a
+    # backlog of thousands from one sender is neither written nor read whole in one claim
+    # (which would hold SQLite's one write lock, and so the acknowledgements, meanwhile).
+    theirs = (
+        select(INBOX.c.id, func.row_number().over(
+            partition_by=(INBOX.c.platform, INBOX.c.sender), order_by=INBOX.c.id).label("nth"))
+        .where(INBOX.c.status == "pending", tuple_(INBOX.c.platform, INBOX.c.sender).in_(chosen))
+        .subquery("theirs")
+    )
     statement = (
         update(InboxEntry)
         .where(InboxEntry.status == "pending",  # type: ignore[arg-type]
-               tuple_(InboxEntry.platform, InboxEntry.sender).in_(chosen))
+               InboxEntry.id.in_(select(theirs.c.id).where(theirs.c.nth <= rows_each)))  # type: ignore[union-attr]
         .values(claimed_by=owner, claim_until=now + lease)
         .returning(InboxEntry)
         .execution_options(synchronize_session=False)

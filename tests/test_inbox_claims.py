@@ -47,6 +47,23 @@ async def test_an_urgent_member_is_claimed_ahead_of_the_backlog(sessions: Sessio
     assert [row.key for row in then] == ["old-0", "old-1", "old-300", "old-301", "old-600", "old-601"]
 
 
+async def test_a_sender_with_a_long_backlog_is_claimed_a_slice_at_a_time_in_order(sessions: SessionFactory) -> None:
+    # A claim holds the database's write lock while it runs: thousands of one sender's
+    # rows are taken a slice at a time, oldest first, and she stays with one claimant.
+    await store(sessions, [NewInboxEntry(f"s{n}", "wecom", "busy-staff", "{}") for n in range(120)])
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        first = await claim_entries(session, "a", now, LEASE, senders=4, rows_each=50)
+    assert [row.key for row in first] == [f"s{n}" for n in range(50)]
+    async with sessions() as session, session.begin():
+        assert await claim_entries(session, "b", now, LEASE, senders=4, rows_each=50) == []  # still a's
+        for row in first:
+            await mark_done(session, row.id, now, "a")  # type: ignore[arg-type]
+    async with sessions() as session, session.begin():
+        then = await claim_entries(session, "b", now, LEASE, senders=4, rows_each=50)
+    assert [row.key for row in then] == [f"s{n}" for n in range(50, 100)]
+
+
 async def test_a_member_s_rows_go_to_one_claimant_until_its_claim_expires(sessions: SessionFactory) -> None:
     await store(sessions, [NewInboxEntry(f"k{n}", "sandbox", f"m{n % 3}", "{}") for n in range(6)])
     now = utcnow()

@@ -41,6 +41,7 @@ from bot.web.metrics import add_metrics
 from bot.web.proxies import add_trusted_proxies
 from handlers.chain import MEMBER_CHAIN, PLATFORM_CHAIN
 from handlers.dispatcher import Dispatcher
+from handlers.give_way import AckRate, GiveWay
 from scheduler.calendar_run import run_calendar
 from scheduler.care import run_care_scan
 from scheduler.cron import CronJob, Scheduler
@@ -153,6 +154,8 @@ def build_app(settings: Settings) -> web.Application:
             app[HTTP] = session
             yield
 
+    acks = AckRate()  # this process's acknowledgements, which its handling gives way to
+
     async def delivery(app: web.Application) -> AsyncIterator[None]:
         d = settings.delivery
         loop = DeliveryLoop(
@@ -180,6 +183,7 @@ def build_app(settings: Settings) -> web.Application:
             poll_interval=timedelta(seconds=5 if receives else 0.25),
             lease=timedelta(seconds=settings.storage.inbox_lease_seconds),
             loops=app[LOOPS],
+            give_way=GiveWay(acks.per_second),
         )
         app[DISPATCHER] = worker
         live.on_change(lambda now: worker.reconfigure(now.handlers, now.renderer))
@@ -194,7 +198,8 @@ def build_app(settings: Settings) -> web.Application:
         engine = create_database_engine(settings.storage.url, checkpoints=False, pool_size=1, max_overflow=0)
         BACKLOG.watch_pool("inbox", engine)
         if DISPATCHER in app:
-            writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake, on_urgent=app[DISPATCHER].wake_urgent)
+            writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake, on_urgent=app[DISPATCHER].wake_urgent,
+                                 on_stored=acks.note)
         else:
             writer = InboxWriter(engine)
         app[INBOX] = writer
