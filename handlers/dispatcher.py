@@ -47,7 +47,7 @@ from storage.inbox import (
 from storage.loops import Loops
 from storage.members import resolve_member
 from storage.metrics import record_handling
-from storage.models import InboxEntry, utcnow
+from storage.models import InboxEntry, as_utc, utcnow
 from storage.outbox import enqueue
 from storage.tracing import request_id_of, traced
 
@@ -210,7 +210,7 @@ class Dispatcher:
             if self._welcomes_first is not None:
                 await self._welcomes_first()
             try:
-                async with self._give_way.turn():
+                async with self._give_way.turn(waited=_seconds_waited(entry, self._clock())):
                     carry_on = not self._stopping and await self._handle(entry)
             except Exception:  # even recording the failure failed: the database is away
                 log.exception("handling inbox row %s failed", entry.id)
@@ -270,6 +270,10 @@ class Dispatcher:
         log.debug("handled inbox row %s (%s) with %d outbox rows", entry.id, kind, len(actions))
         self._on_outbox()
         return True
+
+
+def _seconds_waited(entry: InboxEntry, now: datetime) -> float:
+    return (now - as_utc(entry.received_at)).total_seconds()
 
 
 def _display_name(update: Update) -> str | None:

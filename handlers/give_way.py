@@ -7,7 +7,9 @@ callbacks arrive faster than `busy_rate` a second, handling takes turns: one row
 and after each row a pause long enough that handling uses at most `share` of the loop's
 time. Welcomes are not held: they go ahead in batches (handlers/early_welcome.py) and
 their sends are delivery's, which never waits here. When the burst is over, handling runs
-at full speed again at once; a burst never stops it altogether.
+at full speed again at once; a burst never stops it altogether. A row that has already
+waited `patience` no longer gives way: a burst is short, and a flood that lasts is not a
+burst but a load to share (one that lasts calls for a worker process: `server.role`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 BUSY_RATE = 200.0  # acknowledgements a second; a brand's everyday traffic stays far below
-HANDLING_SHARE = 0.05
+HANDLING_SHARE = 0.02
 LONGEST_PAUSE = 1.0  # seconds: a slow row does not stall handling for longer than this
+PATIENCE = 30.0  # seconds a row gives way for at most
 
 
 class AckRate:
@@ -51,7 +54,7 @@ class AckRate:
 
 def pause_after(seconds_handling: float, share: float = HANDLING_SHARE, longest: float = LONGEST_PAUSE) -> float:
     """How long to wait after a row that took `seconds_handling`, so that handling takes
-    `share` of the time: a row of 5 ms at a twentieth is followed by 95 ms."""
+    `share` of the time: a row of 5 ms at a fiftieth is followed by 245 ms."""
     return min(seconds_handling * (1 - share) / share, longest)
 
 
@@ -59,19 +62,21 @@ class GiveWay:
     """Turns for handling while acknowledgements are pressing; free passage otherwise."""
 
     def __init__(self, acks_per_second: Callable[[], float], busy_rate: float = BUSY_RATE,
-                 share: float = HANDLING_SHARE):
+                 share: float = HANDLING_SHARE, patience: float = PATIENCE):
         self._acks_per_second = acks_per_second
         self._busy_rate = busy_rate
         self._share = share
+        self._patience = patience
         self._turn = asyncio.Lock()
 
     def pressing(self) -> bool:
         return self._acks_per_second() > self._busy_rate
 
     @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """Around one row's handling: waits its turn while callbacks are pressing."""
-        if not self.pressing():
+    async def turn(self, waited: float = 0.0) -> AsyncIterator[None]:
+        """Around the handling of a row that has waited `waited` seconds since it was
+        stored: waits its turn while callbacks are pressing."""
+        if waited >= self._patience or not self.pressing():
             yield
             return
         async with self._turn:

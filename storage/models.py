@@ -13,6 +13,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC time (SQLite gives them back naive)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class Store(SQLModel, table=True):
     __tablename__ = "stores"
     id: int | None = Field(default=None, primary_key=True)

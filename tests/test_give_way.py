@@ -63,6 +63,23 @@ async def test_while_callbacks_pour_in_one_row_is_handled_at_a_time() -> None:
         assert [row for row in finished if row[0] == name] == [f"{name}0", f"{name}1", f"{name}2"]
 
 
+async def test_a_row_that_has_waited_long_no_longer_gives_way() -> None:
+    way = GiveWay(lambda: 5000.0, busy_rate=200, patience=30)
+    in_hand = 0
+    most = 0
+
+    async def row(waited: float) -> None:
+        nonlocal in_hand, most
+        async with way.turn(waited=waited):
+            in_hand += 1
+            most = max(most, in_hand)
+            await asyncio.sleep(0.01)
+            in_hand -= 1
+
+    await asyncio.gather(*(row(45.0) for _ in range(4)))
+    assert most == 4  # a flood that lasts is shared, not waited out
+
+
 async def test_everyday_traffic_leaves_handling_alone() -> None:
     most, finished = await handle_rows(GiveWay(lambda: 20.0, busy_rate=200), members=4, rows=3)
     assert most == 4
