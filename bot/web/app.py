@@ -183,7 +183,7 @@ def build_app(settings: Settings) -> web.Application:
             poll_interval=timedelta(seconds=5 if receives else 0.25),
             lease=timedelta(seconds=settings.storage.inbox_lease_seconds),
             loops=app[LOOPS],
-            give_way=GiveWay(acks.per_second),
+            give_way=GiveWay(acks.per_second) if receives else None,  # a worker answers no callbacks
         )
         app[DISPATCHER] = worker
         live.on_change(lambda now: worker.reconfigure(now.handlers, now.renderer))
