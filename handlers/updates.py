@@ -6,6 +6,7 @@ round trip through `to_payload` / `from_payload` must be exact.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -71,13 +72,18 @@ _TIMES = ("sent_at", "occurred_at")
 
 def to_payload(update: Update) -> str:
     # Built by hand, not with dataclasses.asdict: asdict deep-copies, and this runs on
-    # the acknowledgement path of every callback.
-    body: dict[str, Any] = {f.name: getattr(update, f.name) for f in fields(update)}
+    # the acknowledgement path of every callback (the field names are looked up once).
+    body: dict[str, Any] = {name: getattr(update, name) for name in _field_names(type(update))}
     for name in _TIMES:
         if name in body:
             body[name] = body[name].isoformat()
     body["type"] = "message" if isinstance(update, MessageUpdate) else "event"
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(kind))
 
 
 def from_payload(payload: str) -> Update:
