@@ -172,8 +172,9 @@ def generate(path: Path, members: int) -> None:
 def child(path: Path, days: int) -> None:
     from bot.settings.layers import DEFAULT_SCHEMES
     from content_templates.renderer import Renderer
-    from scheduler.calendar import CalendarContext, PreviewPolicy, parse_calendar
+    from scheduler.calendar import CalendarContext, parse_calendar
     from scheduler.calendar_preview import preview_calendar
+    from scheduler.calendar_simulation import PreviewPolicy
     from scheduler.policy import QuietHours
     from storage.engine import create_database_engine, session_factory
 
