@@ -43,6 +43,7 @@ import time
 import unicodedata
 from datetime import date, datetime, timedelta, timezone
 from itertools import accumulate
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -458,7 +459,7 @@ async def measure(base: str, pid: int, facts: dict, runs: int, slow: float = 0.5
                   f"{result['cpu']:>8.3f}{result['peak_mb']:>9.0f}{rows:>6}{result['kb']:>7.0f}", flush=True)
         # By the worst time, not the median: the calendar caches its month, so its median
         # hides the 4–6 s first view that is exactly what holds other requests up.
-        await behind_slow_pages(http, base, [r for r in results if max(r["first"], r["max"]) >= slow])
+        await behind_slow_pages(http, base, pid, [r for r in results if max(r["first"], r["max"]) >= slow])
         return results
 
 
@@ -492,18 +493,39 @@ async def _acknowledged(http: aiohttp.ClientSession, base: str, n: int) -> float
     return time.perf_counter() - started
 
 
+def _ready_seconds(pid: int) -> float:
+    """Seconds the thread `pid` (a process's main thread) has stood ready to run while
+    other programs held the CPUs (Linux schedstat; 0 elsewhere)."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Probes:
-    """Small requests sent one after another; their wall seconds."""
+    """Small requests sent one after another: each one's wall seconds, and those less the
+    time the server's event loop thread and this client's stood ready for a CPU that the
+    machine's other programs held (on a shared machine that, not the server, is most of
+    the worst case)."""
 
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base, self.sent = http, base, 0
+    def __init__(self, http: aiohttp.ClientSession, base: str, server: int) -> None:
+        self.http, self.base, self.server, self.sent = http, base, server, 0
 
-    async def quick_page(self) -> float:
+    async def _timed(self, request: Awaitable[float]) -> tuple[float, float]:
+        ready = _ready_seconds(self.server) + _ready_seconds(os.getpid())
+        wall = await request
+        ready = _ready_seconds(self.server) + _ready_seconds(os.getpid()) - ready
+        return wall, max(0.0, wall - ready)
+
+    async def quick_page(self) -> tuple[float, float]:
+        return await self._timed(self._quick())
+
+    async def _quick(self) -> float:
         return (await _get(self.http, self.base + QUICK))[0]
 
-    async def callback(self) -> float:
+    async def callback(self) -> tuple[float, float]:
         self.sent += 1
-        return await _acknowledged(self.http, self.base, self.sent)
+        return await self._timed(_acknowledged(self.http, self.base, self.sent))
 
 
 def unseen_month(path: str, months_ahead: int) -> str:
@@ -520,7 +542,8 @@ async def _idle(seconds: float) -> tuple[float, str]:
     return seconds, ""
 
 
-async def while_served(http: aiohttp.ClientSession, base: str, path: str | None, probe) -> tuple[list[float], float]:  # noqa: ANN001
+async def while_served(http: aiohttp.ClientSession, base: str, path: str | None,
+                       probe: Callable[[], Awaitable[tuple[float, float]]]) -> tuple[list[tuple[float, float]], float]:
     """`probe` sent again and again (20 ms apart) while `path` is being served: the
     probes' seconds, and the page's."""
     loading = asyncio.create_task(_get(http, base + path) if path else _idle(3.0))
@@ -533,35 +556,37 @@ async def while_served(http: aiohttp.ClientSession, base: str, path: str | None,
     return times, took
 
 
-async def behind_slow_pages(http: aiohttp.ClientSession, base: str, slow: list[dict]) -> list[dict]:
+async def behind_slow_pages(http: aiohttp.ClientSession, base: str, server: int, slow: list[dict]) -> list[dict]:
     """A quick page, and a WeCom callback's acknowledgement, while each slow page is being
     served: the worst delay beyond the same request alone (the slow page's own time beside)."""
     if not slow:
         return []
-    probes = Probes(http, base)
+    probes = Probes(http, base, server)
     kinds = (("quick page", probes.quick_page), ("callback ack", probes.callback))
-    alone = {}
+    alone: dict[str, tuple[float, float]] = {}
     for label, probe in kinds:
         await probe()  # a warm connection
-        alone[label] = statistics.median([await probe() for _ in range(7)])
-    print(f"\nalone: GET {QUICK} {alone['quick page'] * 1000:.0f} ms, a signed callback acknowledged in "
-          f"{alone['callback ack'] * 1000:.0f} ms (medians of 7). While a slow page is being served, each sent again"
-          f" and again: the worst delay beyond alone, ms (probes sent), and the slow page's own seconds:")
+        sample = [await probe() for _ in range(7)]
+        alone[label] = (statistics.median(t for t, _ in sample), statistics.median(t for _, t in sample))
+    print(f"\nalone: GET {QUICK} {alone['quick page'][0] * 1000:.0f} ms, a signed callback acknowledged in "
+          f"{alone['callback ack'][0] * 1000:.0f} ms (medians of 7). While a slow page is being served, each is sent"
+          f" again and again. The worst delay beyond alone, ms: as timed / less the time the server's loop and this"
+          f" client stood ready for a CPU others held; how many were sent; the slow page's own seconds:")
     waits, ahead = [], 1
     # First nothing else for 3 s: what the machine's other load alone makes of the worst probe.
     for result in [{"what": "(nothing else, 3 s)", "path": None}, *slow]:
-        line = {"what": result["what"]}
+        line: dict = {"what": result["what"]}
         for label, probe in kinds:
             path = result["path"] and unseen_month(result["path"], ahead)
             ahead += path != result["path"]
             times, took = await while_served(http, base, path, probe)
-            line[label] = (max(times) - alone[label]) if times else 0.0
+            line[label] = max((t for t, _ in times), default=alone[label][0]) - alone[label][0]
+            line[label + " own"] = max((t for _, t in times), default=alone[label][1]) - alone[label][1]
             line[label + " probes"], line[label + " page"] = len(times), took
-            line[label + " median"] = (statistics.median(times) - alone[label]) if times else 0.0
         waits.append(line)
         print(f"  {_pad(result['what'], 44)}" + "   ".join(
-            f"{label} {line[label] * 1000:>5.0f} ms (median {line[label + ' median'] * 1000:>4.0f} of"
-            f" {line[label + ' probes']:>3}, page {line[label + ' page']:.2f} s)" for label, _ in kinds), flush=True)
+            f"{label} {line[label] * 1000:>5.0f} / {line[label + ' own'] * 1000:>4.0f} ms"
+            f" ({line[label + ' probes']:>3}, {line[label + ' page']:.2f} s)" for label, _ in kinds), flush=True)
     return waits
 
 
