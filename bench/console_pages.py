@@ -14,17 +14,22 @@ Then starts the real app (`bot.web.app.build_app`, console on, `server.role = "w
 that no scheduled job writes while the pages are timed) in a child process on
 127.0.0.1, logs in as an operator and GETs each page --runs times in a row: first,
 median and max wall time, the server's CPU per request, and its peak RSS while serving
-that page (the high-water mark is reset before each page). Last, a quick page is asked
-for while each page that took 0.5 s or more is being served: how long it waits.
+that page (the high-water mark is reset before each page). Last, while each page that
+took 0.3 s or more (--slow) is served again (the calendar: a month not yet viewed), a
+quick console page, and then in another serving a signed WeCom callback, is sent again
+and again: how long each waited beyond the same request alone, at worst, as timed and
+less the time the server's loop and the client stood ready for a CPU others held.
 
     .venv/bin/python bench/console_pages.py [--members 1000000] [--runs 5] [--db PATH]
     .venv/bin/python bench/console_pages.py --members 20000     # a quick check
+    .venv/bin/python bench/console_pages.py --tree ../other-checkout   # serve another checkout's code
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -39,12 +44,14 @@ import time
 import unicodedata
 from datetime import date, datetime, timedelta, timezone
 from itertools import accumulate
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(os.environ.get("SIYU_BENCH_TREE") or Path(__file__).resolve().parent.parent).resolve()
 sys.path.insert(0, str(ROOT))
 
 from bench import calendar_preview  # noqa: E402
@@ -54,6 +61,8 @@ ZONE = ZoneInfo("Asia/Shanghai")
 STORES = (("s01", "静安店"), ("s02", "徐汇店"), ("s03", "浦东店"), ("s04", "长宁店"))  # the calendar's codes
 STAFF_NAMES = "陈静 刘洋 周敏 李娟 张伟 王磊 吴婷 赵倩 孙丽 郑爽 何欢 林琳 马骁 高远 罗兰 黄蓉 谢娜 宋佳 韩雪 唐宁".split()
 PASSWORD = "bench-password"
+WECOM_TOKEN, WECOM_CORP, WECOM_AGENT = "QDG6eK", "wwbenchcorp0001", 1000002
+WECOM_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 # Surnames and their share of the population (%); the rest spread over RARER ones.
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余"
 SURNAME_SHARES = (7.1, 7.0, 6.7, 5.4, 4.5, 3.1, 2.2, 2.0, 1.8, 1.7, 1.4, 1.4, 1.2, 1.2, 1.1, 1.1, 1.0, 0.9, 0.9, 0.8,
@@ -273,14 +282,17 @@ def dated(path: Path, members: int, heavy: int, today: date) -> None:
     db.close()
 
 
-def config_text(path: Path) -> str:
-    """The server's configuration: this database, one operator login, a rule per tag."""
+def config_text(path: Path, role: str = "webhook") -> str:
+    """The server's configuration: this database, WeCom callbacks (its API unreachable:
+    nothing is sent), one operator login, a rule per tag."""
     from bot.console.passwords import hash_password
 
     rules = "".join(f'[[tags.rules]]\nid = "r{n:02d}"\ntag = "{name}"\ngroup = "{group}"\nkeywords = ["{name}"]\n\n'
                     for n, (group, name) in enumerate(
                         [("", t) for t in calendar_preview.TAGS] + list(MORE_TAGS), 1))
-    return (f'timezone = "Asia/Shanghai"\n\n[storage]\nurl = "sqlite:///{path}"\n\n[server]\nrole = "webhook"\n\n'
+    return (f'timezone = "Asia/Shanghai"\n\n[storage]\nurl = "sqlite:///{path}"\n\n[server]\nrole = "{role}"\n\n'
+            f'[platforms.wecom]\ncorp_id = "{WECOM_CORP}"\nagent_id = {WECOM_AGENT}\ntoken = "{WECOM_TOKEN}"\n'
+            f'encoding_aes_key = "{WECOM_AES_KEY}"\nsecret = "unused"\napi_base = "http://127.0.0.1:9"\n\n'
             f'[log]\nlevel = "WARNING"\n\n[console]\nsecret = "bench-console-secret-0123456789abcdef"\n\n'
             f'[[console.users]]\nlogin = "ops"\nrole = "operator"\npassword_hash = "{hash_password(PASSWORD)}"\n\n'
             + rules)
@@ -314,7 +326,14 @@ def serve(config: Path) -> None:
     from bot.web.app import build_app
 
     async def run() -> None:
-        runner = web.AppRunner(build_app(load_settings(config)), access_log=None)
+        if os.environ.get("SIYU_BENCH_WATCH_LOOP"):
+            watch_loop()
+        app = build_app(load_settings(config))
+        with contextlib.suppress(ImportError):  # as `siyu serve` does (a base before it did not)
+            from bot.web.app import freeze_startup_objects
+
+            app.on_startup.append(freeze_startup_objects)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         print(runner.addresses[0][1], flush=True)
@@ -324,6 +343,27 @@ def serve(config: Path) -> None:
         await runner.cleanup()
 
     asyncio.run(run())
+
+
+def watch_loop() -> None:
+    """Diagnosis (SIYU_BENCH_WATCH_LOOP=1): asyncio's debug mode names each callback that
+    holds the loop 50 ms or more, and each garbage collection that long is printed."""
+    import gc
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.05
+    started = [0.0]
+
+    def timed(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (took := time.perf_counter() - started[0]) >= 0.05:
+            print(f"gc generation {info['generation']}: {took * 1000:.0f} ms", file=sys.stderr, flush=True)
+
+    gc.callbacks.append(timed)
 
 
 def pages(facts: dict) -> list[tuple[str, str, str]]:
@@ -391,7 +431,7 @@ async def _get(http: aiohttp.ClientSession, url: str) -> tuple[float, str]:
     return time.perf_counter() - started, body
 
 
-async def measure(base: str, pid: int, facts: dict, runs: int) -> list[dict]:
+async def measure(base: str, pid: int, facts: dict, runs: int, slow: float = 0.3) -> list[dict]:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # cookies for 127.0.0.1
         async with http.get(base + "/admin/login") as response:
             token = re.search(r'name="csrf-token" content="([^"]+)"', await response.text())
@@ -420,24 +460,146 @@ async def measure(base: str, pid: int, facts: dict, runs: int) -> list[dict]:
                   f"{result['cpu']:>8.3f}{result['peak_mb']:>9.0f}{rows:>6}{result['kb']:>7.0f}", flush=True)
         # By the worst time, not the median: the calendar caches its month, so its median
         # hides the 4–6 s first view that is exactly what holds other requests up.
-        await behind_slow_pages(http, base, [r for r in results if max(r["first"], r["max"]) >= 0.5])
+        await behind_slow_pages(http, base, pid, [r for r in results if max(r["first"], r["max"]) >= slow])
         return results
 
 
-async def behind_slow_pages(http: aiohttp.ClientSession, base: str, slow: list[dict]) -> None:
-    """A quick page asked for while a slow one is being served. The server has one SQLite
-    connection (storage.engine): the quick page's queries wait for the slow page's."""
-    quick = "/admin/members?q=王"
+QUICK = "/admin/members?q=王"
+
+
+def signed_callback(n: int) -> tuple[str, str]:
+    """The query and body WeCom would POST for a staff member's text message, signed now."""
+    from bot.platforms.wecom.crypto import CallbackCrypto, sha1_signature
+
+    timestamp, nonce = str(int(time.time())), str(random.randrange(10**10))
+    plain = (f"<xml><ToUserName><![CDATA[{WECOM_CORP}]]></ToUserName><FromUserName><![CDATA[bench{n % 20}]]>"
+             f"</FromUserName><CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+             f"<Content><![CDATA[今天的面包几点出炉？第{n}条]]></Content><MsgId>{time.time_ns() + n}</MsgId>"
+             f"<AgentID>{WECOM_AGENT}</AgentID></xml>")
+    encrypted = CallbackCrypto(WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP).encrypt(plain.encode())
+    query = urlencode({"msg_signature": sha1_signature(WECOM_TOKEN, timestamp, nonce, encrypted),
+                       "timestamp": timestamp, "nonce": nonce})
+    body = (f"<xml><ToUserName><![CDATA[{WECOM_CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt>"
+            f"<AgentID><![CDATA[{WECOM_AGENT}]]></AgentID></xml>")
+    return query, body
+
+
+async def _acknowledged(http: aiohttp.ClientSession, base: str, n: int) -> float:
+    """One signed callback: wall seconds until its acknowledgement is read."""
+    query, body = signed_callback(n)
+    started = time.perf_counter()
+    async with http.post(f"{base}/wecom/callback?{query}", data=body.encode()) as response:
+        await response.read()
+    assert response.status == 200, f"callback refused: {response.status}"
+    return time.perf_counter() - started
+
+
+def _ready_seconds(pid: int) -> float:
+    """Seconds the thread `pid` (a process's main thread) has stood ready to run while
+    other programs held the CPUs (Linux schedstat; 0 elsewhere)."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class Probes:
+    """Small requests sent one after another: each one's wall seconds, and those less the
+    time the server's event loop thread and this client's stood ready for a CPU that the
+    machine's other programs held (on a shared machine that, not the server, is most of
+    the worst case)."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, server: int) -> None:
+        self.http, self.base, self.server, self.sent = http, base, server, 0
+
+    async def _timed(self, request: Awaitable[float]) -> tuple[float, float]:
+        ready = _ready_seconds(self.server) + _ready_seconds(os.getpid())
+        wall = await request
+        ready = _ready_seconds(self.server) + _ready_seconds(os.getpid()) - ready
+        return wall, max(0.0, wall - ready)
+
+    async def quick_page(self) -> tuple[float, float]:
+        return await self._timed(self._quick())
+
+    async def _quick(self) -> float:
+        return (await _get(self.http, self.base + QUICK))[0]
+
+    async def callback(self) -> tuple[float, float]:
+        self.sent += 1
+        return await self._timed(_acknowledged(self.http, self.base, self.sent))
+
+
+def unseen_month(path: str, months_ahead: int) -> str:
+    """The calendar's path for a month not viewed yet (its reach is counted afresh)."""
+    if not path.startswith("/admin/calendar"):
+        return path
+    today = datetime.now(ZONE).date()
+    n = today.year * 12 + today.month - 1 + months_ahead
+    return f"/admin/calendar?month={n // 12}-{n % 12 + 1:02d}"
+
+
+async def _idle(seconds: float) -> tuple[float, str]:
+    await asyncio.sleep(seconds)
+    return seconds, ""
+
+
+async def while_served(http: aiohttp.ClientSession, base: str, path: str | None,
+                       probe: Callable[[], Awaitable[tuple[float, float]]]) -> tuple[list[tuple[float, float]], float]:
+    """`probe` sent again and again (20 ms apart) while `path` is being served: the
+    probes' seconds, and the page's."""
+    loading = asyncio.create_task(_get(http, base + path) if path else _idle(3.0))
+    await asyncio.sleep(0.05)  # the page's request is in
+    times = []
+    while not loading.done():
+        times.append(await probe())
+        await asyncio.sleep(0.02)
+    took, _ = await loading
+    return times, took
+
+
+async def behind_slow_pages(http: aiohttp.ClientSession, base: str, server: int, slow: list[dict]) -> list[dict]:
+    """A quick page, and a WeCom callback's acknowledgement, while each slow page is being
+    served: the worst delay beyond the same request alone (the slow page's own time beside)."""
     if not slow:
-        return
-    alone = statistics.median([(await _get(http, base + quick))[0] for _ in range(3)])
-    print(f"\nGET {quick} alone: {alone:.3f} s; while a slow page is being served (asked 0.1 s after it):")
-    for result in slow:
-        loading = asyncio.create_task(_get(http, base + result["path"]))
-        await asyncio.sleep(0.1)
-        waited, _ = await _get(http, base + quick)
-        took, _ = await loading
-        print(f"  {_pad(result['what'], 34)} quick page {waited:.3f} s (the slow one {took:.3f} s)", flush=True)
+        return []
+    probes = Probes(http, base, server)
+    kinds = (("quick page", probes.quick_page), ("callback ack", probes.callback))
+    alone: dict[str, tuple[float, float]] = {}
+    for label, probe in kinds:
+        await probe()  # a warm connection
+        sample = [await probe() for _ in range(7)]
+        alone[label] = (statistics.median(t for t, _ in sample), statistics.median(t for _, t in sample))
+    print(f"\nalone: GET {QUICK} {alone['quick page'][0] * 1000:.0f} ms, a signed callback acknowledged in "
+          f"{alone['callback ack'][0] * 1000:.0f} ms (medians of 7). While a slow page is being served, each is sent"
+          f" again and again. The worst delay beyond alone, ms: as timed / less the time the server's loop and this"
+          f" client stood ready for a CPU others held; how many were sent; the slow page's own seconds:")
+    waits, ahead = [], 1
+    # First nothing else for 3 s: what the machine's other load alone makes of the worst probe.
+    for result in [{"what": "(nothing else, 3 s)", "path": None}, *slow]:
+        line: dict = {"what": result["what"]}
+        for label, probe in kinds:
+            path = result["path"] and unseen_month(result["path"], ahead)
+            ahead += path != result["path"]
+            times, took = await while_served(http, base, path, probe)
+            line[label] = max((t for t, _ in times), default=alone[label][0]) - alone[label][0]
+            line[label + " own"] = max((t for _, t in times), default=alone[label][1]) - alone[label][1]
+            line[label + " probes"], line[label + " page"] = len(times), took
+        waits.append(line)
+        print(f"  {_pad(result['what'], 44)}" + "   ".join(
+            f"{label} {line[label] * 1000:>5.0f} / {line[label + ' own'] * 1000:>4.0f} ms"
+            f" ({line[label + ' probes']:>3}, {line[label + ' page']:.2f} s)" for label, _ in kinds), flush=True)
+    return waits
+
+
+def server_command(tree: Path | None, config: Path) -> list[str]:
+    """The child that serves: this checkout's code, or `tree`'s with its own interpreter."""
+    python = tree / ".venv" / "bin" / "python" if tree is not None else None
+    return [str(python) if python and python.exists() else sys.executable, __file__, "--serve", str(config)]
+
+
+def git_head(tree: Path) -> str:
+    found = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return found.stdout.strip() or "?"
 
 
 def main() -> None:
@@ -448,18 +610,25 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--db", type=Path, help="default: /tmp/siyu-bench/console-<members>.db")
+    parser.add_argument("--slow", type=float, default=0.3, help="pages this slow (s) are probed behind")
+    parser.add_argument("--role", choices=("webhook", "all"), default="webhook",
+                        help="the server's role; with \"all\" the scheduler, dispatcher and delivery run too")
+    parser.add_argument("--tree", type=Path, help="serve this checkout's code (with its .venv), e.g. the base of a"
+                                                  " paired comparison; the database is built with this one's")
     args = parser.parse_args()
     path = (args.db or Path(tempfile.gettempdir()) / "siyu-bench" / f"console-{args.members}.db").resolve()
     facts = build(path, args.members)
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "siyu.toml"
-        config.write_text(config_text(path), encoding="utf-8")
+        config.write_text(config_text(path, args.role), encoding="utf-8")
         asyncio.run(load_entries(config))
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(config)], stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen(server_command(args.tree, config), stdout=subprocess.PIPE, text=True,
+                                  env=os.environ | ({"SIYU_BENCH_TREE": str(args.tree.resolve())} if args.tree else {}))
         try:
             port = int(server.stdout.readline())  # type: ignore[union-attr]
-            print(f"\n{args.members:,} members, server pid {server.pid} on port {port}", flush=True)
-            results = asyncio.run(measure(f"http://127.0.0.1:{port}", server.pid, facts, args.runs))
+            print(f"\n{args.members:,} members, role {args.role}, code of {(args.tree or ROOT).resolve().name}"
+                  f" ({git_head(args.tree or ROOT)}), server pid {server.pid} on port {port}", flush=True)
+            results = asyncio.run(measure(f"http://127.0.0.1:{port}", server.pid, facts, args.runs, args.slow))
         finally:
             server.terminate()
             server.wait(60)

@@ -4,6 +4,7 @@ entry's preview for the console's editor."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -51,7 +52,10 @@ async def preview_calendar(
         for entry_id, entry in firing.items():
             sample = await audiences.sample_member(session, resolved[entry_id]) if entry_id in reached else None
             samples[entry_id] = sample_text(renderer, persona, entry, sample)
-    return Preview(start, days, simulate(classes, firings, policy), samples, [e.id for e in entries if e.paused])
+    # A month of firings over thousands of classes is a few hundred thousand steps of
+    # Python: on a thread, the event loop keeps answering meanwhile.
+    outcomes = await asyncio.to_thread(simulate, classes, firings, policy)
+    return Preview(start, days, outcomes, samples, [e.id for e in entries if e.paused])
 
 
 MADE_UP = ("王芳", "示例门店")  # the sample member when the audience holds no one

@@ -82,6 +82,22 @@ def create_database_engine(
     )
 
 
+def create_reading_engine(url: str, connections: int) -> AsyncEngine:
+    """An engine for pages that read much and write little (the console). On SQLite a
+    pool of `connections`, none of which checkpoints: WAL lets them read side by side,
+    each on its own thread (aiosqlite) while SQLite works without the GIL, so a read that
+    counts a million members for seconds holds up no other page. Their few writes queue
+    in SQLite's busy handler behind the other writers. PostgreSQL needs no such engine:
+    the main pool serves concurrent reads."""
+    if not is_sqlite(url):
+        raise UnsupportedDatabase("a reading engine is for SQLite: PostgreSQL pages use the main pool")
+    engine = create_async_engine(
+        async_url(url), pool_size=connections, max_overflow=0, pool_timeout=60, hide_parameters=_hide_parameters
+    )
+    event.listen(engine.sync_engine, "connect", _tune_sqlite_no_checkpoints)
+    return engine
+
+
 def _tune_sqlite_no_checkpoints(dbapi_connection: Any, record: Any) -> None:
     _tune_sqlite(dbapi_connection, record)
     cursor = dbapi_connection.cursor()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,9 +14,11 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli.main import main
+from bot.console import rules_page
 from bot.console.passwords import hash_password, verify_password
 from bot.settings.model import load_settings
 from bot.shared.keys import SESSIONS
@@ -187,6 +191,41 @@ async def test_a_long_console_read_does_not_hold_up_members_replies(console: Con
         await reading.execute(select(func.count()).select_from(Member))  # a page mid-count
         await console.server.post_message("王芳", "想买全麦吐司")
         await eventually(lambda: replied(console.server.app[SESSIONS]))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL pages share the main pool
+async def test_a_long_console_read_does_not_hold_up_another_console_page(
+    console: ConsoleServer, log_in: LogIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules page's read is held inside SQLite (a function that waits for the test)
+    while a member search is asked for over HTTP: the search answers first."""
+    entered, release = threading.Event(), threading.Event()
+
+    def held_read() -> int:  # runs on the connection's own thread, as a slow count would
+        entered.set()
+        release.wait(60)
+        return 1
+
+    real_runs = rules_page.last_layer_runs
+
+    async def slow_layer_runs(session: AsyncSession) -> dict[str, datetime]:
+        raw = await (await session.connection()).get_raw_connection()
+        await raw.driver_connection.create_function("held_read", 0, held_read)
+        await session.execute(text("SELECT held_read()"))
+        return await real_runs(session)
+
+    monkeypatch.setattr(rules_page, "last_layer_runs", slow_layer_runs)
+    ops = await log_in("ops")
+    rules = asyncio.create_task(ops.get("/admin/rules"))
+    try:
+        assert await asyncio.to_thread(entered.wait, 30), "the rules page never reached its read"
+        found = await asyncio.wait_for(ops.get("/admin/members?q=王"), 30)  # a hang fails, not a slow answer
+        assert "王芳" in found
+        assert not rules.done()  # answered while the long read was still running
+    finally:
+        release.set()
+        page = (await asyncio.gather(rules, return_exceptions=True))[0]
+    assert 'data-testid="rule-row"' in str(page)
 
 
 async def replied(sessions: SessionFactory) -> bool:

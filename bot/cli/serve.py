@@ -10,7 +10,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bot.settings.model import Settings
-from bot.web.app import build_app
+from bot.web.app import build_app, freeze_startup_objects
 from bot.web.limits import runner_options
 from storage.migrate import upgrade
 
@@ -25,9 +25,11 @@ def run_server(settings: Settings, port: int | None = None, announce: Callable[[
         _settle_heap()
         (announce or _default_announce)(base)
 
+    app = build_app(settings)
+    app.on_startup.append(freeze_startup_objects)  # after the cleanup contexts' setup: all is made
     try:
         web.run_app(
-            build_app(settings),
+            app,
             host=host,
             port=port,
             access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,

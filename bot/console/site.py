@@ -37,6 +37,7 @@ from bot.shared.keys import SESSIONS
 from bot.shared.prompt_links import console_base_url
 from bot.shared.task_links import link_holder
 from handlers.outbound import TASK_LIST
+from storage.backlog import BACKLOG
 from storage.console_auth import (
     clear_failures,
     end_session,
@@ -45,7 +46,7 @@ from storage.console_auth import (
     record_failure,
     session_login,
 )
-from storage.engine import create_database_engine, is_sqlite, session_factory
+from storage.engine import create_reading_engine, is_sqlite, session_factory
 from storage.models import StaffTask, utcnow
 
 log = logging.getLogger(__name__)
@@ -107,18 +108,20 @@ def add_console(app: web.Application, settings: Settings, secret: bytes) -> None
                  rules_page, config_page, staff_page, tasks_page, outcomes_page):
         page.add_routes(console)
     if is_sqlite(settings.storage.url):
-        console.cleanup_ctx.append(_own_connection(settings.storage.url))
+        console.cleanup_ctx.append(_own_connections(settings.storage.url, settings.storage.console_connections))
     app.add_subapp("/admin", console)
 
 
-def _own_connection(url: str) -> Callable[[web.Application], AsyncIterator[None]]:
-    """On SQLite the console reads through a connection of its own: a page that counts a
-    million members for seconds must not hold the one connection the dispatcher and
-    delivery write through (WAL lets readers and the writer run side by side). Pages ask
+def _own_connections(url: str, connections: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """On SQLite the console reads through a few connections of its own: a page that
+    counts a million members for seconds must hold neither the one connection the
+    dispatcher and delivery write through nor the one the next console page reads
+    through (WAL lets readers and the writer run side by side). Pages ask
     `request.config_dict[SESSIONS]`, which finds this sub-application's first."""
 
     async def connection(console: web.Application) -> AsyncIterator[None]:
-        engine = create_database_engine(url, checkpoints=False)
+        engine = create_reading_engine(url, connections)
+        BACKLOG.watch_pool("console", engine)
         console[SESSIONS] = session_factory(engine)
         yield
         await engine.dispose()

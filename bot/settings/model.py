@@ -94,6 +94,9 @@ class StorageSettings(_Section):
     # console, API), and how many more it may open at a peak. SQLite uses one.
     pool_size: int = Field(default=8, ge=1, le=100)
     max_overflow: int = Field(default=2, ge=0, le=100)
+    # SQLite only: connections the console's pages read through, side by side, so that a
+    # page counting every member for seconds holds up no other page.
+    console_connections: int = Field(default=4, ge=1, le=16)
     # How long a process's claim on a member's inbox rows lasts unless renewed (every
     # third of it while the process lives): after a crash, another process takes the
     # rows over this long after the last renewal.
