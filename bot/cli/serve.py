@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -22,7 +21,6 @@ def run_server(settings: Settings, port: int | None = None, announce: Callable[[
     base = f"http://{host}:{port}"
 
     def announce_urls(_: str) -> None:
-        _settle_heap()
         (announce or _default_announce)(base)
 
     app = build_app(settings)
@@ -42,14 +40,6 @@ def run_server(settings: Settings, port: int | None = None, announce: Callable[[
         print("siyu: stop what is using it, or pick another port ([server] port; `siyu demo --port N`)", file=sys.stderr)
         return 1
     return 0
-
-
-def _settle_heap() -> None:
-    """The server is up: what it loaded to get here (modules, settings, templates) lives as
-    long as the process. Moved out of the collector's sight, it is no longer walked by every
-    full collection, which under load paused the loop for tens of milliseconds."""
-    gc.collect()
-    gc.freeze()
 
 
 def _default_announce(base: str) -> None:
