@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Integer, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 
 def dialect_insert(table: Table, dialect_name: str):  # noqa: ANN201
@@ -25,3 +28,27 @@ def upsert(table: Table, dialect_name: str, unique: Sequence[str], values: Mappi
     statement = dialect_insert(table, dialect_name).values(**values)
     changes = {k: statement.excluded[k] for k in values if k not in unique}
     return statement.on_conflict_do_update(index_elements=list(unique), set_=changes)
+
+
+class month_day(FunctionElement[int]):  # noqa: N801 (a SQL function, named like one)
+    """A date's month * 100 + day (1123 for 23 November), as `members.birth_md` keeps a
+    birthday's. Spelled per backend so that an index on it serves the statements that
+    use it: PostgreSQL indexes only immutable expressions (EXTRACT is, `to_char` is not),
+    and SQLite uses an index on an expression only for the very same expression, literals
+    included — so the numbers below are written into the SQL, never bound."""
+
+    type = Integer()
+    name = "month_day"
+    inherit_cache = True
+
+
+@compiles(month_day, "sqlite")
+def _month_day_on_sqlite(element: month_day, compiler: SQLCompiler, **kw: Any) -> str:
+    day = compiler.process(element.clauses, **kw)  # SQLite keeps a date as 'YYYY-MM-DD'
+    return f"(substr({day}, 6, 2) * 100 + substr({day}, 9, 2))"
+
+
+@compiles(month_day, "postgresql")
+def _month_day_on_postgresql(element: month_day, compiler: SQLCompiler, **kw: Any) -> str:
+    day = compiler.process(element.clauses, **kw)
+    return f"(EXTRACT(month FROM {day}) * 100 + EXTRACT(day FROM {day}))"
