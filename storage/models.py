@@ -77,7 +77,9 @@ class Member(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-# A day's joining anniversaries are one index range too (the care scan's).
+# A day's joining anniversaries are one index range too (the care scan's). SQLite cannot
+# reflect an index on an expression: a later migration that rebuilds `members` with
+# batch_alter_table must create this one again (tests/test_storage.py checks its SQL).
 Index("ix_members_since_md", month_day(Member.member_since))  # type: ignore[arg-type]
 
 

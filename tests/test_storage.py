@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -17,9 +18,10 @@ from storage.engine import SessionFactory, create_sync_engine
 from storage.inbox import InboxWriter, NewInboxEntry, pending_entries, record_failure
 from storage.members import find_member, masked_phone, resolve_member
 from storage.migrate import downgrade, pending_revisions, upgrade
-from storage.models import InboxEntry, Member, OutboxEntry, utcnow
+from storage.models import InboxEntry, Member, OutboxEntry, StaffTask, utcnow
 from storage.outbox import UNKNOWN_OUTCOME, NewOutboxMessage, claim_due, enqueue, reap_expired
 from storage.tags import apply_tag, ensure_tag, tags_of
+from storage.tasks import NewTask, create_tasks
 
 
 # SQLite's indexes on expressions cannot be reflected, so autogenerate skips them (and says
@@ -270,3 +272,30 @@ async def test_two_runs_saving_a_new_cursor_at_once_both_succeed(db_url: str, se
     assert [r for r in results if isinstance(r, BaseException)] == []
     async with sessions() as session:
         assert await load_cursor(session, "calendar:last_scan") in {"a", "b"}
+
+
+async def test_rows_queued_in_bulk_are_stored_as_the_orm_stores_them(sessions: SessionFactory) -> None:
+    """On SQLite, outbox rows and tasks made by the thousand go to the driver without
+    SQLAlchemy's types: they must be stored exactly as the ORM stores them, or what SQL
+    compares (rows due, a day's tasks) would go wrong."""
+    now = datetime(2026, 11, 23, 6, 5, 7, 123, tzinfo=ZoneInfo("Asia/Shanghai"))  # not UTC, on purpose
+    later = now + timedelta(hours=4)
+    async with sessions() as session, session.begin():
+        await enqueue(session, [NewOutboxMessage("bulk", "sandbox", "小美", "care", "你好", not_before=later)], now)
+        await enqueue(session, [NewOutboxMessage("bulk-now", "sandbox", "小美", "care", "你好")], now)
+        session.add(OutboxEntry(dedupe_key="orm", platform="sandbox", recipient="小美", kind="care", body="你好",
+                                not_before=later, created_at=now))
+        session.add(OutboxEntry(dedupe_key="orm-now", platform="sandbox", recipient="小美", kind="care", body="你好",
+                                not_before=now, created_at=now))
+        await create_tasks(session, [NewTask("bulk", "care", "生日", date(2026, 11, 23))], now)
+        session.add(StaffTask(dedupe_key="orm", kind="care", title="生日", due_date=date(2026, 11, 23), created_at=now))
+    async with sessions() as session:
+        stored = {key: rest for key, *rest in await session.execute(text(
+            "SELECT dedupe_key, not_before, created_at, status, attempts, route, meta FROM outbox"))}
+        tasks = {key: rest for key, *rest in await session.execute(text(
+            "SELECT dedupe_key, due_date, created_at, status FROM staff_tasks"))}
+    assert stored["bulk"] == stored["orm"] and stored["bulk-now"] == stored["orm-now"]
+    assert tasks["bulk"] == tasks["orm"]
+    with pytest.raises(Exception, match="must have timezone information"):  # as the ORM refuses it
+        async with sessions() as session, session.begin():
+            await enqueue(session, [NewOutboxMessage("naive", "sandbox", "小美", "care", "你好")], now.replace(tzinfo=None))
