@@ -27,6 +27,7 @@ from jinja2 import (
     UndefinedError,
 )
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import new_context
 from jinja2.sandbox import SandboxedEnvironment
 
 SHIPPED = Path(__file__).with_name("templates")
@@ -103,19 +104,20 @@ class Renderer:
         same errors), for a job that renders it thousands of times (the care scan).
         `get_template` stats the file on every call and `Template.render` copies the
         environment's globals (a ChainMap, iterated in Python) into each context: two
-        thirds of a short template's time. Here the globals are copied once; edits to the
-        file after this call are not seen."""
+        thirds of a short template's time. Here the globals are copied once, into a dict
+        each context is given in place of the ChainMap; edits to the file after this call
+        are not seen."""
         try:
             template = self._env.get_template(name)
         except _RENDER_ERRORS as error:
             raise _render_error(name, error) from error
         context_globals = dict(template.globals)
-        concat, handle = self._env.concat, self._env.handle_exception
+        env, blocks, concat, handle = self._env, template.blocks, self._env.concat, self._env.handle_exception
 
         def render(variables: Mapping[str, Any]) -> str:
             try:
                 try:  # what Template.render does, with the globals given in one dict
-                    context = template.new_context({**context_globals, **variables}, shared=True)
+                    context = new_context(env, name, blocks, {**context_globals, **variables}, True, context_globals)
                     return concat(template.root_render_func(context)).strip()  # type: ignore[attr-defined]
                 except Exception:
                     handle()  # re-raises with the template's own line in the traceback

@@ -36,7 +36,7 @@ from storage.care import (
     existing_keys,
     layer_members,
 )
-from storage.engine import SessionFactory
+from storage.engine import SessionFactory, keep_planner_statistics
 from storage.outbox import NewOutboxMessage, enqueue
 from storage.outcomes import TouchSource, record_holdouts
 from storage.tasks import NewTask, create_tasks
@@ -163,7 +163,8 @@ async def run_care_scan(
 ) -> CareReport:
     """The daily care job for `day` (default: today in `zone`), in one transaction:
     messages for today's occasions, tasks for those up to `task_days_ahead` days ahead,
-    then the six-moments plans and their tasks. A dry run writes nothing."""
+    then the six-moments plans and their tasks. A dry run writes nothing. Then, once the
+    day's care is in, the planner's statistics are kept up for tomorrow's."""
     started = clock.perf_counter()
     today = day or now.astimezone(zone).date()
     # Thousands of renders of a handful of templates: each looked up once for this scan.
@@ -176,6 +177,8 @@ async def run_care_scan(
                 dry_run=dry_run,
             )
     report.seconds = clock.perf_counter() - started
+    async with sessions() as session:  # on SQLite, the connection whose statements just ran
+        await keep_planner_statistics(session)
     return report
 
 
@@ -219,7 +222,7 @@ async def _batches(
                       for key in anniversary_keys(today + timedelta(days=offset))}
             members = await anniversaries_matching(session, scheme, joined, end, audience, reach=reach)
             yield [Occurrence(m, "anniversary", when, action) for m in members
-                   if m.member_since < (when := joined[f"{m.member_since:%m-%d}"])]  # type: ignore[operator]
+                   if m.member_since < (when := joined[m.member_since.month * 100 + m.member_since.day])]  # type: ignore[operator, union-attr]
         for festival, when in festivals_between(config.festivals, today, end):
             if (audience := config.audience(festival.occasion, action)) is not None:
                 yield [Occurrence(m, festival.occasion, when, action, festival.name)

@@ -73,9 +73,10 @@ def birthday_keys(day: date) -> BirthdayKeys:
     return BirthdayKeys(frozenset(solar), keys, keys if leap_birthdays_here else frozenset())
 
 
-def anniversary_keys(day: date) -> frozenset[str]:
-    """The "MM-DD" of the joining days whose anniversary is `day` (29 February on 28)."""
-    return frozenset({f"{day:%m-%d}"} | ({"02-29"} if _common_feb_28(day) else set()))
+def anniversary_keys(day: date) -> frozenset[int]:
+    """The month-days (month * 100 + day) of the joining days whose anniversary is `day`
+    (29 February on 28 February in common years)."""
+    return frozenset({day.month * 100 + day.day} | ({229} if _common_feb_28(day) else set()))
 
 
 def festival_date(festival: Festival, year: int) -> date | None:

@@ -2,8 +2,9 @@
 anniversary, festival or dormancy it is, how to reach them, and what was already done.
 
 Every question is a few indexed statements, whatever the number of members: birthdays
-by `birth_md`, layers by (scheme, layer), dormancy by the time indexes of interactions
-and orders. Only the members concerned come into Python.
+by (`birth_md`, calendar), anniversaries by the month-day of `member_since`, layers by
+(scheme, layer), dormancy by the time indexes of interactions and orders. Only the
+members concerned come into Python.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, exists, func, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.dialects import insert_ignoring_conflicts
+from storage.dialects import insert_ignoring_conflicts, month_day
 from storage.models import (
     SixMomentsTouch,
     StaffTask,
@@ -123,25 +124,18 @@ async def birthdays_matching(
     return await _fetch(session, statement)
 
 
-def _month_day(dialect: str, column: Any) -> Any:
-    if dialect == "postgresql":
-        return func.to_char(column, "MM-DD")
-    return func.substr(column, 6, 5)  # SQLite keeps a date as 'YYYY-MM-DD'
-
-
 async def anniversaries_matching(
-    session: AsyncSession, scheme: str, month_days: Iterable[str], joined_before: date, layers: LayerFilter,
+    session: AsyncSession, scheme: str, month_days: Iterable[int], joined_before: date, layers: LayerFilter,
     *, reach: bool = False,
 ) -> list[CareMember]:
-    """Current members who joined on one of these "MM-DD" before `joined_before`. Not
-    indexed: a pass over the members (or over the layers' members, when the filter names
-    layers)."""
+    """Current members who joined on one of these month-days (month * 100 + day) before
+    `joined_before`: one range of the month-day index per value."""
     month_days = sorted(month_days)
     if not month_days:
         return []
     m = MEMBERS.c
     statement = _members(scheme, layers, reach).where(
-        m.member_since < joined_before, _month_day(session.bind.dialect.name, m.member_since).in_(month_days)
+        m.member_since < joined_before, month_day(m.member_since).in_(month_days)
     )
     return await _fetch(session, statement)
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -110,6 +110,16 @@ async def checkpoint_wal(engine: AsyncEngine) -> None:
     if engine.dialect.name == "sqlite":
         async with engine.connect() as connection:
             await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+async def keep_planner_statistics(session: AsyncSession) -> None:
+    """SQLite: ANALYZE the tables this connection's statements used whose statistics are
+    missing (a new index, a database never analyzed) or outgrown (25 times the rows), as
+    `PRAGMA optimize` decides — on most days nothing. Without statistics SQLite's planner
+    guesses, and at a million members it starts the care scan's statements from the wrong
+    index. PostgreSQL's autovacuum keeps its own."""
+    if session.bind.dialect.name == "sqlite":
+        await session.execute(text("PRAGMA optimize"))
 
 
 # Synchronous engines serve one caller at a time (migrations, tools, the job store): a

@@ -8,6 +8,8 @@ from datetime import date, datetime, timezone
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from storage.dialects import month_day
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -42,6 +44,9 @@ class Member(SQLModel, table=True):
     __table_args__ = (
         Index("ix_members_left_at", "left_at"),  # the few who left, subtracted from counts
         Index("ix_members_owner_left", "owner_staff_id", "left_at"),  # members per owner
+        # One day's birthdays in one calendar are one index range: a solar member is not
+        # read for a lunar month-day that shares her birth_md.
+        Index("ix_members_birth_md_calendar", "birth_md", "birthday_calendar", "birthday_leap_month"),
     )
     id: int | None = Field(default=None, primary_key=True)
     name: str | None = Field(default=None, max_length=128)
@@ -57,7 +62,7 @@ class Member(SQLModel, table=True):
     birthday_calendar: str = Field(default="solar", max_length=8)  # solar | lunar
     birthday_leap_month: bool = False
     # birth_month * 100 + birth_day, indexed so one day's birthdays are one index range.
-    birth_md: int | None = Field(default=None, index=True)
+    birth_md: int | None = None
     member_since: date | None = None
     paid_member: bool = False
     store_id: int | None = Field(default=None, foreign_key="stores.id", index=True)
@@ -75,6 +80,12 @@ class Member(SQLModel, table=True):
     left_reason: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# A day's joining anniversaries are one index range too (the care scan's). SQLite cannot
+# reflect an index on an expression: a later migration that rebuilds `members` with
+# batch_alter_table must create this one again (tests/test_storage.py checks its SQL).
+Index("ix_members_since_md", month_day(Member.member_since))  # type: ignore[arg-type]
 
 
 class MemberIdentity(SQLModel, table=True):
@@ -262,6 +273,9 @@ class LayerAssignment(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("member_id", "scheme"),
         Index("ix_layer_assignments_scheme_layer", "scheme", "layer"),
+        # A member's layer read from the index alone: the care scan asks it of every
+        # member whose birthday or anniversary is near.
+        Index("ix_layer_assignments_member_scheme_layer", "member_id", "scheme", "layer"),
     )
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="members.id")

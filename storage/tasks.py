@@ -11,7 +11,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.dialects import insert_ignoring_conflicts
+from storage.dialects import (
+    insert_ignoring_conflicts,
+    sqlite_date_text,
+    sqlite_insert_ignoring_conflicts,
+    sqlite_utc_text,
+)
 from storage.engagement import day_bounds
 from storage.models import Member, Staff, StaffTask, Store
 from storage.outcomes import record_task_touch
@@ -29,9 +34,20 @@ class NewTask:
     body: str = ""
 
 
+_TASKS_ON_SQLITE = sqlite_insert_ignoring_conflicts(TASKS, (
+    "dedupe_key", "staff_id", "member_id", "kind", "title", "body", "due_date", "status", "created_at"), ["dedupe_key"])
+
+
 async def create_tasks(session: AsyncSession, tasks: Sequence[NewTask], now: datetime) -> None:
     """Create many tasks in one statement; those whose dedupe key exists are skipped."""
-    if tasks:
+    if tasks and session.bind.dialect.name == "sqlite":  # thousands at once (the care scan): on the driver
+        created = sqlite_utc_text(now)
+        await session.flush()  # what session.execute would have done first
+        await (await session.connection()).exec_driver_sql(_TASKS_ON_SQLITE, [
+            (t.dedupe_key, t.staff_id, t.member_id, t.kind, t.title, t.body, sqlite_date_text(t.due_date), "open", created)
+            for t in tasks
+        ])
+    elif tasks:
         await session.execute(insert_ignoring_conflicts(TASKS, session.bind.dialect.name, ["dedupe_key"]), [
             {"dedupe_key": t.dedupe_key, "staff_id": t.staff_id, "member_id": t.member_id, "kind": t.kind,
              "title": t.title, "body": t.body, "due_date": t.due_date, "status": "open", "created_at": now}

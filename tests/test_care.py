@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from bot.cli.care import care_run
 from bot.settings.care import CareLayerSettings, CareSettings
@@ -281,6 +281,70 @@ async def test_anniversaries_for_the_top_layer_and_29_february_joiners(sessions:
     await scan(sessions, plan)
     assert list(await outbox(sessions)) == [f"care:anniversary:2026:{ordinary}"]
     assert joined_today not in {t.member_id for t in (await tasks(sessions)).values()}
+
+
+async def test_birthdays_and_anniversaries_are_read_through_their_indexes(sessions: SessionFactory) -> None:
+    """At a million members a day's birthdays and anniversaries are index ranges, not a pass
+    over every member. An index on an expression serves only a statement that spells it
+    the same way, so the statements the scan runs are asked for their plans."""
+    seed = Seed(sessions)
+    both = await seed.member("老友", birthday=(11, 23), since=date(2020, 11, 23))
+    engine = sessions.kw["bind"]
+    days = [date(2024, 1, 1) + timedelta(days=n) for n in range(366)]
+    async with sessions() as session, session.begin():  # a year of birthdays and joining days but hers
+        session.add_all(Member(name=f"会员{n}", birth_month=day.month, birth_day=day.day,
+                               birth_md=day.month * 100 + day.day, member_since=day.replace(year=2020))
+                        for n, day in enumerate(days) if (day.month, day.day) != (11, 23))
+    await scan(sessions)  # on SQLite the scan leaves the planner's statistics for the next one
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("ANALYZE members")  # autovacuum's work, done now
+    statements: list[tuple[str, object]] = []
+
+    def keep(_connection, _cursor, statement, parameters, _context, _many) -> None:  # noqa: ANN001
+        if statement.lstrip().startswith("SELECT members.id"):
+            statements.append((statement, parameters))
+
+    every_layer = CarePlan(scheme="value", persona=PERSONA, other_rule=CareRule(
+        message=True, occasions=frozenset({"birthday", "anniversary"})))
+    event.listen(engine.sync_engine, "before_cursor_execute", keep)
+    try:
+        async with sessions() as session:
+            found = await occurrences(session, every_layer, ZONE, TODAY)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", keep)
+    assert sorted((o.occasion, o.member.id) for o in found) == [("anniversary", both), ("birthday", both)]
+    postgres = engine.dialect.name == "postgresql"
+    plans = {}
+    async with engine.connect() as connection:
+        if postgres:  # with a handful of rows it would rather read the table: show what it can use
+            await connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        for statement, parameters in statements:
+            rows = await connection.exec_driver_sql(("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + statement,
+                                                    parameters)  # type: ignore[arg-type]
+            kind = "birthday" if "birth_md IN" in statement else "anniversary"
+            plans[kind] = " ".join(str(row[-1]) for row in rows)
+    assert "ix_members_birth_md_calendar" in plans["birthday"]
+    assert "ix_members_since_md" in plans["anniversary"]
+
+
+async def test_the_care_scan_keeps_sqlite_planner_statistics(db_url: str, tmp_path: Path) -> None:
+    """A deployment never runs ANALYZE, and without statistics SQLite starts the scan's
+    statements from the wrong index: the daily scan keeps them (PostgreSQL's autovacuum
+    keeps its own)."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    engine = create_database_engine(db_url)
+    async with engine.begin() as connection:  # a database as 0016 left it: never analyzed
+        await connection.exec_driver_sql("DELETE FROM sqlite_stat1")
+    await engine.dispose()
+    sessions = session_factory(create_database_engine(db_url))
+    await Seed(sessions).member("小美", birthday=(11, 23))
+    await scan(sessions)
+    async with sessions() as session:
+        analyzed = set((await session.execute(text("SELECT idx FROM sqlite_stat1 WHERE tbl = 'members'"))).scalars())
+    await sessions.kw["bind"].dispose()
+    assert {"ix_members_birth_md_calendar", "ix_members_since_md"} <= analyzed
 
 
 async def test_festivals_solar_and_lunar_only_where_configured(sessions: SessionFactory) -> None:

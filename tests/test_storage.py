@@ -3,32 +3,84 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import Column, select, text
+from sqlalchemy.schema import CreateIndex
 from sqlmodel import SQLModel
 
+from storage.dialects import month_day
 from storage.engine import SessionFactory, create_sync_engine
 from storage.inbox import InboxWriter, NewInboxEntry, pending_entries, record_failure
 from storage.members import find_member, masked_phone, resolve_member
-from storage.migrate import pending_revisions, upgrade
-from storage.models import InboxEntry, Member, OutboxEntry, utcnow
+from storage.migrate import downgrade, pending_revisions, upgrade
+from storage.models import InboxEntry, Member, OutboxEntry, StaffTask, utcnow
 from storage.outbox import UNKNOWN_OUTCOME, NewOutboxMessage, claim_due, enqueue, reap_expired
 from storage.tags import apply_tag, ensure_tag, tags_of
+from storage.tasks import NewTask, create_tasks
 
 
+# SQLite's indexes on expressions cannot be reflected, so autogenerate skips them (and says
+# so): the test below compares their SQL instead.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_migrations_build_exactly_the_models(db_url: str) -> None:
     assert pending_revisions(db_url) == []
     engine = create_sync_engine(db_url)
     try:
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+            stored = dict(connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'")).all()) \
+                if engine.dialect.name == "sqlite" else {}
+        on_expressions = [index for table in SQLModel.metadata.tables.values() for index in table.indexes
+                          if not all(isinstance(e, Column) for e in index.expressions)]
+        assert on_expressions  # the care scan's month-day index, at least
+        if engine.dialect.name == "sqlite":
+            for index in on_expressions:
+                assert stored.get(index.name) == str(CreateIndex(index).compile(dialect=engine.dialect))
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_the_care_indexes_migration_undoes_and_redoes_on_a_database_with_members(
+    tmp_path, request: pytest.FixtureRequest
+) -> None:
+    """0017 (the care scan's indexes) rolls back for an older siyu and comes back, members
+    kept; the month-day of a joining day, as the care scan asks for it, is right on both
+    databases (29 February included)."""
+    from tests.conftest import PG_URL, _reset_postgres
+
+    urls = [f"sqlite:///{tmp_path / 'old.db'}"]
+    if PG_URL:
+        _reset_postgres(PG_URL)
+        urls.append(PG_URL)
+    joined = select(Member.name).where(month_day(Member.member_since).in_([1123, 229]))  # type: ignore[arg-type]
+    for url in urls:
+        upgrade(url, "0016")
+        engine = create_sync_engine(url)
+        try:
+            with engine.begin() as connection:
+                for name, since in (("王芳", "2020-11-23"), ("闰日", "2024-02-29"), ("李娜", "2021-11-24")):
+                    connection.execute(text(
+                        "INSERT INTO members (name, member_since, birth_md, birthday_calendar, birthday_leap_month,"
+                        " paid_member, created_at, updated_at) VALUES (:name, :since, 1123, 'solar', false, false,"
+                        " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                    ), {"name": name, "since": date.fromisoformat(since)})
+            upgrade(url)
+            downgrade(url, "0016")
+            with engine.connect() as connection:
+                assert connection.execute(text("SELECT count(*) FROM members WHERE birth_md = 1123")).scalar_one() == 3
+            upgrade(url)
+            assert pending_revisions(url) == []
+            with engine.connect() as connection:
+                assert sorted(connection.execute(joined).scalars()) == ["王芳", "闰日"]
+        finally:
+            engine.dispose()
 
 
 @pytest.mark.parametrize("start", ["0002", "0003"])
@@ -220,3 +272,30 @@ async def test_two_runs_saving_a_new_cursor_at_once_both_succeed(db_url: str, se
     assert [r for r in results if isinstance(r, BaseException)] == []
     async with sessions() as session:
         assert await load_cursor(session, "calendar:last_scan") in {"a", "b"}
+
+
+async def test_rows_queued_in_bulk_are_stored_as_the_orm_stores_them(sessions: SessionFactory) -> None:
+    """On SQLite, outbox rows and tasks made by the thousand go to the driver without
+    SQLAlchemy's types: they must be stored exactly as the ORM stores them, or what SQL
+    compares (rows due, a day's tasks) would go wrong."""
+    now = datetime(2026, 11, 23, 6, 5, 7, 123, tzinfo=ZoneInfo("Asia/Shanghai"))  # not UTC, on purpose
+    later = now + timedelta(hours=4)
+    async with sessions() as session, session.begin():
+        await enqueue(session, [NewOutboxMessage("bulk", "sandbox", "小美", "care", "你好", not_before=later)], now)
+        await enqueue(session, [NewOutboxMessage("bulk-now", "sandbox", "小美", "care", "你好")], now)
+        session.add(OutboxEntry(dedupe_key="orm", platform="sandbox", recipient="小美", kind="care", body="你好",
+                                not_before=later, created_at=now))
+        session.add(OutboxEntry(dedupe_key="orm-now", platform="sandbox", recipient="小美", kind="care", body="你好",
+                                not_before=now, created_at=now))
+        await create_tasks(session, [NewTask("bulk", "care", "生日", date(2026, 11, 23))], now)
+        session.add(StaffTask(dedupe_key="orm", kind="care", title="生日", due_date=date(2026, 11, 23), created_at=now))
+    async with sessions() as session:
+        stored = {key: rest for key, *rest in await session.execute(text(
+            "SELECT dedupe_key, not_before, created_at, status, attempts, route, meta FROM outbox"))}
+        tasks = {key: rest for key, *rest in await session.execute(text(
+            "SELECT dedupe_key, due_date, created_at, status FROM staff_tasks"))}
+    assert stored["bulk"] == stored["orm"] and stored["bulk-now"] == stored["orm-now"]
+    assert tasks["bulk"] == tasks["orm"]
+    with pytest.raises(Exception, match="must have timezone information"):  # as the ORM refuses it
+        async with sessions() as session, session.begin():
+            await enqueue(session, [NewOutboxMessage("naive", "sandbox", "小美", "care", "你好")], now.replace(tzinfo=None))
