@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.config_models import ConfigVersion
+from storage.models import as_utc
 
 SOURCES = ("toml", "console", "rollback")
 
@@ -35,7 +36,7 @@ class Document:
 
 def _document(row: ConfigVersion) -> Document:
     assert row.id is not None
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)  # SQLite: naive UTC
+    created = as_utc(row.created_at)
     return Document(row.name, row.version, json.loads(row.body), row.source, row.author, row.note, created, row.id)
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.engine import SessionFactory
-from storage.models import SendSlot, utcnow
+from storage.models import SendSlot, as_utc, utcnow
 from storage.shared_values import advisory_lock
 from storage.tables import SEND_SLOTS
 
@@ -60,6 +60,6 @@ class DatabaseSendLimits:
             )
             found = (await session.execute(statement)).scalar_one_or_none()
             if found is not None:
-                found = found if found.tzinfo else found.replace(tzinfo=timezone.utc)
+                found = as_utc(found)
                 wait = max(wait, (found + timedelta(seconds=window) - now).total_seconds())
         return wait

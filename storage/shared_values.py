@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import upsert
 from storage.engine import SessionFactory
-from storage.models import SharedValue, utcnow
+from storage.models import SharedValue, as_utc, utcnow
 from storage.tables import SHARED_VALUES
 
 Fetched = tuple[str, int]  # the value and its lifetime in seconds
@@ -44,7 +44,7 @@ class DatabaseValues:
         row = (await session.execute(select(SharedValue).where(SharedValue.name == name))).scalar_one_or_none()
         if row is None:
             return None
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
+        expires = as_utc(row.expires_at)
         left = (expires - self._clock()).total_seconds()
         return (row.value, left) if left > 0 else None
 
