@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def dialect_insert(table: Table, dialect_name: str):  # noqa: ANN201
@@ -24,12 +27,18 @@ def insert_ignoring_conflicts(table: Table, dialect_name: str, unique: Sequence[
     return dialect_insert(table, dialect_name).on_conflict_do_nothing(index_elements=list(unique))
 
 
-def sqlite_insert_ignoring_conflicts(table: Table, columns: Sequence[str], unique: Sequence[str]) -> str:
-    """INSERT … ON CONFLICT (unique) DO NOTHING for SQLite's driver, one `?` per column: for
+class SqliteInsertIgnoringConflicts:
+    """INSERT … ON CONFLICT (unique) DO NOTHING on SQLite's driver, one `?` per column: for
     thousands of rows at once, where SQLAlchemy's processing of each row's parameters
     costs more than SQLite's insert (values given as `sqlite_utc_text`, `sqlite_date_text`)."""
-    return (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            f" ON CONFLICT ({', '.join(unique)}) DO NOTHING")
+
+    def __init__(self, table: Table, columns: Sequence[str], unique: Sequence[str]):
+        self.sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                    f" ON CONFLICT ({', '.join(unique)}) DO NOTHING")
+
+    async def run(self, session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+        await session.flush()  # what session.execute would have done first
+        await (await session.connection()).exec_driver_sql(self.sql, list(rows))
 
 
 def sqlite_utc_text(moment: datetime) -> str:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.dialects import insert_ignoring_conflicts, sqlite_insert_ignoring_conflicts, sqlite_utc_text
+from storage.dialects import SqliteInsertIgnoringConflicts, insert_ignoring_conflicts, sqlite_utc_text
 from storage.models import OutboxEntry
 from storage.tables import OUTBOX
 from storage.tracing import stamped
@@ -40,7 +40,7 @@ class NewOutboxMessage:
     meta: str = "{}"  # JSON parameters of the route
 
 
-_OUTBOX_ON_SQLITE = sqlite_insert_ignoring_conflicts(OUTBOX, (
+_OUTBOX_ON_SQLITE = SqliteInsertIgnoringConflicts(OUTBOX, (
     "dedupe_key", "platform", "recipient", "member_id", "staff_id", "kind", "route", "meta", "body", "status",
     "attempts", "not_before", "created_at"), ["dedupe_key"])
 
@@ -54,8 +54,7 @@ async def enqueue(
         return
     if session.bind.dialect.name == "sqlite":  # thousands at once (the care scan): on the driver
         created = sqlite_utc_text(now)
-        await session.flush()  # what session.execute would have done first
-        await (await session.connection()).exec_driver_sql(_OUTBOX_ON_SQLITE, [
+        await _OUTBOX_ON_SQLITE.run(session, [
             (m.dedupe_key, m.platform, m.recipient, m.member_id, m.staff_id, m.kind, m.route, stamped(m.meta), m.body,
              "pending", 0, sqlite_utc_text(m.not_before) if m.not_before else created, created)
             for m in messages

@@ -11,12 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.dialects import (
-    insert_ignoring_conflicts,
-    sqlite_date_text,
-    sqlite_insert_ignoring_conflicts,
-    sqlite_utc_text,
-)
+from storage.dialects import SqliteInsertIgnoringConflicts, insert_ignoring_conflicts, sqlite_date_text, sqlite_utc_text
 from storage.engagement import day_bounds
 from storage.models import Member, Staff, StaffTask, Store
 from storage.outcomes import record_task_touch
@@ -34,7 +29,7 @@ class NewTask:
     body: str = ""
 
 
-_TASKS_ON_SQLITE = sqlite_insert_ignoring_conflicts(TASKS, (
+_TASKS_ON_SQLITE = SqliteInsertIgnoringConflicts(TASKS, (
     "dedupe_key", "staff_id", "member_id", "kind", "title", "body", "due_date", "status", "created_at"), ["dedupe_key"])
 
 
@@ -42,8 +37,7 @@ async def create_tasks(session: AsyncSession, tasks: Sequence[NewTask], now: dat
     """Create many tasks in one statement; those whose dedupe key exists are skipped."""
     if tasks and session.bind.dialect.name == "sqlite":  # thousands at once (the care scan): on the driver
         created = sqlite_utc_text(now)
-        await session.flush()  # what session.execute would have done first
-        await (await session.connection()).exec_driver_sql(_TASKS_ON_SQLITE, [
+        await _TASKS_ON_SQLITE.run(session, [
             (t.dedupe_key, t.staff_id, t.member_id, t.kind, t.title, t.body, sqlite_date_text(t.due_date), "open", created)
             for t in tasks
         ])
