@@ -24,7 +24,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content_templates.renderer import Renderer
-from scheduler.festivals import Festival, anniversary_keys, birthday_keys, festivals_between, occasion_year
+from scheduler.festivals import (
+    Festival,
+    anniversary_keys,
+    birthday_keys,
+    festivals_between,
+    month_day_number,
+    occasion_year,
+)
 from scheduler.holdout import held_out, in_global_control
 from scheduler.six_moments import SixMomentsPlan, SixMomentsReport, run_six_moments
 from storage.care import (
@@ -222,7 +229,7 @@ async def _batches(
                       for key in anniversary_keys(today + timedelta(days=offset))}
             members = await anniversaries_matching(session, scheme, joined, end, audience, reach=reach)
             yield [Occurrence(m, "anniversary", when, action) for m in members
-                   if m.member_since < (when := joined[m.member_since.month * 100 + m.member_since.day])]  # type: ignore[operator, union-attr]
+                   if m.member_since < (when := joined[month_day_number(m.member_since)])]  # type: ignore[operator, union-attr]
         for festival, when in festivals_between(config.festivals, today, end):
             if (audience := config.audience(festival.occasion, action)) is not None:
                 yield [Occurrence(m, festival.occasion, when, action, festival.name)

@@ -61,22 +61,27 @@ def birthday_keys(day: date) -> BirthdayKeys:
     """Whose birthday is `day`, as `handlers.care_dates.next_birthday` counts: 29 February
     on 28 February in common years; a lunar day 30 on day 29 of a 29-day month; a birthday
     in a leap month in the leap month when the year has it, else in the ordinary month."""
-    solar = {day.month * 100 + day.day} | ({229} if _common_feb_28(day) else set())
+    solar = anniversary_keys(day)
     lunar = LunarDate.from_solar_date(day.year, day.month, day.day)
     days = {lunar.day}
     if lunar.day == 29 and not _month_has_day_30(lunar.year, lunar.month, bool(lunar.is_leap_month)):
         days.add(30)
     keys = frozenset(lunar.month * 100 + d for d in days)
     if lunar.is_leap_month:
-        return BirthdayKeys(frozenset(solar), frozenset(), keys)
+        return BirthdayKeys(solar, frozenset(), keys)
     leap_birthdays_here = LunarDate.leap_month_for_year(lunar.year) != lunar.month
-    return BirthdayKeys(frozenset(solar), keys, keys if leap_birthdays_here else frozenset())
+    return BirthdayKeys(solar, keys, keys if leap_birthdays_here else frozenset())
+
+
+def month_day_number(day: date) -> int:
+    """month * 100 + day, as `members.birth_md` and the month-day index keep it."""
+    return day.month * 100 + day.day
 
 
 def anniversary_keys(day: date) -> frozenset[int]:
-    """The month-days (month * 100 + day) of the joining days whose anniversary is `day`
-    (29 February on 28 February in common years)."""
-    return frozenset({day.month * 100 + day.day} | ({229} if _common_feb_28(day) else set()))
+    """The month-days of the (solar) dates whose anniversary is `day`: 29 February on
+    28 February in common years. A solar birthday's keys too."""
+    return frozenset({month_day_number(day)} | ({229} if _common_feb_28(day) else set()))
 
 
 def festival_date(festival: Festival, year: int) -> date | None:
