@@ -98,8 +98,14 @@ def create_reading_engine(url: str, connections: int) -> AsyncEngine:
     return engine
 
 
-def _tune_sqlite_no_checkpoints(dbapi_connection: Any, record: Any) -> None:
-    _tune_sqlite(dbapi_connection, record)
+def _tune_sqlite_no_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+    tune_sqlite_without_checkpoints(dbapi_connection)
+
+
+def tune_sqlite_without_checkpoints(dbapi_connection: Any) -> None:
+    """A connection of `create_database_engine(url, checkpoints=False)`, for a connection
+    opened on SQLite's own driver."""
+    _tune_sqlite(dbapi_connection, None)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()

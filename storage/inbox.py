@@ -18,7 +18,9 @@ from sqlalchemy import bindparam, case, func, literal_column, select, text, tupl
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
+from storage.engine import sqlite_file
 from storage.models import InboxEntry, utcnow
+from storage.sqlite_thread import SqliteThread
 from storage.tables import INBOX
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,9 @@ class InboxWriter:
         self._on_urgent = on_urgent or on_commit
         self._on_stored = on_stored
         self._sql, self._positional, self._stamp = _compiled_insert(engine)
+        # On a SQLite file the batches skip the engine (storage/sqlite_thread.py says why).
+        file = sqlite_file(engine.url.render_as_string(hide_password=False))
+        self._sqlite = SqliteThread(file, "inbox-writer") if file is not None else None
         self._queue: asyncio.Queue[tuple[NewInboxEntry, asyncio.Future[None]] | None] = (
             asyncio.Queue()
         )
@@ -71,13 +76,15 @@ class InboxWriter:
         await self._queue.put(None)
         if self._task is not None:
             await self._task
+        if self._sqlite is not None:
+            await self._sqlite.close()
 
     async def add(self, entry: NewInboxEntry) -> None:
         """Store `entry` (a duplicate key is silently kept once) and wait for the commit."""
         if self._closing:
             raise InboxClosed("the inbox is closing")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((entry, done))
+        self._queue.put_nowait((entry, done))  # unbounded: never waits
         await done
 
     async def _run(self) -> None:
@@ -119,6 +126,10 @@ class InboxWriter:
     async def _insert(self, entries: list[NewInboxEntry]) -> None:
         received_at = self._stamp(utcnow())
         rows = [(e.key, e.platform, e.sender, e.payload, received_at, e.urgent) for e in entries]
+        if self._sqlite is not None:
+            sql = self._sql
+            await self._sqlite.run(lambda connection: connection.executemany(sql, rows))
+            return
         params: list[Any] = rows if self._positional else [dict(zip(_COLUMNS, row)) for row in rows]
         async with self._engine.begin() as connection:
             await connection.exec_driver_sql(self._sql, params)
