@@ -3,9 +3,11 @@ its request id, and count it; and how a refused callback is logged and counted."
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from bot.shared.keys import INBOX
 from handlers.updates import Update, is_urgent, kind_of, to_payload
@@ -23,8 +25,14 @@ async def store_update(app: web.Application, update: Update) -> None:
         await app[INBOX].add(
             NewInboxEntry(update.key, update.platform, update.sender, to_payload(update), is_urgent(update))
         )
-        CALLBACKS_RECEIVED.labels(update.platform).inc()
+        _received(update.platform).inc()
         log.debug("stored a %s callback: %s", update.platform, kind_of(update))
+
+
+@functools.cache
+def _received(platform: str) -> Counter:
+    """The platform's count of stored callbacks (looked up once: `labels` takes a lock)."""
+    return CALLBACKS_RECEIVED.labels(platform)
 
 
 def refuse(request: web.Request, platform: str, reason: str, detail: str) -> None:
