@@ -3,9 +3,13 @@ process (verify, decrypt, parse, durable inbox insert), against a bare aiohttp h
 that only answers "success", on the same machine in the same run.
 
     .venv/bin/python bench/wecom_callbacks.py [--seconds 10] [--connections 64] [--rounds 3]
+        [--before CHECKOUT]
 
 Needs `wrk` (apt-get install wrk). The server runs on CPU 0 and wrk on CPU 1 when
-`taskset` is available, so the two do not share a core.
+`taskset` is available, so the two do not share a core. `--before` also runs the siyu
+servers of another checkout of the project (e.g. `git worktree add ../before main`) in
+the same rounds, so a change is measured against the code before it on the same machine
+in the same minutes.
 """
 
 from __future__ import annotations
@@ -89,8 +93,10 @@ def run_wrk(port: int, requests: Path, seconds: int, connections: int) -> dict[s
     return figures
 
 
-def serve(command: list[str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(pinned(0, command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def serve(command: list[str], port: int, cwd: Path | None = None,
+          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(pinned(0, command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd,
+                               env=env)
     wait_until_ready(port)
     if os.environ.get("SIYU_BENCH_PROFILE"):  # py-spy profile of the server under load
         subprocess.Popen(["py-spy", "record", "-o", os.environ["SIYU_BENCH_PROFILE"], "-d", "6", "-p", str(process.pid),
@@ -104,12 +110,17 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="each server once a round, in a shuffled order")
     parser.add_argument("--seed", type=int, default=None, help="fix the order of the rounds")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another checkout whose siyu servers run in the same rounds (the code before a change)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("this benchmark needs wrk: apt-get install wrk")
-    names = ("bare", "webhook", "all")
+    if args.before is not None and not (args.before / "bot" / "__main__.py").is_file():
+        sys.exit(f"--before {args.before}: not a checkout of siyu (no bot/__main__.py)")
+    roles = ("webhook", "all")
+    names = ("bare", *roles, *((f"before-{role}" for role in roles) if args.before else ()))
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-    stored: dict[str, list[str]] = {"webhook": [], "all": []}
+    stored: dict[str, list[str]] = {name: [] for name in names if name != "bare"}
     shuffler = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -123,8 +134,10 @@ def main() -> None:
                 if name == "bare":
                     runs[name].append(measure_bare(requests, args.seconds, args.connections))
                 else:
-                    figures, count = measure_siyu(work / f"{name}-{round_number}", name, requests, args.seconds,
-                                                  args.connections)
+                    role = name.removeprefix("before-")
+                    checkout = args.before if name.startswith("before-") else BENCH.parent
+                    figures, count = measure_siyu(work / f"{name}-{round_number}", role, requests, args.seconds,
+                                                  args.connections, checkout)
                     runs[name].append(figures)
                     stored[name].append(f"{count} of {figures['requests']:.0f}")
     median = {name: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]} for name, rounds in runs.items()}
@@ -132,13 +145,15 @@ def main() -> None:
     print(f"\n{'median of ' + str(args.rounds) + ' rounds':34}{'req/s':>9}{'ratio':>7}{'p50 ms':>9}{'p99 ms':>9}")
     rows = [("bare aiohttp (answers success)", "bare"), ("siyu serve, role=webhook", "webhook"),
             ("siyu serve, role=all", "all")]
+    if args.before:
+        rows += [("before: role=webhook", "before-webhook"), ("before: role=all", "before-all")]
     for label, name in rows:
         figures = median[name]
         print(f"{label:34}{figures['rps']:>9.0f}{figures['rps'] / baseline['rps']:>7.2f}"
               f"{figures['p50_ms']:>9.2f}{figures['p99_ms']:>9.2f}")
-    for role in ("webhook", "all"):
-        ratios = ", ".join(f"{r['rps'] / b['rps']:.2f}" for r, b in zip(runs[role], runs["bare"]))
-        print(f"role={role}: ratio per round {ratios}; acknowledged callbacks found in the inbox: {'; '.join(stored[role])}")
+    for name in stored:
+        ratios = ", ".join(f"{r['rps'] / b['rps']:.2f}" for r, b in zip(runs[name], runs["bare"]))
+        print(f"{name}: ratio per round {ratios}; acknowledged callbacks found in the inbox: {'; '.join(stored[name])}")
     print(f"{args.connections} connections, {args.seconds} s each, wrk on its own core")
 
 
@@ -153,7 +168,8 @@ def measure_bare(requests: Path, seconds: int, connections: int) -> dict[str, fl
         bare.wait(30)
 
 
-def measure_siyu(work: Path, role: str, requests: Path, seconds: int, connections: int) -> tuple[dict[str, float], int]:
+def measure_siyu(work: Path, role: str, requests: Path, seconds: int, connections: int,
+                 checkout: Path) -> tuple[dict[str, float], int]:
     work.mkdir()
     port = free_port()
     config = work / "siyu.toml"
@@ -162,7 +178,10 @@ def measure_siyu(work: Path, role: str, requests: Path, seconds: int, connection
         f'[platforms.wecom]\ncorp_id = "{CORP_ID}"\nagent_id = 1000002\ntoken = "{TOKEN}"\n'
         f'encoding_aes_key = "{AES_KEY}"\nsecret = "unused"\napi_base = "http://127.0.0.1:9"\n'
     )
-    siyu = serve([sys.executable, "-m", "bot", "serve", "--config", str(config)], port)
+    # The checkout's own code, whichever one this interpreter has installed (`-m` puts
+    # the working directory first on the path: the run's own folder holds no code).
+    siyu = serve([sys.executable, "-m", "bot", "serve", "--config", str(config)], port, cwd=work,
+                 env={**os.environ, "PYTHONPATH": str(checkout.resolve())})
     try:
         figures = run_wrk(port, requests, seconds, connections)
     finally:
