@@ -61,9 +61,10 @@ class InboxWriter:
         # On a SQLite file the batches skip the engine (storage/sqlite_thread.py says why).
         file = sqlite_file(engine.url.render_as_string(hide_password=False))
         self._sqlite = SqliteThread(file, "inbox-writer") if file is not None else None
-        self._queue: asyncio.Queue[tuple[NewInboxEntry, asyncio.Future[None]] | None] = (
-            asyncio.Queue()
-        )
+        # What arrived since the last batch was taken, and a flag raised on arrival: cheaper
+        # per callback than an asyncio.Queue, which the writer emptied item by item.
+        self._waiting: list[tuple[NewInboxEntry, asyncio.Future[None]]] = []
+        self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -73,7 +74,7 @@ class InboxWriter:
     async def close(self) -> None:
         """Commit what is queued, then stop."""
         self._closing = True
-        await self._queue.put(None)
+        self._arrived.set()
         if self._task is not None:
             await self._task
         if self._sqlite is not None:
@@ -84,23 +85,18 @@ class InboxWriter:
         if self._closing:
             raise InboxClosed("the inbox is closing")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((entry, done))  # unbounded: never waits
+        self._waiting.append((entry, done))
+        self._arrived.set()
         await done
 
     async def _run(self) -> None:
         while True:
-            item = await self._queue.get()
-            batch = [] if item is None else [item]
-            stop = item is None
-            while not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    stop = True
-                else:
-                    batch.append(more)
+            await self._arrived.wait()
+            self._arrived.clear()
+            batch, self._waiting = self._waiting, []
             if batch:
                 await self._commit(batch)
-            if stop:
+            if self._closing and not self._waiting:
                 return
 
     async def _commit(self, batch: list[tuple[NewInboxEntry, asyncio.Future[None]]]) -> None:
