@@ -2,6 +2,11 @@
 process (verify, decrypt, parse, durable inbox insert), against a bare aiohttp handler
 that only answers "success", on the same machine in the same run.
 
+The siyu servers reach the project's fake WeCom cloud (bench/fake_cloud.py, a process of
+its own on wrk's core), as a deployment reaches WeCom: with `role = "all"` the staff
+members' messages are handled and answered, and those answers are sent, not retried
+against an address that refuses them.
+
     .venv/bin/python bench/wecom_callbacks.py [--seconds 10] [--connections 64] [--rounds 3]
         [--before CHECKOUT]
 
@@ -34,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.platforms.wecom.crypto import CallbackCrypto, sha1_signature  # noqa: E402
 
 TOKEN, CORP_ID = "QDG6eK", "wwbenchcorp0001"
+CLOUD_SECRET = "bench-cloud-secret"
+STAFF = 50  # the staff members whose app messages are replayed
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 BENCH = Path(__file__).resolve().parent
 
@@ -54,7 +61,7 @@ def prepare_requests(path: Path, count: int) -> None:
     with path.open("w") as out:
         for n in range(count):
             plain = (
-                f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[staff{n % 50}]]></FromUserName>"
+                f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[staff{n % STAFF}]]></FromUserName>"
                 f"<CreateTime>{1700000000 + n}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
                 f"<Content><![CDATA[今天的面包几点出炉？第{n}条]]></Content><MsgId>{7000000000000000 + n}</MsgId><AgentID>1000002</AgentID></xml>"
             )
@@ -173,10 +180,16 @@ def measure_siyu(work: Path, role: str, requests: Path, seconds: int, connection
     work.mkdir()
     port = free_port()
     config = work / "siyu.toml"
+    cloud = subprocess.Popen(pinned(1, [sys.executable, str(BENCH / "fake_cloud.py"), CORP_ID, CLOUD_SECRET,
+                                        *(f"staff{n}" for n in range(STAFF))]), stdout=subprocess.PIPE, text=True)
+    assert cloud.stdout is not None
+    cloud_url = cloud.stdout.readline().strip()
+    if not cloud_url.startswith("http"):
+        raise RuntimeError("the fake WeCom cloud did not start (bench/fake_cloud.py)")
     config.write_text(
         f'[storage]\nurl = "sqlite:///siyu.db"\n[server]\nport = {port}\nrole = "{role}"\n[log]\nlevel = "WARNING"\n'
         f'[platforms.wecom]\ncorp_id = "{CORP_ID}"\nagent_id = 1000002\ntoken = "{TOKEN}"\n'
-        f'encoding_aes_key = "{AES_KEY}"\nsecret = "unused"\napi_base = "http://127.0.0.1:9"\n'
+        f'encoding_aes_key = "{AES_KEY}"\nsecret = "{CLOUD_SECRET}"\napi_base = "{cloud_url}"\n'
     )
     # The checkout's own code, whichever one this interpreter has installed (`-m` puts
     # the working directory first on the path: the run's own folder holds no code).
@@ -187,6 +200,8 @@ def measure_siyu(work: Path, role: str, requests: Path, seconds: int, connection
     finally:
         siyu.terminate()
         siyu.wait(30)
+        cloud.terminate()
+        cloud.wait(30)
     stored = sqlite3.connect(work / "siyu.db").execute("select count(*) from inbox").fetchone()[0]
     return figures, stored
 
