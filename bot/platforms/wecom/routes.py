@@ -20,11 +20,13 @@ ENVELOPE_FIELDS = {"ToUserName", "AgentID", "Encrypt"}
 
 
 def _query(request: web.Request, *names: str) -> list[str]:
-    missing = [name for name in names if not request.query.get(name)]
-    if missing:
-        _reject(request, "missing_query", f"missing query parameter(s): {', '.join(missing)}")
-        raise web.HTTPBadRequest(text=f"missing {', '.join(missing)}")
-    return [request.query[name] for name in names]
+    query = request.query
+    values = [query.get(name, "") for name in names]
+    if not all(values):
+        missing = ", ".join(name for name, value in zip(names, values) if not value)
+        _reject(request, "missing_query", f"missing query parameter(s): {missing}")
+        raise web.HTTPBadRequest(text=f"missing {missing}")
+    return values
 
 
 def _reject(request: web.Request, reason: str, detail: str) -> None:
