@@ -197,7 +197,8 @@ def build_app(settings: Settings) -> web.Application:
         # behind the dispatcher's work nor wait while the WAL is copied back.
         # One writer task, one transaction at a time: one connection.
         engine = create_database_engine(settings.storage.url, checkpoints=False, pool_size=1, max_overflow=0)
-        BACKLOG.watch_pool("inbox", engine)
+        if not is_sqlite(settings.storage.url):  # on SQLite the writer's connection is outside the pool
+            BACKLOG.watch_pool("inbox", engine)
         if DISPATCHER in app:
             writer = InboxWriter(engine, on_commit=app[DISPATCHER].wake, on_urgent=app[DISPATCHER].wake_urgent,
                                  on_stored=acks.note)
