@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, case, func, literal_column, select, text, tuple_, update
+from sqlalchemy import bindparam, case, func, literal, literal_column, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -213,26 +213,39 @@ async def claim_entries(
         .limit(window)
         .subquery("line")
     )
-    chosen = (
-        select(line.c.platform, line.c.sender)
-        .where(~_in_hand(line.c.platform, line.c.sender, now))
+    waiting = (
+        select(line.c.platform, line.c.sender, func.max(case((line.c.urgent, 1), else_=0)).label("urgent"),
+               func.min(line.c.id).label("first"))
         .group_by(line.c.platform, line.c.sender)
-        .order_by(func.max(case((line.c.urgent, 1), else_=0)).desc(), func.min(line.c.id))
+        .subquery("waiting")
+    )
+    # Chosen by reading alone: on SQLite this runs before the transaction takes the one
+    # write lock (the driver begins at the first write), so acknowledgements' inserts go
+    # on meanwhile. Whether each member is still free is asked again under the lock.
+    chosen = (await session.execute(
+        select(waiting.c.platform, waiting.c.sender)
+        .where(~_in_hand(waiting.c.platform, waiting.c.sender, now))
+        .order_by(waiting.c.urgent.desc(), waiting.c.first)
         .limit(senders)
-    )
+    )).all()
+    if not chosen:
+        return []
     # Each member's oldest `rows_each` rows: the member stays in hand while they are, and a
-    # backlog of thousands from one sender is neither written nor read whole in one claim
-    # (which would hold SQLite's one write lock, and so the acknowledgements, meanwhile).
-    theirs = (
-        select(INBOX.c.id, func.row_number().over(
-            partition_by=(INBOX.c.platform, INBOX.c.sender), order_by=INBOX.c.id).label("nth"))
-        .where(INBOX.c.status == "pending", tuple_(INBOX.c.platform, INBOX.c.sender).in_(chosen))
-        .subquery("theirs")
-    )
+    # backlog of thousands from one sender is neither written nor read whole in one claim.
+    theirs = [
+        select(INBOX.c.id)
+        .where(INBOX.c.platform == platform, INBOX.c.sender == sender, INBOX.c.status == "pending",
+               ~_in_hand(literal(platform), literal(sender), now))
+        .order_by(INBOX.c.id)
+        .limit(rows_each)
+        .subquery()
+        for platform, sender in chosen
+    ]
+    ids = [select(part.c.id) for part in theirs]
     statement = (
         update(InboxEntry)
         .where(InboxEntry.status == "pending",  # type: ignore[arg-type]
-               InboxEntry.id.in_(select(theirs.c.id).where(theirs.c.nth <= rows_each)))  # type: ignore[union-attr]
+               InboxEntry.id.in_(ids[0] if len(ids) == 1 else union_all(*ids)))  # type: ignore[union-attr]
         .values(claimed_by=owner, claim_until=now + lease)
         .returning(InboxEntry)
         .execution_options(synchronize_session=False)

@@ -5,18 +5,20 @@ counters counted in the database; the urgent flag set when a welcome code arrive
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from bot.settings.model import ConfigError, load_settings
 from storage.engine import SessionFactory
 from storage.inbox import ClaimLost, InboxWriter, NewInboxEntry, claim_entries, mark_done, renew_claims
 from storage.members import resolve_member
 from storage.models import InboxEntry, utcnow
+from storage.tables import INBOX
 from storage.tags import add_interest, apply_tag, ensure_tag, interests_of, tags_of
 from bot.web.app import build_app
 from tests.conftest import start_server, write_config
@@ -48,8 +50,8 @@ async def test_an_urgent_member_is_claimed_ahead_of_the_backlog(sessions: Sessio
 
 
 async def test_a_sender_with_a_long_backlog_is_claimed_a_slice_at_a_time_in_order(sessions: SessionFactory) -> None:
-    # A claim holds the database's write lock while it runs: thousands of one sender's
-    # rows are taken a slice at a time, oldest first, and she stays with one claimant.
+    # A claim's write holds the database's write lock while it runs: thousands of one
+    # sender's rows are taken a slice at a time, oldest first, and she stays with one claimant.
     await store(sessions, [NewInboxEntry(f"s{n}", "wecom", "busy-staff", "{}") for n in range(120)])
     now = utcnow()
     async with sessions() as session, session.begin():
@@ -145,3 +147,50 @@ async def test_with_every_slot_busy_only_urgent_members_are_claimed(sessions: Se
     async with sessions() as session, session.begin():
         assert [r.key for r in await claim_entries(session, "a", now, LEASE, senders=9, urgent_only=True)] == ["welcome"]
         assert await claim_entries(session, "a", now, LEASE, senders=9, urgent_only=True) == []
+
+
+async def test_a_member_claimed_by_another_process_after_she_was_chosen_is_left_to_it(
+        sessions: SessionFactory) -> None:
+    # Members are chosen by reading alone, before the write lock; another process may
+    # claim one of them in between, and the write must see it.
+    await store(sessions, [NewInboxEntry(f"k{n}", "wecom", f"m{n % 2}", "{}") for n in range(4)])
+    now = utcnow()
+    engine = sessions.kw["bind"].sync_engine
+    interloped: list[str] = []
+
+    def claim_m0_first(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("UPDATE inbox SET claimed_by") and not interloped:
+            interloped.append(statement)
+            conn.execute(update(INBOX).where(INBOX.c.sender == "m0").values(claimed_by="b", claim_until=now + LEASE))
+
+    event.listen(engine, "before_cursor_execute", claim_m0_first)
+    try:
+        async with sessions() as session, session.begin():
+            taken = await claim_entries(session, "a", now, LEASE, senders=10)
+    finally:
+        event.remove(engine, "before_cursor_execute", claim_m0_first)
+    assert interloped
+    assert [row.key for row in taken] == ["k1", "k3"]
+    async with sessions() as session:
+        owners = dict((await session.execute(select(INBOX.c.key, INBOX.c.claimed_by))).all())
+    assert owners == {"k0": "b", "k1": "a", "k2": "b", "k3": "a"}
+
+
+async def test_a_claim_that_finds_nobody_free_does_not_wait_for_the_write_lock(
+        sessions: SessionFactory, db_url: str) -> None:
+    # On SQLite the acknowledgements' inserts share one write lock with claims: a
+    # dispatcher looking for work (every member in hand) must not queue for it.
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's one write lock; PostgreSQL's claims do not block inserts")
+    await store(sessions, [NewInboxEntry(f"k{n}", "wecom", f"m{n}", "{}") for n in range(3)])
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        assert len(await claim_entries(session, "a", now, LEASE, senders=10)) == 3
+    other = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        async with sessions() as session, session.begin():
+            assert await asyncio.wait_for(claim_entries(session, "b", now, LEASE, senders=10), 2) == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
