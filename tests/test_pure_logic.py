@@ -50,10 +50,16 @@ def test_retry_delay_grows_and_respects_the_platform_hint() -> None:
     [
         MessageUpdate("k1", "sandbox", "王芳", "你好 😀", NOW, sender_name="王芳"),
         EventUpdate("k2", "wecom", "sys", "add_external_contact", NOW, {"State": "store-1"}),
+        MessageUpdate("k3", "wecom", "wm1", "几点开门", datetime(2026, 12, 3, 20, 5, 1, 123456, tzinfo=timezone(timedelta(hours=8))),
+                      actor="member", conversation="kf:wk1"),
     ],
 )
 def test_updates_survive_the_inbox_round_trip(update: MessageUpdate | EventUpdate) -> None:
-    assert from_payload(to_payload(update)) == update
+    back = from_payload(to_payload(update))
+    assert back == update
+    # The same instant is not enough: the time keeps its own offset and microseconds.
+    when = back.sent_at if isinstance(back, MessageUpdate) else back.occurred_at
+    assert when.isoformat() == (update.sent_at if isinstance(update, MessageUpdate) else update.occurred_at).isoformat()
 
 
 def test_an_unknown_template_variable_is_a_clear_error() -> None:

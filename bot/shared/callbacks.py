@@ -19,14 +19,13 @@ log = logging.getLogger(__name__)
 
 
 async def store_update(app: web.Application, update: Update) -> None:
-    """Store `update` durably (returns once committed); log lines from here on, and the
-    rows its handling queues, carry its request id."""
-    with traced(request_id_of(update.key)):
-        await app[INBOX].add(
-            NewInboxEntry(update.key, update.platform, update.sender, to_payload(update), is_urgent(update))
-        )
-        _received(update.platform).inc()
-        log.debug("stored a %s callback: %s", update.platform, kind_of(update))
+    """Store `update` durably (returns once committed). Its handling's log lines and
+    rows carry its request id (derived from its key, so nothing here passes it on)."""
+    await app[INBOX].add(NewInboxEntry(update.key, update.platform, update.sender, to_payload(update), is_urgent(update)))
+    _received(update.platform).inc()
+    if log.isEnabledFor(logging.DEBUG):  # the id is worked out only for the line that shows it
+        with traced(request_id_of(update.key)):
+            log.debug("stored a %s callback: %s", update.platform, kind_of(update))
 
 
 @functools.cache
