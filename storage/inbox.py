@@ -8,13 +8,16 @@ single commit and a crowd shares them. The ORM stays off this path (SQLAlchemy C
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, case, func, literal, literal_column, select, text, union_all, update
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.dialects import insert_ignoring_conflicts
@@ -125,8 +128,7 @@ class InboxWriter:
         received_at = self._stamp(utcnow())
         rows = [(e.key, e.platform, e.sender, e.payload, received_at, e.urgent) for e in entries]
         if self._sqlite is not None:
-            sql = self._sql
-            await self._sqlite.run(lambda connection: connection.executemany(sql, rows))
+            await self._sqlite.run(lambda connection: _insert_on_sqlite(connection, rows))
             return
         params: list[Any] = rows if self._positional else [dict(zip(_COLUMNS, row)) for row in rows]
         async with self._engine.begin() as connection:
@@ -150,6 +152,31 @@ def _compiled_insert(engine: AsyncEngine) -> tuple[str, bool, Callable[[datetime
     # of a time uses, so times sort and compare alike.
     stamp = INBOX.c.received_at.type.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
     return str(compiled), bool(compiled.positional), stamp
+
+
+# Rows per statement on SQLite: 6 parameters each, far below its limit of 32,766.
+_SQLITE_ROWS_PER_STATEMENT = 500
+
+
+def _insert_on_sqlite(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """A batch as one multi-row INSERT (per 500 rows): SQLite runs it in one step, where
+    executemany stepped — and let go of the GIL, and reset the statement — once a row."""
+    for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _SQLITE_ROWS_PER_STATEMENT]
+        connection.execute(_sqlite_insert_of(len(chunk)), [value for row in chunk for value in row])
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_insert_of(count: int) -> str:
+    """INSERT of `count` rows, ignoring a key stored already (ids follow the rows' order)."""
+    statement = insert_ignoring_conflicts(INBOX, "sqlite", ["key"]).values([
+        {name: bindparam(f"{name}_{n}") for name in _COLUMNS}
+        | {"status": literal_column("'pending'"), "attempts": literal_column("0")}
+        for n in range(count)
+    ])
+    compiled = statement.compile(dialect=sqlite_dialect())
+    assert list(compiled.positiontup or ()) == [f"{name}_{n}" for n in range(count) for name in _COLUMNS]
+    return str(compiled)
 
 
 async def pending_entries(session: AsyncSession, limit: int) -> Sequence[InboxEntry]:
