@@ -138,13 +138,17 @@ class InboxWriter:
 _COLUMNS = ("key", "platform", "sender", "payload", "received_at", "urgent")
 
 
+def _new_row(suffix: str = "") -> dict[str, Any]:
+    """One row's VALUES: a parameter per column (named with `suffix`), pending, no attempt."""
+    return {name: bindparam(f"{name}{suffix}") for name in _COLUMNS} | {
+        "status": literal_column("'pending'"), "attempts": literal_column("0")}
+
+
 def _compiled_insert(engine: AsyncEngine) -> tuple[str, bool, Callable[[datetime], Any]]:
     """The insert compiled once, for the driver directly: on this path SQLAlchemy's
     per-row parameter processing would cost more than the commit."""
     dialect = engine.sync_engine.dialect
-    statement = insert_ignoring_conflicts(INBOX, dialect.name, ["key"]).inline().values(
-        {name: bindparam(name) for name in _COLUMNS} | {"status": literal_column("'pending'"), "attempts": literal_column("0")}
-    )
+    statement = insert_ignoring_conflicts(INBOX, dialect.name, ["key"]).inline().values(_new_row())
     compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     if compiled.positional:
         assert list(compiled.positiontup or ()) == list(_COLUMNS), compiled.positiontup
@@ -169,11 +173,7 @@ def _insert_on_sqlite(connection: sqlite3.Connection, rows: list[tuple[Any, ...]
 @functools.lru_cache(maxsize=64)
 def _sqlite_insert_of(count: int) -> str:
     """INSERT of `count` rows, ignoring a key stored already (ids follow the rows' order)."""
-    statement = insert_ignoring_conflicts(INBOX, "sqlite", ["key"]).values([
-        {name: bindparam(f"{name}_{n}") for name in _COLUMNS}
-        | {"status": literal_column("'pending'"), "attempts": literal_column("0")}
-        for n in range(count)
-    ])
+    statement = insert_ignoring_conflicts(INBOX, "sqlite", ["key"]).values([_new_row(f"_{n}") for n in range(count)])
     compiled = statement.compile(dialect=sqlite_dialect())
     assert list(compiled.positiontup or ()) == [f"{name}_{n}" for n in range(count) for name in _COLUMNS]
     return str(compiled)
@@ -209,6 +209,19 @@ def _in_hand(platform: Any, sender: Any, now: datetime) -> Any:
                other.c.status == "pending", other.c.claim_until >= now)
         .exists()
     )
+
+
+def _oldest_rows_if_free(platform: str, sender: str, now: datetime, rows: int) -> Any:
+    """The ids of a member's oldest `rows` pending rows; none if someone holds her now."""
+    oldest = (
+        select(INBOX.c.id)
+        .where(INBOX.c.platform == platform, INBOX.c.sender == sender, INBOX.c.status == "pending",
+               ~_in_hand(literal(platform), literal(sender), now))
+        .order_by(INBOX.c.id)
+        .limit(rows)
+        .subquery()
+    )
+    return select(oldest.c.id)  # a SELECT of its own: SQLite allows no LIMIT inside a UNION
 
 
 async def claim_entries(
@@ -259,16 +272,7 @@ async def claim_entries(
         return []
     # Each member's oldest `rows_each` rows: the member stays in hand while they are, and a
     # backlog of thousands from one sender is neither written nor read whole in one claim.
-    theirs = [
-        select(INBOX.c.id)
-        .where(INBOX.c.platform == platform, INBOX.c.sender == sender, INBOX.c.status == "pending",
-               ~_in_hand(literal(platform), literal(sender), now))
-        .order_by(INBOX.c.id)
-        .limit(rows_each)
-        .subquery()
-        for platform, sender in chosen
-    ]
-    ids = [select(part.c.id) for part in theirs]
+    ids = [_oldest_rows_if_free(platform, sender, now, rows_each) for platform, sender in chosen]
     statement = (
         update(InboxEntry)
         .where(InboxEntry.status == "pending",  # type: ignore[arg-type]
