@@ -45,8 +45,8 @@ class Member(SQLModel, table=True):
         Index("ix_members_left_at", "left_at"),  # the few who left, subtracted from counts
         Index("ix_members_owner_left", "owner_staff_id", "left_at"),  # members per owner
         # One day's birthdays in one calendar are one index range: a solar member is not
-        # read for a lunar month-day that shares her birth_md.
-        Index("ix_members_birth_md_calendar", "birth_md", "birthday_calendar", "birthday_leap_month"),
+        # read for a lunar month-day that shares her birth_md, nor one who left.
+        Index("ix_members_birth_md_calendar", "birth_md", "birthday_calendar", "birthday_leap_month", "left_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     name: str | None = Field(default=None, max_length=128)
@@ -85,7 +85,8 @@ class Member(SQLModel, table=True):
 # A day's joining anniversaries are one index range too (the care scan's). SQLite cannot
 # reflect an index on an expression: a later migration that rebuilds `members` with
 # batch_alter_table must create this one again (tests/test_storage.py checks its SQL).
-Index("ix_members_since_md", month_day(Member.member_since))  # type: ignore[arg-type]
+# Who joined later in the year's day or left is told inside the index, without her row.
+Index("ix_members_since_md", month_day(Member.member_since), Member.member_since, Member.left_at)  # type: ignore[arg-type]
 
 
 class MemberIdentity(SQLModel, table=True):
@@ -139,7 +140,9 @@ class Interaction(SQLModel, table=True):
     __tablename__ = "interactions"
     __table_args__ = (
         Index("ix_interactions_member_at", "member_id", "at"),
-        Index("ix_interactions_at", "at"),  # day ranges: engagement, windows that move
+        # Day ranges (engagement, windows that move; whose was a day's activity, for
+        # win-back) without reading the rows.
+        Index("ix_interactions_at", "at", "kind", "member_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="members.id")
@@ -156,7 +159,7 @@ class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
         Index("ix_orders_member_time_amount", "member_id", "ordered_at", "amount_cents"),
-        Index("ix_orders_ordered_at", "ordered_at"),  # day ranges, and orders leaving a window
+        Index("ix_orders_ordered_at", "ordered_at", "member_id"),  # day ranges, orders leaving a window: whose
     )
     id: int | None = Field(default=None, primary_key=True)
     order_no: str = Field(unique=True, max_length=64)

@@ -50,7 +50,7 @@ def test_migrations_build_exactly_the_models(db_url: str) -> None:
 def test_the_care_indexes_migration_undoes_and_redoes_on_a_database_with_members(
     tmp_path, request: pytest.FixtureRequest
 ) -> None:
-    """0017 (the care scan's indexes) rolls back for an older siyu and comes back, members
+    """0017 and 0018 (the care scan's indexes) roll back for an older siyu and come back, members
     kept; the month-day of a joining day, as the care scan asks for it, is right on both
     databases (29 February included)."""
     from tests.conftest import PG_URL, _reset_postgres
