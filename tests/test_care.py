@@ -18,7 +18,7 @@ from bot.cli.care import care_run
 from bot.settings.care import CareLayerSettings, CareSettings
 from bot.settings.care_plan import care_plan, care_problems
 from bot.settings.model import Settings
-from content_templates.renderer import Renderer
+from content_templates.renderer import Renderer, RenderError
 from handlers.care_dates import lunar_birthday, next_birthday, solar_birthday
 from scheduler.care import CarePlan, CareRule, occurrences, run_care_scan
 from scheduler.festivals import Festival, birthday_keys, festivals_on
@@ -240,6 +240,21 @@ async def test_a_dry_run_writes_nothing_and_says_what_a_run_would_do(sessions: S
     assert (await outbox(sessions), await tasks(sessions)) == ({}, {})
     real = await scan(sessions)
     assert dry.counts == real.counts and real.total == 2 and dry.samples[0]["body"]
+
+
+async def test_a_template_that_fails_stops_the_scan_with_nothing_written(sessions: SessionFactory) -> None:
+    """The day's questions are asked side by side: one batch failing to render stops the
+    others, writes nothing, and leaves no connection held — the next run does the day."""
+    seed = Seed(sessions)
+    await seed.member("小美", birthday=(11, 23))
+    await seed.member("超级", birthday=(11, 24), layer="super")
+    await seed.member("阿兰", birthday=(11, 23), identities=("wecom",))
+    broken = Renderer(texts={"care/staff_gift.txt.j2": "{{ gift_card_number }}"})
+    with pytest.raises(RenderError, match="gift_card_number"):
+        await run_care_scan(sessions, PLAN, broken, ZONE, NOW, day=TODAY)
+    assert (await outbox(sessions), await tasks(sessions)) == ({}, {})
+    report = await asyncio.wait_for(scan(sessions), 30)
+    assert dict(report.counts["birthday"]) == {"message": 1, "task": 1, "task_for_message": 1}
 
 
 async def test_lunar_leap_and_29_february_birthdays_on_their_days_2026_to_2029(sessions: SessionFactory) -> None:
