@@ -257,6 +257,17 @@ async def test_a_template_that_fails_stops_the_scan_with_nothing_written(session
     assert dict(report.counts["birthday"]) == {"message": 1, "task": 1, "task_for_message": 1}
 
 
+async def test_a_plan_that_asks_for_no_occasion_runs_and_enqueues_nothing(sessions: SessionFactory) -> None:
+    """Every layer's care switched off (a brand that keeps only six moments, say): the
+    scan has no question to ask and still completes."""
+    await Seed(sessions).member("小美", birthday=(11, 23), layer="super")
+    nothing = CareRule()
+    report = await scan(sessions, CarePlan(scheme="value", top_layer="super", persona=PERSONA, top_rule=nothing,
+                                           other_rule=nothing))
+    assert (report.total, report.already) == (0, 0)
+    assert (await outbox(sessions), await tasks(sessions)) == ({}, {})
+
+
 async def test_lunar_leap_and_29_february_birthdays_on_their_days_2026_to_2029(sessions: SessionFactory) -> None:
     seed = Seed(sessions)
     birthdays = {
