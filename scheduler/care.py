@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import time as clock
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,7 +43,7 @@ from storage.care import (
     existing_keys,
     layer_members,
 )
-from storage.engine import SessionFactory, keep_planner_statistics, side_by_side_reads
+from storage.engine import SessionFactory, keep_planner_statistics
 from storage.outbox import NewOutboxMessage, enqueue
 from storage.outcomes import TouchSource, record_holdouts
 from storage.tasks import NewTask, create_tasks
@@ -53,9 +52,6 @@ Render = Callable[[str, Mapping[str, Any]], str]
 TITLES = {"birthday": "生日关怀", "anniversary": "入会周年", "winback": "好久不见"}
 # Rendering runs on the event loop: let webhooks in between every this many members.
 YIELD_EVERY = 500
-# The scan's questions (birthdays, anniversaries, festivals, win-back; tasks and messages)
-# are asked at once, on up to this many connections of SQLite's (PostgreSQL: of the pool).
-READING_CONNECTIONS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +176,16 @@ async def run_care_scan(
     today = day or now.astimezone(zone).date()
     # Thousands of renders of a handful of templates: each looked up once for this scan.
     render = renderer.bound()
-    async with side_by_side_reads(sessions, READING_CONNECTIONS) as reads:
-        async with sessions() as session, session.begin():
-            report = await scan(session, reads, config, render, zone, today, now, dry_run=dry_run)
-            if config.six_moments is not None:
-                report.six_moments = await run_six_moments(
-                    session, config.six_moments, render, {"persona": dict(config.persona)}, today, now,
-                    dry_run=dry_run,
-                )
-        report.seconds = clock.perf_counter() - started
-        for used in {sessions, reads or sessions}:
-            await keep_planner_statistics(used)
+    async with sessions() as session, session.begin():
+        report = await scan(session, config, render, zone, today, now, dry_run=dry_run)
+        if config.six_moments is not None:
+            report.six_moments = await run_six_moments(
+                session, config.six_moments, render, {"persona": dict(config.persona)}, today, now,
+                dry_run=dry_run,
+            )
+    report.seconds = clock.perf_counter() - started
+    async with sessions() as session:  # on SQLite, the connection whose statements just ran
+        await keep_planner_statistics(session)
     return report
 
 
@@ -211,135 +206,99 @@ def _birthday_kind(member: CareMember) -> str:
 
 async def occurrences(session: AsyncSession, config: CarePlan, zone: ZoneInfo, today: date) -> list[Occurrence]:
     """Every care occasion of the day: messages for today, tasks due up to N days ahead."""
-    return [o for find in _finders(config, zone, today) for o in await find(session)]
+    return [o async for batch in _batches(session, config, zone, today) for o in batch]
 
 
-Finder = Callable[[AsyncSession], Awaitable[list[Occurrence]]]
-
-
-def _finders(config: CarePlan, zone: ZoneInfo, today: date) -> list[Finder]:
-    """The day's questions, one statement each: tasks (due today up to N days ahead)
-    first, then today's messages, whose members come with their reach."""
-    finders: list[Finder] = []
+async def _batches(
+    session: AsyncSession, config: CarePlan, zone: ZoneInfo, today: date
+) -> AsyncIterator[list[Occurrence]]:
+    """The day's occasions, one statement's worth at a time: tasks (due today up to N days
+    ahead) first, then today's messages, whose members come with their reach."""
+    scheme = config.scheme
     for action, end in (("task", today + timedelta(days=config.task_days_ahead)), ("message", today)):
         reach = action == "message"
         if (audience := config.audience("birthday", action)) is not None:
-            finders.append(partial(_birthdays, config.scheme, audience, action, _birthday_days(today, end), reach))
+            days = _birthday_days(today, end)
+            by_kind = {kind: {md for k, md in days if k == kind} for kind in ("solar", "lunar", "lunar_leap")}
+            members = await birthdays_matching(session, scheme, by_kind["solar"], by_kind["lunar"],
+                                               by_kind["lunar_leap"], audience, reach=reach)
+            yield [Occurrence(m, "birthday", when, action) for m in members
+                   if (when := days.get((_birthday_kind(m), (m.birth_month or 0) * 100 + (m.birth_day or 0))))]
         if (audience := config.audience("anniversary", action)) is not None:
             joined = {key: today + timedelta(days=offset) for offset in range((end - today).days, -1, -1)
                       for key in anniversary_keys(today + timedelta(days=offset))}
-            finders.append(partial(_anniversaries, config.scheme, audience, action, joined, end, reach))
+            members = await anniversaries_matching(session, scheme, joined, end, audience, reach=reach)
+            yield [Occurrence(m, "anniversary", when, action) for m in members
+                   if m.member_since < (when := joined[month_day_number(m.member_since)])]  # type: ignore[operator, union-attr]
         for festival, when in festivals_between(config.festivals, today, end):
             if (audience := config.audience(festival.occasion, action)) is not None:
-                finders.append(partial(_festival, config.scheme, audience, action, festival, when, reach))
+                yield [Occurrence(m, festival.occasion, when, action, festival.name)
+                       for m in await layer_members(session, scheme, audience, reach=reach)]
         if (audience := config.audience("winback", action)) is not None:
             # Quiet for winback_days full days: her last activity was on the day before.
             quiet_since = datetime.combine(today - timedelta(days=config.winback_days), time(0), zone)
-            finders.append(partial(_winback, config.scheme, audience, action, today,
-                                   quiet_since.astimezone(timezone.utc), reach))
-    return finders
-
-
-async def _birthdays(scheme: str, audience: LayerFilter, action: str, days: dict[tuple[str, int], date], reach: bool,
-                     session: AsyncSession) -> list[Occurrence]:
-    by_kind = {kind: {md for k, md in days if k == kind} for kind in ("solar", "lunar", "lunar_leap")}
-    members = await birthdays_matching(session, scheme, by_kind["solar"], by_kind["lunar"], by_kind["lunar_leap"],
-                                       audience, reach=reach)
-    return [Occurrence(m, "birthday", when, action) for m in members
-            if (when := days.get((_birthday_kind(m), (m.birth_month or 0) * 100 + (m.birth_day or 0))))]
-
-
-async def _anniversaries(scheme: str, audience: LayerFilter, action: str, joined: dict[int, date], end: date,
-                         reach: bool, session: AsyncSession) -> list[Occurrence]:
-    members = await anniversaries_matching(session, scheme, joined, end, audience, reach=reach)
-    return [Occurrence(m, "anniversary", when, action) for m in members
-            if m.member_since < (when := joined[month_day_number(m.member_since)])]  # type: ignore[operator, union-attr]
-
-
-async def _festival(scheme: str, audience: LayerFilter, action: str, festival: Festival, when: date, reach: bool,
-                    session: AsyncSession) -> list[Occurrence]:
-    return [Occurrence(m, festival.occasion, when, action, festival.name)
-            for m in await layer_members(session, scheme, audience, reach=reach)]
-
-
-async def _winback(scheme: str, audience: LayerFilter, action: str, today: date, quiet_since: datetime, reach: bool,
-                   session: AsyncSession) -> list[Occurrence]:
-    return [Occurrence(m, "winback", today, action) for m in await dormant_members(
-        session, scheme, quiet_since - timedelta(days=1), quiet_since, audience, reach=reach,
-    )]
-
-
-async def _asked_together(
-    session: AsyncSession, reads: SessionFactory | None, finders: list[Finder]
-) -> list[list[Occurrence]]:
-    """Every finder's answer, their statements asked at once, each in a session of `reads`
-    (SQLite and PostgreSQL answer them side by side, outside Python's lock); without
-    `reads`, one after the other in `session`. All answers come in before any is rendered:
-    rows arriving while Python renders wait for its lock, each row (measured: the scan
-    16 % slower that way at 1M members)."""
-    if reads is None or not finders:
-        return [await find(session) for find in finders]
-
-    async def answer(find: Finder) -> list[Occurrence]:
-        async with reads() as own:
-            return await find(own)
-
-    asked = [asyncio.ensure_future(answer(find)) for find in finders]
-    try:
-        await asyncio.wait(asked, return_when=asyncio.FIRST_EXCEPTION)
-        return [task.result() for task in asked]  # the first failure raises, as it was raised
-    finally:  # on a failure, let the statements under way end before their sessions go
-        for task in asked:
-            task.cancel()
-        await asyncio.gather(*asked, return_exceptions=True)
+            quiet_since = quiet_since.astimezone(timezone.utc)
+            yield [Occurrence(m, "winback", today, action) for m in await dormant_members(
+                session, scheme, quiet_since - timedelta(days=1), quiet_since, audience, reach=reach,
+            )]
 
 
 async def scan(
-    session: AsyncSession, reads: SessionFactory | None, config: CarePlan, render: Render, zone: ZoneInfo, today: date,
-    now: datetime, *, dry_run: bool = False,
+    session: AsyncSession, config: CarePlan, render: Render, zone: ZoneInfo, today: date, now: datetime,
+    *, dry_run: bool = False,
 ) -> CareReport:
-    """Find (every statement at once, in sessions of `reads`), skip what is done, render
-    and write in `session`."""
+    """Find, skip what is done, render and write. While one batch is rendered the next
+    statement already runs (SQLite and PostgreSQL work outside Python's lock)."""
     report = CareReport(today, dry_run)
     send_at = datetime.combine(today, config.send_time, zone).astimezone(timezone.utc)
     messages: list[NewOutboxMessage] = []
     tasks: dict[str, NewTask] = {}
-    for batch in await _asked_together(session, reads, _finders(config, zone, today)):
-        outgoing: dict[str, Occurrence] = {}
-        to_staff: dict[str, tuple[Occurrence, str]] = {}
-        held: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for o in batch:
-            if _held_out(config, o):
-                held[(o.occasion, o.year)].append(o.member.id)
-                continue
-            task_key = f"care-task:{o.occasion}:{o.year}:{o.member.id}"
-            if o.action == "task" or (o.member.direct is None and o.member.known):
-                if task_key not in tasks:  # a gift task (made first) covers her WeCom words too
-                    to_staff[task_key] = (o, "task" if o.action == "task" else "task_for_message")
-            elif o.member.direct is not None:
-                outgoing[f"care:{o.occasion}:{o.year}:{o.member.id}"] = o
-            else:
-                report.unreachable += 1
-        report.held_out += sum(map(len, held.values()))
-        if not dry_run:
-            for (occasion, year), ids in held.items():
-                await record_holdouts(session, ids, send_at, TouchSource("occasion", occasion),
-                                      f"care:{occasion}:{year}", config.scheme)
-        done = await existing_keys(session, "outbox", list(outgoing))
-        done |= await existing_keys(session, "tasks", list(to_staff))
-        report.already += len(done)
-        for n, (key, o) in enumerate(outgoing.items(), 1):
-            if key not in done:
-                messages.append(_message(config, render, key, o, send_at))
-                _count(report, o, "message", messages[-1].recipient, messages[-1].body)
-            if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a festival for every member renders for a while
-        for n, (key, (o, action)) in enumerate(to_staff.items(), 1):
-            if key not in done:
-                tasks[key] = _task(config, render, key, o, action)
-                _count(report, o, action, f"staff:{o.member.owner_staff_id or '-'}", tasks[key].body)
-            if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+    batches = _batches(session, config, zone, today)
+    pending = asyncio.ensure_future(anext(batches, None))
+    try:
+        while (batch := await pending) is not None:
+            outgoing: dict[str, Occurrence] = {}
+            to_staff: dict[str, tuple[Occurrence, str]] = {}
+            held: dict[tuple[str, int], list[int]] = defaultdict(list)
+            for o in batch:
+                if _held_out(config, o):
+                    held[(o.occasion, o.year)].append(o.member.id)
+                    continue
+                task_key = f"care-task:{o.occasion}:{o.year}:{o.member.id}"
+                if o.action == "task" or (o.member.direct is None and o.member.known):
+                    if task_key not in tasks:  # a gift task (made first) covers her WeCom words too
+                        to_staff[task_key] = (o, "task" if o.action == "task" else "task_for_message")
+                elif o.member.direct is not None:
+                    outgoing[f"care:{o.occasion}:{o.year}:{o.member.id}"] = o
+                else:
+                    report.unreachable += 1
+            report.held_out += sum(map(len, held.values()))
+            if not dry_run:
+                for (occasion, year), ids in held.items():
+                    await record_holdouts(session, ids, send_at, TouchSource("occasion", occasion),
+                                          f"care:{occasion}:{year}", config.scheme)
+            done = await existing_keys(session, "outbox", list(outgoing))
+            done |= await existing_keys(session, "tasks", list(to_staff))
+            report.already += len(done)
+            pending = asyncio.ensure_future(anext(batches, None))
+            await asyncio.sleep(0)  # let the next statement start before rendering this batch
+            for n, (key, o) in enumerate(outgoing.items(), 1):
+                if key not in done:
+                    messages.append(_message(config, render, key, o, send_at))
+                    _count(report, o, "message", messages[-1].recipient, messages[-1].body)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a festival for every member renders for a while
+            for n, (key, (o, action)) in enumerate(to_staff.items(), 1):
+                if key not in done:
+                    tasks[key] = _task(config, render, key, o, action)
+                    _count(report, o, action, f"staff:{o.member.owner_staff_id or '-'}", tasks[key].body)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+    finally:  # on an error, let the statement under way end before the session goes
+        if not pending.done():
+            pending.cancel()
+            await asyncio.wait([pending])
+        await batches.aclose()
     if not dry_run:
         await enqueue(session, messages, now)
         await create_tasks(session, list(tasks.values()), now)

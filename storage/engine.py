@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -106,28 +104,6 @@ def create_reading_engine(url: str, connections: int) -> AsyncEngine:
     return engine
 
 
-@contextlib.asynccontextmanager
-async def side_by_side_reads(sessions: SessionFactory, connections: int) -> AsyncIterator[SessionFactory | None]:
-    """Sessions whose statements run side by side with each other and with those of
-    `sessions`, for a job that asks several big questions at once: on PostgreSQL the
-    application's pool itself; on a SQLite file (whose application engine has one
-    connection) a pool of `connections` of their own, open while the job needs them.
-    None for an in-memory SQLite database, which no other connection can see."""
-    engine = sessions.kw["bind"]
-    if engine.dialect.name != "sqlite":
-        yield sessions
-        return
-    url = engine.url.render_as_string(hide_password=False)
-    if sqlite_file(url) is None:
-        yield None
-        return
-    reading = create_reading_engine(url, connections)
-    try:
-        yield session_factory(reading)
-    finally:
-        await reading.dispose()
-
-
 def _tune_sqlite_no_checkpoints(dbapi_connection: Any, _record: Any) -> None:
     tune_sqlite_without_checkpoints(dbapi_connection)
 
@@ -167,20 +143,14 @@ async def checkpoint_wal(engine: AsyncEngine, restart_after_pages: int = WAL_RES
                 await connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
-async def keep_planner_statistics(sessions: SessionFactory) -> None:
-    """SQLite: ANALYZE the tables the statements of these sessions' connections used whose
-    statistics are missing (a new index, a database never analyzed) or outgrown (25 times
-    the rows), as `PRAGMA optimize` decides on each open connection — on most days
-    nothing. Without statistics SQLite's planner guesses, and at a million members it
-    starts the care scan's statements from the wrong index. PostgreSQL's autovacuum keeps
-    its own."""
-    engine = sessions.kw["bind"]
-    if engine.dialect.name != "sqlite":
-        return
-    async with contextlib.AsyncExitStack() as held:  # each connection knows what it ran: all of them
-        for _ in range(max(engine.pool.checkedin(), 1)):
-            connection = await held.enter_async_context(engine.connect())
-            await connection.exec_driver_sql("PRAGMA optimize")
+async def keep_planner_statistics(session: AsyncSession) -> None:
+    """SQLite: ANALYZE the tables this connection's statements used whose statistics are
+    missing (a new index, a database never analyzed) or outgrown (25 times the rows), as
+    `PRAGMA optimize` decides — on most days nothing. Without statistics SQLite's planner
+    guesses, and at a million members it starts the care scan's statements from the wrong
+    index. PostgreSQL's autovacuum keeps its own."""
+    if session.bind.dialect.name == "sqlite":
+        await session.execute(text("PRAGMA optimize"))
 
 
 # Synchronous engines serve one caller at a time (migrations, tools, the job store): a
