@@ -243,8 +243,8 @@ async def test_a_dry_run_writes_nothing_and_says_what_a_run_would_do(sessions: S
 
 
 async def test_a_template_that_fails_stops_the_scan_with_nothing_written(sessions: SessionFactory) -> None:
-    """The day's questions are asked side by side: one batch failing to render stops the
-    others, writes nothing, and leaves no connection held — the next run does the day."""
+    """A batch failing to render stops the scan: nothing written, the statement under way
+    ended and the connection free — the next run does the day."""
     seed = Seed(sessions)
     await seed.member("小美", birthday=(11, 23))
     await seed.member("超级", birthday=(11, 24), layer="super")
