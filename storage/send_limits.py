@@ -16,7 +16,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.engine import SessionFactory
-from storage.models import SendSlot, as_utc, utcnow
+from storage.models import as_utc, utcnow
 from storage.shared_values import advisory_lock
 from storage.tables import SEND_SLOTS
 
@@ -49,17 +49,14 @@ class DatabaseSendLimits:
             return 0.0
 
     async def _wait(self, session: AsyncSession, key: str, now: datetime) -> float:
-        wait = 0.0
-        for count, window in self._limits:
-            # The count-th newest send inside the window: a slot frees when it leaves.
-            statement = (
-                select(SendSlot.sent_at)
-                .where(SendSlot.key == key, SendSlot.sent_at > now - timedelta(seconds=window))
-                .order_by(SendSlot.sent_at.desc())  # type: ignore[attr-defined]
-                .offset(count - 1).limit(1)
-            )
-            found = (await session.execute(statement)).scalar_one_or_none()
-            if found is not None:
-                found = as_utc(found)
-                wait = max(wait, (found + timedelta(seconds=window) - now).total_seconds())
-        return wait
+        """How long until `key` may send again: for each limit the count-th newest send
+        inside its window (a slot frees when it leaves), every limit in one statement."""
+        sent_at = SEND_SLOTS.c.sent_at
+        nth_newest = [
+            select(sent_at).where(SEND_SLOTS.c.key == key, sent_at > now - timedelta(seconds=window))
+            .order_by(sent_at.desc()).offset(count - 1).limit(1).scalar_subquery()
+            for count, window in self._limits
+        ]
+        found = (await session.execute(select(*nth_newest))).one()
+        return max([(as_utc(at) + timedelta(seconds=window) - now).total_seconds()
+                    for at, (_, window) in zip(found, self._limits) if at is not None], default=0.0)

@@ -9,7 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
@@ -319,3 +319,24 @@ async def test_bad_lookups_and_limits_are_refused(cloud: FakeWeComCloud, http: a
     assert await client.list_mass_sends(now - 60, now) == []
     with pytest.raises(ValueError):
         DatabaseSendLimits(sessions, [(0, 60.0)])
+
+
+async def test_send_limits_in_the_database_wait_for_the_slot_that_frees_first(sessions: SessionFactory) -> None:
+    """Each limit (count, window) counts the sends inside its window: a send beyond one
+    waits until the count-th newest leaves that window, the longest wait of all limits."""
+    now = [datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)]
+    limits = DatabaseSendLimits(sessions, [(2, 60.0), (3, 3600.0)], clock=lambda: now[0])
+    assert await limits.reserve(["zhangsan"]) == 0.0
+    now[0] += timedelta(seconds=10)
+    assert await limits.reserve(["zhangsan"]) == 0.0
+    now[0] += timedelta(seconds=5)
+    assert await limits.reserve(["zhangsan"]) == pytest.approx(45.0)  # the first leaves the minute at 10:01:00
+    assert await limits.reserve(["lisi"]) == 0.0  # each key counts alone
+    now[0] += timedelta(seconds=50)  # 10:01:05: the minute holds one send, the hour two
+    assert await limits.reserve(["zhangsan"]) == 0.0
+    now[0] += timedelta(seconds=60)
+    assert await limits.reserve(["zhangsan"]) == pytest.approx(3600.0 - 125.0)  # the hour's third slot: 10:00:00's
+    # Both keys at once: none is counted when one must wait.
+    assert await limits.reserve(["lisi", "zhangsan"]) == pytest.approx(3475.0)
+    now[0] += timedelta(seconds=3476)
+    assert await limits.reserve(["lisi", "zhangsan"]) == 0.0
