@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.engine import SessionFactory
@@ -40,23 +40,28 @@ class DatabaseSendLimits:
             for key in keys:
                 await advisory_lock(session, f"siyu:send:{key}")
             now = self._clock()
-            wait = max([await self._wait(session, key, now) for key in keys], default=0.0)
+            asked = [await self._ask(session, key, now) for key in keys]
+            wait = max(wait for wait, _ in asked)
             if wait > 0:
                 return wait
-            await session.execute(delete(SEND_SLOTS).where(
-                SEND_SLOTS.c.key.in_(keys), SEND_SLOTS.c.sent_at <= now - self._longest))
+            if any(stale for _, stale in asked):  # slots that left every window are not kept
+                await session.execute(delete(SEND_SLOTS).where(
+                    SEND_SLOTS.c.key.in_(keys), SEND_SLOTS.c.sent_at <= now - self._longest))
             await session.execute(insert(SEND_SLOTS), [{"key": key, "sent_at": now} for key in keys])
             return 0.0
 
-    async def _wait(self, session: AsyncSession, key: str, now: datetime) -> float:
-        """How long until `key` may send again: for each limit the count-th newest send
-        inside its window (a slot frees when it leaves), every limit in one statement."""
+    async def _ask(self, session: AsyncSession, key: str, now: datetime) -> tuple[float, bool]:
+        """How long until `key` may send again — for each limit the count-th newest send
+        inside its window (a slot frees when it leaves) — and whether any of its slots has
+        left every window: one statement."""
         sent_at = SEND_SLOTS.c.sent_at
         nth_newest = [
             select(sent_at).where(SEND_SLOTS.c.key == key, sent_at > now - timedelta(seconds=window))
             .order_by(sent_at.desc()).offset(count - 1).limit(1).scalar_subquery()
             for count, window in self._limits
         ]
-        found = (await session.execute(select(*nth_newest))).one()
-        return max([(as_utc(at) + timedelta(seconds=window) - now).total_seconds()
+        stale = exists().where(SEND_SLOTS.c.key == key, sent_at <= now - self._longest)
+        *found, any_stale = (await session.execute(select(*nth_newest, stale))).one()
+        wait = max([(as_utc(at) + timedelta(seconds=window) - now).total_seconds()
                     for at, (_, window) in zip(found, self._limits) if at is not None], default=0.0)
+        return wait, bool(any_stale)

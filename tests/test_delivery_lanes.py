@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from tenacity import wait_none
 
 from bot.platforms.oa.sender import OfficialAccountSender
@@ -24,7 +24,7 @@ from bot.platforms.wecom.sender import WeComSender
 from scheduler.delivery import DeliveryLoop, OutboundMessage
 from storage.engine import SessionFactory, create_database_engine, session_factory
 from storage.inbox import InboxWriter
-from storage.models import Member, OutboxEntry, Staff, StaffTask, utcnow
+from storage.models import Member, OutboxEntry, SendSlot, Staff, StaffTask, utcnow
 from storage.outbox import NewOutboxMessage, enqueue
 from storage.send_limits import DatabaseSendLimits
 from storage.shared_values import DatabaseValues
@@ -340,3 +340,7 @@ async def test_send_limits_in_the_database_wait_for_the_slot_that_frees_first(se
     assert await limits.reserve(["lisi", "zhangsan"]) == pytest.approx(3475.0)
     now[0] += timedelta(seconds=3476)
     assert await limits.reserve(["lisi", "zhangsan"]) == 0.0
+    # A slot that has left every window is not kept: 10:00:00's went with this send.
+    async with sessions() as session:
+        kept = (await session.execute(select(SendSlot.key, func.count()).group_by(SendSlot.key))).all()
+    assert sorted(kept) == [("lisi", 2), ("zhangsan", 3)]
