@@ -36,6 +36,8 @@ class DatabaseSendLimits:
     async def reserve(self, keys: Sequence[str]) -> float:
         """Count one send for every key and return 0, or none and return the wait."""
         keys = sorted(set(keys))  # one lock order for every process: no deadlock
+        if not keys:
+            return 0.0
         async with self._lock, self._sessions() as session, session.begin():
             for key in keys:
                 await advisory_lock(session, f"siyu:send:{key}")

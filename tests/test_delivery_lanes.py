@@ -332,6 +332,7 @@ async def test_send_limits_in_the_database_wait_for_the_slot_that_frees_first(se
     now[0] += timedelta(seconds=5)
     assert await limits.reserve(["zhangsan"]) == pytest.approx(45.0)  # the first leaves the minute at 10:01:00
     assert await limits.reserve(["lisi"]) == 0.0  # each key counts alone
+    assert await limits.reserve([]) == 0.0  # nobody to send to: nothing to count
     now[0] += timedelta(seconds=50)  # 10:01:05: the minute holds one send, the hour two
     assert await limits.reserve(["zhangsan"]) == 0.0
     now[0] += timedelta(seconds=60)
