@@ -15,7 +15,8 @@ down_revision = '0017'
 branch_labels = None
 depends_on = None
 
-# As 0017 spells it (and storage.dialects.month_day in statements).
+# As 0017 spells it (and storage.dialects.month_day in statements). Copied, not imported:
+# a migration keeps the text it ran with, whatever later code or migrations say.
 SINCE_MD = {
     'sqlite': "(substr(member_since, 6, 2) * 100 + substr(member_since, 9, 2))",
     'postgresql': "(EXTRACT(month FROM member_since) * 100 + EXTRACT(day FROM member_since))",
